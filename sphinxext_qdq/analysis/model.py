@@ -41,6 +41,24 @@ class Role(str, Enum):
     LONE_DQ = "lone DQ"
 
 
+#: Warning subtypes of :class:`Diagnostic` (Sphinx emits them as ``type='qdq',
+#: subtype=<key>``; users silence one with ``suppress_warnings = ['qdq.<key>']``).
+DIAGNOSTIC_SUBTYPES: dict[str, str] = {
+    "scale": "a scale is zero, negative, NaN or infinite",
+    "shape": "a per-axis or blocked scale / zero point whose length does not match the "
+             "quantized tensor's axis, or a zero point whose shape differs from its scale's",
+    "value": "the value of a scale or zero point is not available in the file (graph input, "
+             "computed at run time, unreadable external data)",
+    "external_data": "external data refused: absolute path, '..', a symlink leaving the "
+                     "model's folder, a missing file or a wrong length",
+    "float_model": "the model has no QuantizeLinear / DequantizeLinear node at all",
+    "qoperator": "the model uses QOperator format (QLinearConv, MatMulInteger, ...) rather "
+                 "than QDQ",
+    "malformed": "a QuantizeLinear / DequantizeLinear node without its scale input, or with "
+                 "an attribute the specification does not allow",
+    "inference": "ONNX shape inference failed; types come from the file and Q/DQ semantics",
+}
+
 QUANTIZE_OPS = frozenset({"QuantizeLinear"})
 DEQUANTIZE_OPS = frozenset({"DequantizeLinear"})
 QDQ_DOMAINS = frozenset({"", "ai.onnx", "com.microsoft"})
@@ -147,6 +165,23 @@ class QuantGroup:
     weight_dq: str | None
     bias_dq: str | None
     output_qs: tuple[str, ...]
+    graph: str = ""
+
+
+@dataclass(frozen=True)
+class QuantRegion:
+    """A connected part of the graph that runs on quantized tensors: the compute
+    nodes between Q and DQ nodes plus the Q/DQ nodes bounding them.
+
+    ``entry_qs`` are the QuantizeLinear nodes where float activations enter the
+    region (their input comes from outside it); ``exit_dqs`` the
+    DequantizeLinear nodes whose float output leaves it (read by a node outside
+    the region or a graph output)."""
+
+    nodes: tuple[str, ...]  # NodeInfo keys, in node order (compute and Q/DQ nodes)
+    entry_qs: tuple[str, ...]
+    exit_dqs: tuple[str, ...]
+    graph: str = ""
 
 
 @dataclass(frozen=True)
@@ -179,6 +214,9 @@ class QdqModel:
     param_bytes: int = 0  # bytes of all initializers
     content_hash: str = ""
     _index: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    regions: tuple[QuantRegion, ...] = ()  # main graph first, then subgraphs
+    qoperator_nodes: tuple[str, ...] = ()  # keys of QOperator-format nodes
+    inferred_shapes: bool = False  # ONNX shape inference ran (value_info lacked types)
 
     # -- lookups -----------------------------------------------------------
     def node(self, key: str) -> NodeInfo:
@@ -189,6 +227,45 @@ class QdqModel:
 
     def param(self, name: str) -> QuantParam:
         return self._lookup("param", self.params, attr="name")[name]
+
+    def tensor(self, name: str) -> TensorInfo:
+        return self.tensors[name]
+
+    def qdq_params(self, key: str) -> tuple[QuantParam | None, QuantParam | None]:
+        """(scale, zero point) records of a Q/DQ node; ``None`` where unknown/absent."""
+        qdq = self.qdq(key)
+        params = self._lookup("param", self.params, attr="name")
+        zero_point = params.get(qdq.zero_point) if qdq.zero_point else None
+        return params.get(qdq.scale), zero_point
+
+    def producer_of(self, tensor: str) -> str | None:
+        """Key of the node writing *tensor* (None for inputs and initializers)."""
+        table = self._index.get("producer")
+        if table is None:
+            table = {out: n.key for n in self.nodes for out in n.outputs if out}
+            self._index["producer"] = table
+        return table.get(tensor)  # type: ignore[union-attr]
+
+    def consumers_of(self, tensor: str) -> tuple[str, ...]:
+        """Keys of the nodes reading *tensor*, in node order."""
+        table = self._index.get("consumers")
+        if table is None:
+            table = {}
+            for n in self.nodes:
+                for name in dict.fromkeys(i for i in n.inputs if i):
+                    table.setdefault(name, []).append(n.key)
+            table = {name: tuple(keys) for name, keys in table.items()}
+            self._index["consumers"] = table
+        return table.get(tensor, ())  # type: ignore[union-attr]
+
+    def group_of(self, key: str) -> QuantGroup | None:
+        """The quantized-op group whose compute node is *key*, if any."""
+        return self._lookup("group", self.groups, attr="node").get(key)
+
+    @property
+    def main_nodes(self) -> tuple[NodeInfo, ...]:
+        """Nodes of the main graph only (subgraph nodes excluded)."""
+        return tuple(n for n in self.nodes if not n.graph)
 
     def _lookup(self, kind: str, records: tuple, attr: str = "key") -> dict:
         table = self._index.get(kind)
@@ -208,3 +285,37 @@ class QdqModel:
     @property
     def is_quantized(self) -> bool:
         return bool(self.qdq_nodes)
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """Counts describing a model at a glance (see ``patterns.summarize``).
+    Every ``*_by_*`` field is a tuple of ``(name, count)`` pairs, most frequent
+    first, ties in name order."""
+
+    name: str
+    producer: str
+    opset: int | None
+    opsets: tuple[tuple[str, int], ...]
+    ir_version: int
+    node_count: int  # main graph and subgraphs
+    nodes_by_op: tuple[tuple[str, int], ...]
+    qdq_by_role: tuple[tuple[str, int], ...]  # Role values
+    tensors_by_dtype: tuple[tuple[str, int], ...]  # "unknown" for dtype None
+    groups_by_op: tuple[tuple[str, int], ...]
+    quantize_count: int
+    dequantize_count: int
+    param_count: int  # scale / zero-point records
+    param_bytes: int
+    input_count: int
+    output_count: int
+    qoperator_count: int
+    diagnostic_count: int
+
+    @property
+    def is_quantized(self) -> bool:
+        return bool(self.quantize_count or self.dequantize_count)
+
+    def count(self, table: str, name: str) -> int:
+        """``count("nodes_by_op", "Conv")``: one entry of a ``*_by_*`` table, 0 if absent."""
+        return dict(getattr(self, table)).get(name, 0)

@@ -1,0 +1,271 @@
+"""Safe, cached loading of ONNX models: the one entry point for every caller.
+
+:func:`load_qdq_model` refuses anything that is not a readable ONNX file with a
+:class:`QdqModelError` naming the file and the reason, never a protobuf
+traceback. It parses the bytes itself (external data is never loaded with the
+model), caps the file size, and caches the analysis by resolved path, size,
+modification time and content hash, so a process parses a model once however
+many directives ask for it.
+
+External data is read only for the tensors the analysis needs (scales and zero
+points) by :func:`read_tensor_array`, and only from inside the model's folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
+
+import numpy as np
+import onnx
+from google.protobuf.message import DecodeError
+from onnx import helper, numpy_helper
+
+if TYPE_CHECKING:
+    from sphinxext_qdq.analysis.model import QdqModel
+
+#: Largest model file :func:`load_qdq_model` accepts unless told otherwise (512 MiB).
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+#: Most analyses kept in the cache (least recently used ones are dropped first).
+CACHE_SIZE = 64
+
+#: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
+_MAX_IR_VERSION = 64
+
+_PACKED_TYPES = {
+    onnx.TensorProto.INT4: 2, onnx.TensorProto.UINT4: 2, onnx.TensorProto.FLOAT4E2M1: 2,
+    onnx.TensorProto.INT2: 4, onnx.TensorProto.UINT2: 4,
+}
+
+
+class QdqModelError(Exception):
+    """A model file that cannot be used: the message names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class _CacheKey(NamedTuple):
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+_cache: OrderedDict[_CacheKey, QdqModel] = OrderedDict()
+_lock = threading.Lock()
+_parse_count = 0
+_hit_count = 0
+
+
+# -- public API ---------------------------------------------------------------
+def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
+    """Parse and analyse the ONNX model at *path*, or return the cached analysis."""
+    global _hit_count
+    resolved = _resolve_model_file(path)
+    _checked_size(resolved, max_bytes)
+    data = _read_bytes(resolved)
+    if len(data) > max_bytes:  # the file grew while we read it
+        _checked_size(resolved, max_bytes)
+    content_hash = hashlib.sha256(data).hexdigest()
+    key = _CacheKey(str(resolved), len(data), resolved.stat().st_mtime_ns, content_hash)
+    with _lock:
+        cached = _cache.get(key)
+        if cached is not None:
+            _cache.move_to_end(key)
+            _hit_count += 1
+            return cached
+    proto = parse_model_bytes(data, resolved)
+    from sphinxext_qdq.analysis.patterns import analyze  # patterns imports this module
+
+    model = analyze(proto, path=str(resolved), model_dir=resolved.parent, content_hash=content_hash)
+    _remember(key, model)
+    return model
+
+
+def parse_count() -> int:
+    """How many model files this process has parsed (cache misses)."""
+    return _parse_count
+
+
+def stats() -> dict[str, int]:
+    """Cache statistics: parses, cache hits and cached entries."""
+    return {"parses": _parse_count, "hits": _hit_count, "entries": len(_cache)}
+
+
+def clear_cache() -> None:
+    """Forget every cached analysis (the parse counter keeps counting)."""
+    with _lock:
+        _cache.clear()
+
+
+def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> onnx.ModelProto:
+    """Parse serialized ONNX bytes without loading external data; refuse non-models."""
+    global _parse_count
+    if not data:
+        raise QdqModelError(path, "the file is empty")
+    proto = onnx.ModelProto()
+    try:
+        proto.ParseFromString(data)
+    except (DecodeError, RuntimeError, ValueError, TypeError, OverflowError) as error:
+        raise QdqModelError(path, f"not an ONNX model (the file is truncated or not protobuf: "
+                                  f"{type(error).__name__})") from None
+    finally:
+        _parse_count += 1
+    _check_plausible_model(proto, path)
+    return proto
+
+
+# -- external data ------------------------------------------------------------
+def read_tensor_array(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None) -> np.ndarray:
+    """Values of *tensor*, reading external data only from inside *model_dir*.
+
+    Raises :class:`QdqModelError` when the external data location is absolute,
+    contains ``..``, leaves the folder through a symlink, or does not hold the
+    bytes the tensor needs.
+    """
+    if not uses_external_data(tensor):
+        return numpy_helper.to_array(tensor)
+    return numpy_helper.to_array(_inline_external_tensor(tensor, model_dir))
+
+
+def uses_external_data(tensor: onnx.TensorProto) -> bool:
+    return tensor.data_location == onnx.TensorProto.EXTERNAL
+
+
+def tensor_nbytes(tensor: onnx.TensorProto) -> int:
+    """Bytes the values of *tensor* occupy, computed without touching its data."""
+    count = math.prod(tensor.dims)
+    if tensor.data_type in _PACKED_TYPES:
+        return -(-count // _PACKED_TYPES[tensor.data_type])
+    if tensor.data_type == onnx.TensorProto.STRING:
+        return sum(len(s) for s in tensor.string_data)
+    try:
+        return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+    except (KeyError, ValueError, TypeError):
+        return 0
+
+
+def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None
+                            ) -> onnx.TensorProto:
+    """A copy of *tensor* holding its external bytes as ``raw_data``, after validation."""
+    where = f"tensor {tensor.name!r}"
+    if model_dir is None:
+        raise QdqModelError(where, "external data but no model folder to read it from")
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    data_file = _contained_data_file(info.get("location", ""), Path(model_dir), where)
+    offset = _non_negative_int(info.get("offset", "0"), "offset", where)
+    expected = tensor_nbytes(tensor)
+    length = _non_negative_int(info.get("length", str(expected)), "length", where)
+    if length != expected:
+        raise QdqModelError(where, f"external data length {length} does not match the "
+                                   f"{expected} bytes its type and shape need")
+    file_size = data_file.stat().st_size
+    if offset + length > file_size:
+        raise QdqModelError(where, f"external data [{offset}, {offset + length}) lies beyond "
+                                   f"the end of {data_file.name} ({file_size} bytes)")
+    with open(data_file, "rb") as stream:
+        stream.seek(offset)
+        raw = stream.read(length)
+    inline = onnx.TensorProto()
+    inline.name = tensor.name
+    inline.data_type = tensor.data_type
+    inline.dims.extend(tensor.dims)
+    inline.raw_data = raw
+    return inline
+
+
+def _contained_data_file(location: str, model_dir: Path, where: str) -> Path:
+    """The external data file named by *location*, refused unless inside *model_dir*."""
+    if not location:
+        raise QdqModelError(where, "external data without a location")
+    if "\0" in location:
+        raise QdqModelError(where, f"external data location {location!r} is not a file name")
+    if os.path.isabs(location) or location.startswith(("/", "\\")) or _has_drive(location):
+        raise QdqModelError(where, f"external data location {location!r} is an absolute path; "
+                                   "only files inside the model's folder are read")
+    if ".." in location.replace("\\", "/").split("/"):
+        raise QdqModelError(where, f"external data location {location!r} contains '..'; "
+                                   "only files inside the model's folder are read")
+    folder = model_dir.resolve()
+    candidate = (folder / location).resolve()
+    if candidate != folder and folder not in candidate.parents:
+        raise QdqModelError(where, f"external data location {location!r} leaves the model's "
+                                   "folder (through a symbolic link)")
+    if not candidate.is_file():
+        raise QdqModelError(where, f"external data file {location!r} does not exist")
+    return candidate
+
+
+def _has_drive(location: str) -> bool:
+    return len(location) > 1 and location[1] == ":" and location[0].isalpha()
+
+
+def _non_negative_int(text: str, what: str, where: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise QdqModelError(where, f"external data {what} {text!r} is not an integer") from None
+    if value < 0:
+        raise QdqModelError(where, f"external data {what} {value} is negative")
+    return value
+
+
+# -- file checks -----------------------------------------------------------------
+def _resolve_model_file(path: str | os.PathLike[str]) -> Path:
+    given = Path(path)
+    if not given.exists():
+        raise QdqModelError(path, "no such file")
+    if given.is_dir():
+        raise QdqModelError(path, "is a directory, not an ONNX file")
+    resolved = given.resolve()
+    if not resolved.is_file():
+        raise QdqModelError(path, "is not a regular file")
+    return resolved
+
+
+def _checked_size(path: Path, max_bytes: int) -> int:
+    size = path.stat().st_size
+    if size == 0:
+        raise QdqModelError(path, "the file is empty")
+    if size > max_bytes:
+        raise QdqModelError(path, f"the file is {size} bytes, more than the limit of {max_bytes} "
+                                  "bytes (raise max_bytes to load it)")
+    return size
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise QdqModelError(path, f"cannot be read ({error.strerror or error})") from None
+
+
+def _check_plausible_model(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
+    """Random bytes sometimes parse as protobuf: require what every ONNX model has."""
+    if not 1 <= proto.ir_version <= _MAX_IR_VERSION:
+        raise QdqModelError(path, "not an ONNX model (no valid IR version)")
+    if not proto.HasField("graph"):
+        raise QdqModelError(path, "not an ONNX model (it has no graph)")
+    if proto.ir_version >= 3 and not proto.opset_import:
+        raise QdqModelError(path, "not an ONNX model (it imports no operator set)")
+    for node in proto.graph.node:
+        if not node.op_type:
+            raise QdqModelError(path, "not an ONNX model (a node has no operator type)")
+
+
+def _remember(key: _CacheKey, model: QdqModel) -> None:
+    with _lock:
+        for old in [k for k in _cache if k.path == key.path]:
+            del _cache[old]  # an older version of the same file
+        _cache[key] = model
+        while len(_cache) > CACHE_SIZE:
+            _cache.popitem(last=False)

@@ -1,0 +1,1028 @@
+"""Analysis of a QDQ ONNX model: Q/DQ roles, parameters, quantized groups and regions.
+
+:func:`analyze` turns an ``onnx.ModelProto`` into the frozen records of
+:mod:`.model`. It walks the graph and its ``If``/``Loop``/``Scan`` bodies with
+explicit work lists (no recursion, so a 10,000-node chain is fine) and reads
+tensor values only for scales and zero points.
+
+Definitions used throughout:
+
+* A node's **key** is its name when that name is non-empty and unique in the
+  whole model; otherwise ``"<name>#<n>"`` (the n-th node with a duplicated name,
+  from 1) or ``"<op_type>#<index>"`` for an unnamed node, prefixed with
+  ``"<graph path>/"`` inside a subgraph. A subgraph's path is
+  ``"<key of the node holding it>:<attribute name>"`` (``"...:body[i]"`` for a
+  list of graphs).
+* **Roles**: a DequantizeLinear reading a QuantizeLinear output forms a pair
+  (``weight pair`` when the Q reads an initializer or ``Constant``, otherwise
+  ``activation``); Q -> Clip -> DQ is ``clip``; a DQ reading a stored tensor is
+  ``bias`` when that tensor is INT32 and ``weight`` otherwise; anything else is
+  a ``lone Q`` / ``lone DQ``.
+* A **quantized group** is a compute node with at least one input written by a
+  DequantizeLinear and at least one output read by a QuantizeLinear.
+* A node is **in the quantized region** when it is the compute node of a
+  quantized group, a QOperator-format node, or a non-Q/DQ node reached from a
+  QuantizeLinear output without passing a DequantizeLinear (the ``Clip`` of
+  Q -> Clip -> DQ). Q and DQ nodes themselves are the region's boundary: they
+  are listed in :class:`~.model.QuantRegion` but not marked inside.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import os
+from collections import Counter, deque
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from sphinxext_qdq.analysis.loader import (
+    QdqModelError,
+    read_tensor_array,
+    tensor_nbytes,
+    uses_external_data,
+)
+from sphinxext_qdq.analysis.model import (
+    DEQUANTIZE_OPS,
+    QDQ_DOMAINS,
+    QOPERATOR_OPS,
+    QUANTIZE_OPS,
+    Diagnostic,
+    Granularity,
+    ModelSummary,
+    NodeInfo,
+    ParamSource,
+    ParamUse,
+    QdqModel,
+    QdqNode,
+    QuantGroup,
+    QuantParam,
+    QuantRegion,
+    Role,
+    TensorInfo,
+)
+
+#: Initializers with more elements than this reach shape inference without their data.
+_INFERENCE_ELEMENT_LIMIT = 1024
+#: Longest printable attribute value kept in ``NodeInfo.attributes``.
+_ATTRIBUTE_TEXT_LIMIT = 80
+#: Ops that may sit between a QuantizeLinear and its DequantizeLinear (QCDQ).
+_BETWEEN_Q_AND_DQ = frozenset({"Clip"})
+_INTEGER_TYPES = frozenset({
+    "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
+    "INT4", "UINT4", "INT2", "UINT2", "BOOL",
+})
+
+Shape = tuple[int | str | None, ...]
+
+
+class QdqSelectionError(ValueError):
+    """A ``:from:``/``:to:`` name that is no node key, node name or tensor name."""
+
+    def __init__(self, name: str, close_matches: list[str] | tuple[str, ...]) -> None:
+        self.name = name
+        self.close_matches = tuple(close_matches)
+        hint = f"; did you mean {', '.join(repr(m) for m in self.close_matches)}?" \
+            if self.close_matches else ""
+        super().__init__(f"no node or tensor named {name!r} in the model{hint}")
+
+
+# -- working records (mutable while the analysis runs) -------------------------
+@dataclass
+class _Graph:
+    """A graph or subgraph while it is analysed."""
+
+    proto: onnx.GraphProto
+    parent: _Graph | None
+    holder: _Node | None  # the If / Loop / Scan node holding this subgraph
+    label: str  # its attribute name ("then_branch", "body[0]"...)
+    path: str = ""
+    nodes: list[_Node] = field(default_factory=list)
+    initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
+    constants: dict[str, onnx.NodeProto] = field(default_factory=dict)
+    inputs: list[str] = field(default_factory=list)
+    input_set: set[str] = field(default_factory=set)
+    producers: dict[str, _Node] = field(default_factory=dict)
+    consumers: dict[str, list[tuple[_Node, int]]] = field(default_factory=dict)
+    types: dict[str, tuple[str | None, Shape | None]] = field(default_factory=dict)
+
+    def defines(self, name: str) -> bool:
+        return name in self.initializers or name in self.producers or name in self.input_set
+
+
+@dataclass
+class _Node:
+    proto: onnx.NodeProto
+    graph: _Graph
+    index: int
+    order: int  # position in the whole model (main graph first)
+    inputs: list[str]
+    outputs: list[str]
+    key: str = ""
+
+    @property
+    def op_type(self) -> str:
+        return self.proto.op_type
+
+    @property
+    def is_quantize(self) -> bool:
+        return self.proto.op_type in QUANTIZE_OPS and self.proto.domain in QDQ_DOMAINS
+
+    @property
+    def is_dequantize(self) -> bool:
+        return self.proto.op_type in DEQUANTIZE_OPS and self.proto.domain in QDQ_DOMAINS
+
+    @property
+    def is_qdq(self) -> bool:
+        return self.is_quantize or self.is_dequantize
+
+
+@dataclass
+class _Param:
+    name: str
+    kind: str
+    source: ParamSource
+    dtype: str | None
+    shape: tuple[int, ...] | None
+    values: tuple | None
+    graph: str
+    users: list[ParamUse] = field(default_factory=list)
+
+
+# -- entry point ---------------------------------------------------------------
+def analyze(proto: onnx.ModelProto, *, path: str, model_dir: str | os.PathLike[str] | None,
+            content_hash: str = "") -> QdqModel:
+    """Analyse *proto* (loaded without external data) into a :class:`QdqModel`.
+
+    *model_dir* is the folder external data may be read from (``None``: none).
+    """
+    return _Analysis(proto, path, model_dir).run(content_hash)
+
+
+class _Analysis:
+    """One pass over one model; :meth:`run` returns the frozen record."""
+
+    def __init__(self, proto: onnx.ModelProto, path: str,
+                 model_dir: str | os.PathLike[str] | None) -> None:
+        self.proto = proto
+        self.path = path
+        self.model_dir = model_dir
+        self.diagnostics: list[Diagnostic] = []
+        self.graphs: list[_Graph] = []
+        self.nodes: list[_Node] = []
+        self.params: dict[str, _Param] = {}
+        self.qdq: dict[str, QdqNode] = {}
+        self.by_key: dict[str, _Node] = {}
+        self.refused_external: dict[str, str] = {}  # param name -> reason
+        self.inferred = False
+
+    def run(self, content_hash: str) -> QdqModel:
+        self._collect_graphs()
+        self._assign_keys()
+        self._collect_types()
+        qdq_nodes = self._analyse_qdq_nodes()
+        qdq_nodes = self._assign_roles(qdq_nodes)
+        self.qdq = {q.key: q for q in qdq_nodes}
+        groups = self._find_groups()
+        inside = self._quantized_region(groups)
+        regions = self._regions(inside)
+        qoperator = [n.key for n in self.nodes if _is_qoperator(n)]
+        self._model_level_diagnostics(qoperator)
+        self._check_qdq_shapes()
+        self._check_params()
+        main = self.graphs[0]
+        return QdqModel(
+            path=self.path,
+            producer=" ".join(p for p in (self.proto.producer_name,
+                                          self.proto.producer_version) if p),
+            opsets=tuple((o.domain, o.version) for o in self.proto.opset_import),
+            ir_version=self.proto.ir_version,
+            graph_name=main.proto.name,
+            nodes=tuple(self._node_info(n, inside, n.key in qoperator) for n in self.nodes),
+            tensors=self._tensor_infos(),
+            inputs=tuple(name for name in main.inputs if name not in main.initializers),
+            outputs=tuple(o.name for o in main.proto.output),
+            qdq_nodes=tuple(qdq_nodes),
+            params=tuple(self._freeze_param(p) for p in self.params.values()),
+            groups=tuple(groups),
+            diagnostics=tuple(self.diagnostics),
+            param_bytes=sum(tensor_nbytes(t) for g in self.graphs for t in g.initializers.values()),
+            content_hash=content_hash,
+            regions=tuple(regions),
+            qoperator_nodes=tuple(qoperator),
+            inferred_shapes=self.inferred,
+        )
+
+    # -- graphs and nodes --------------------------------------------------------
+    def _collect_graphs(self) -> None:
+        """Main graph, then every subgraph breadth first; nodes in model order."""
+        pending: deque[tuple[onnx.GraphProto, _Node | None, str]] = deque(
+            [(self.proto.graph, None, "")])
+        while pending:
+            graph_proto, holder, label = pending.popleft()
+            graph = _Graph(graph_proto, holder.graph if holder else None, holder, label)
+            self.graphs.append(graph)
+            self._index_graph(graph)
+            for node in graph.nodes:
+                for attr in node.proto.attribute:
+                    if attr.type == onnx.AttributeProto.GRAPH:
+                        pending.append((attr.g, node, attr.name))
+                    elif attr.type == onnx.AttributeProto.GRAPHS:
+                        pending.extend((g, node, f"{attr.name}[{i}]")
+                                       for i, g in enumerate(attr.graphs))
+
+    def _index_graph(self, graph: _Graph) -> None:
+        proto = graph.proto
+        graph.initializers = {t.name: t for t in proto.initializer}
+        graph.inputs = [i.name for i in proto.input]
+        graph.input_set = set(graph.inputs)
+        for index, node_proto in enumerate(proto.node):
+            node = _Node(node_proto, graph, index, len(self.nodes),
+                         list(node_proto.input), list(node_proto.output))
+            self.nodes.append(node)
+            graph.nodes.append(node)
+            for name in node.outputs:
+                if name:
+                    graph.producers[name] = node
+            for position, name in enumerate(node.inputs):
+                if name:
+                    graph.consumers.setdefault(name, []).append((node, position))
+            if node_proto.op_type == "Constant" and node_proto.domain in ("", "ai.onnx") \
+                    and node.outputs:
+                graph.constants[node.outputs[0]] = node_proto
+
+    def _assign_keys(self) -> None:
+        """Unique, deterministic, non-empty keys; subgraph paths follow their holder."""
+        counts = Counter(n.proto.name for n in self.nodes if n.proto.name)
+        reserved = {name for name, count in counts.items() if count == 1}
+        used: set[str] = set()
+        seen: Counter[str] = Counter()
+        for graph in self.graphs:
+            graph.path = f"{graph.holder.key}:{graph.label}" if graph.holder else ""
+            prefix = f"{graph.path}/" if graph.path else ""
+            for node in graph.nodes:
+                name = node.proto.name
+                if name and counts[name] == 1:
+                    node.key = name
+                else:
+                    seen[name] += 1
+                    base = f"{name}#{seen[name]}" if name else \
+                        f"{prefix}{node.op_type or 'node'}#{node.index}"
+                    node.key = _unused(base, used, reserved)
+                used.add(node.key)
+                self.by_key[node.key] = node
+
+    # -- tensor types -------------------------------------------------------------
+    def _collect_types(self) -> None:
+        for graph in self.graphs:
+            _declared_types(graph)
+        if any(_lacks_types(g) for g in self.graphs):
+            self._run_shape_inference()
+        for node in self.nodes:
+            if node.is_qdq:
+                _qdq_output_type(node, self)
+
+    def _run_shape_inference(self) -> None:
+        """ONNX shape inference on a copy without large weights; failures only warn."""
+        try:
+            inferred = onnx.shape_inference.infer_shapes(_without_large_weights(self.proto),
+                                                         check_type=False, strict_mode=False)
+        except Exception as error:  # noqa: BLE001 - C++ errors surface as many types
+            self.diagnostics.append(Diagnostic(
+                "inference", f"ONNX shape inference failed ({type(error).__name__}: "
+                             f"{_first_line(error)}); types come from the file and Q/DQ "
+                             "semantics"))
+            return
+        self.inferred = True
+        inferred_graphs = _graphs_breadth_first(inferred.graph)
+        if len(inferred_graphs) != len(self.graphs):
+            return
+        for graph, inferred_graph in zip(self.graphs, inferred_graphs):
+            for info in (*inferred_graph.value_info, *inferred_graph.output):
+                known = graph.types.get(info.name)
+                if known is None or known[0] is None:
+                    dtype, shape = _value_info_type(info)
+                    if dtype is not None or shape is not None:
+                        graph.types[info.name] = (dtype, shape)
+
+    def type_of(self, graph: _Graph, name: str) -> tuple[str | None, Shape | None]:
+        """Type of *name* as seen from *graph* (outer scopes included)."""
+        scope: _Graph | None = graph
+        while scope is not None:
+            if name in scope.types:
+                return scope.types[name]
+            scope = scope.parent
+        return (None, None)
+
+    # -- Q/DQ nodes and their parameters -----------------------------------------
+    def _analyse_qdq_nodes(self) -> list[QdqNode]:
+        records = []
+        for node in self.nodes:
+            if node.is_qdq:
+                records.append(self._qdq_record(node))
+        return records
+
+    def _qdq_record(self, node: _Node) -> QdqNode:
+        attrs = {a.name: a for a in node.proto.attribute}
+        x = node.inputs[0] if node.inputs else ""
+        y = node.outputs[0] if node.outputs else ""
+        scale = node.inputs[1] if len(node.inputs) > 1 else ""
+        zero_point = node.inputs[2] if len(node.inputs) > 2 and node.inputs[2] else None
+        if not scale:
+            self._diagnose("malformed", f"{node.op_type} {node.key!r} has no scale input", node)
+        else:
+            self._use_param(scale, "scale", node, 1)
+        if zero_point:
+            self._use_param(zero_point, "zero_point", node, 2)
+        x_dtype, x_shape = self.type_of(node.graph, x)
+        y_dtype, _ = self.type_of(node.graph, y)
+        zp_dtype = self.params[zero_point].dtype if zero_point else None
+        if node.is_quantize:
+            quant_dtype, float_dtype = y_dtype, x_dtype
+        else:
+            quant_dtype, float_dtype = x_dtype or zp_dtype, y_dtype
+        granularity, axis, block_size = self._granularity(node, attrs, scale, x_shape)
+        return QdqNode(
+            key=node.key, op_type=node.op_type, domain=node.proto.domain, input=x, output=y,
+            scale=scale, zero_point=zero_point, quant_dtype=quant_dtype, float_dtype=float_dtype,
+            granularity=granularity, axis=axis, block_size=block_size, role=Role.LONE_Q
+            if node.is_quantize else Role.LONE_DQ, graph=node.graph.path)
+
+    def _granularity(self, node: _Node, attrs: dict[str, onnx.AttributeProto], scale: str,
+                     x_shape: Shape | None) -> tuple[Granularity, int | None, int | None]:
+        block_size = attrs["block_size"].i if "block_size" in attrs else 0
+        axis = attrs["axis"].i if "axis" in attrs else 1
+        rank = len(x_shape) if x_shape is not None else None
+        if block_size < 0:
+            self._diagnose("malformed", f"{node.op_type} {node.key!r} has a negative "
+                                        f"block_size ({block_size})", node)
+        param = self.params.get(scale)
+        scale_shape = param.shape if param else None
+        if block_size > 0 or (scale_shape is not None and len(scale_shape) > 1):
+            kind = Granularity.BLOCKED
+        elif scale_shape is None:
+            return Granularity.UNKNOWN, None, None
+        elif math.prod(scale_shape) == 1:
+            return Granularity.PER_TENSOR, None, None
+        else:
+            kind = Granularity.PER_AXIS
+        if rank is not None:
+            if not -rank <= axis < rank:
+                self._diagnose("malformed", f"{node.op_type} {node.key!r} has axis {axis} "
+                                            f"outside the input's rank {rank}", node)
+            elif axis < 0:
+                axis += rank
+        return kind, axis, (block_size if kind is Granularity.BLOCKED and block_size > 0
+                            else None)
+
+    def _use_param(self, name: str, kind: str, node: _Node, index: int) -> None:
+        param = self.params.get(name)
+        if param is None:
+            param = self.params[name] = self._new_param(name, kind, node.graph)
+        param.users.append(ParamUse(node.key, index))
+
+    def _new_param(self, name: str, kind: str, graph: _Graph) -> _Param:
+        source, definition, owner = _resolve(name, graph)
+        dtype, shape = self.type_of(graph, name)
+        values = None
+        if isinstance(definition, onnx.TensorProto):
+            dtype, shape = _dtype_name(definition.data_type), tuple(definition.dims)
+            values = self._tensor_values(definition, name, owner)
+        elif isinstance(definition, onnx.NodeProto):
+            values, dtype, shape = self._constant_values(definition, name, owner)
+        int_shape = None if shape is None or any(not isinstance(d, int) for d in shape) \
+            else tuple(shape)  # type: ignore[arg-type]
+        return _Param(name, kind, source, dtype, int_shape, values, graph.path)
+
+    def _tensor_values(self, tensor: onnx.TensorProto, name: str, owner: _Graph | None
+                       ) -> tuple | None:
+        try:
+            array = read_tensor_array(tensor, self.model_dir)
+        except QdqModelError as error:
+            self.refused_external[name] = error.reason
+            return None
+        except (ValueError, TypeError) as error:  # malformed tensor data
+            self.refused_external[name] = f"unreadable tensor data ({_first_line(error)})"
+            return None
+        return _flat_values(array, tensor.data_type)
+
+    def _constant_values(self, node: onnx.NodeProto, name: str, owner: _Graph | None
+                         ) -> tuple[tuple | None, str | None, tuple | None]:
+        for attr in node.attribute:
+            if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+                t = attr.t
+                return (self._tensor_values(t, name, owner), _dtype_name(t.data_type),
+                        tuple(t.dims))
+            if attr.name == "value_float":
+                return (float(np.float32(attr.f)),), "FLOAT", ()
+            if attr.name == "value_floats":
+                return tuple(float(np.float32(v)) for v in attr.floats), "FLOAT", \
+                    (len(attr.floats),)
+            if attr.name == "value_int":
+                return (int(attr.i),), "INT64", ()
+            if attr.name == "value_ints":
+                return tuple(int(v) for v in attr.ints), "INT64", (len(attr.ints),)
+        return None, None, None
+
+    # -- roles ----------------------------------------------------------------------
+    def _assign_roles(self, records: list[QdqNode]) -> list[QdqNode]:
+        by_key = self.by_key
+        q_roles: dict[str, tuple[Role, str]] = {}
+        dq_roles: dict[str, tuple[Role, str | None, str]] = {}
+        for record in records:
+            if record.op_type not in DEQUANTIZE_OPS:
+                continue
+            node = by_key[record.key]
+            role, q_node = self._dequantize_role(node)
+            if q_node is not None:
+                q_roles.setdefault(q_node.key, (role, node.key))
+                dq_roles[node.key] = (role, q_node.key, q_node.inputs[0] if q_node.inputs else "")
+            else:
+                dq_roles[node.key] = (role, None, record.output)
+        updated = []
+        for record in records:
+            if record.key in dq_roles:
+                role, partner, tensor = dq_roles[record.key]
+            elif record.key in q_roles:
+                role, partner = q_roles[record.key]
+                tensor = record.input
+            else:
+                role, partner, tensor = Role.LONE_Q, None, record.input
+            updated.append(replace(record, role=role, partner=partner, quantized_tensor=tensor))
+        return updated
+
+    def _dequantize_role(self, node: _Node) -> tuple[Role, _Node | None]:
+        x = node.inputs[0] if node.inputs else ""
+        graph = node.graph
+        producer = graph.producers.get(x)
+        if producer is not None and producer.is_quantize:
+            q_input = producer.inputs[0] if producer.inputs else ""
+            stored = _resolve(q_input, graph)[0] in (ParamSource.INITIALIZER,
+                                                     ParamSource.CONSTANT)
+            return (Role.WEIGHT_PAIR if stored else Role.ACTIVATION), producer
+        if producer is not None and producer.op_type in _BETWEEN_Q_AND_DQ and producer.inputs:
+            before = graph.producers.get(producer.inputs[0])
+            if before is not None and before.is_quantize:
+                return Role.CLIP, before
+        source, definition, _ = _resolve(x, graph)
+        if source in (ParamSource.INITIALIZER, ParamSource.CONSTANT) or (
+                source is ParamSource.OUTER_SCOPE and definition is not None):
+            dtype = self.type_of(graph, x)[0]
+            return (Role.BIAS if dtype == "INT32" else Role.WEIGHT), None
+        return Role.LONE_DQ, None
+
+    # -- groups and regions -------------------------------------------------------------
+    def _find_groups(self) -> list[QuantGroup]:
+        groups = []
+        for node in self.nodes:
+            if node.is_qdq or node.op_type == "Constant":
+                continue
+            graph = node.graph
+            dqs = [graph.producers.get(name) for name in node.inputs]
+            dqs = [d for d in dqs if d is not None and d.is_dequantize]
+            output_qs = [c.key for name in node.outputs if name
+                         for c, _ in graph.consumers.get(name, ()) if c.is_quantize]
+            if dqs and output_qs:
+                groups.append(self._group(node, dqs, output_qs))
+        return groups
+
+    def _group(self, node: _Node, dqs: list[_Node], output_qs: list[str]) -> QuantGroup:
+        inputs: list[str] = []
+        weight = bias = None
+        for dq in dqs:
+            role = self.qdq[dq.key].role
+            if role in (Role.WEIGHT, Role.WEIGHT_PAIR) and weight is None:
+                weight = dq.key
+            elif role is Role.BIAS and bias is None:
+                bias = dq.key
+            else:
+                inputs.append(dq.key)
+        return QuantGroup(node.key, node.op_type, tuple(inputs), weight, bias,
+                          tuple(dict.fromkeys(output_qs)), graph=node.graph.path)
+
+    def _quantized_region(self, groups: list[QuantGroup]) -> set[str]:
+        inside = {g.node for g in groups}
+        inside.update(n.key for n in self.nodes if _is_qoperator(n))
+        pending = deque(n for n in self.nodes if n.is_quantize)
+        reached: set[str] = set()
+        while pending:
+            node = pending.popleft()
+            for name in node.outputs:
+                for consumer, _ in node.graph.consumers.get(name, ()):
+                    if consumer.is_qdq or consumer.key in reached:
+                        continue
+                    reached.add(consumer.key)
+                    pending.append(consumer)
+        return inside | reached
+
+    def _regions(self, inside: set[str]) -> list[QuantRegion]:
+        members = [n for n in self.nodes if n.is_qdq or n.key in inside]
+        parent = {n.key: n.key for n in members}
+
+        def find(key: str) -> str:
+            while parent[key] != key:
+                parent[key] = parent[parent[key]]
+                key = parent[key]
+            return key
+
+        for node in members:
+            for name in node.outputs:
+                for consumer, _ in node.graph.consumers.get(name, ()):
+                    if consumer.key in parent and not (node.is_dequantize and consumer.is_qdq):
+                        parent[find(consumer.key)] = find(node.key)
+        components: dict[str, list[_Node]] = {}
+        for node in members:
+            components.setdefault(find(node.key), []).append(node)
+        return [self._region(nodes) for nodes in components.values() if len(nodes) > 1]
+
+    def _region(self, nodes: list[_Node]) -> QuantRegion:
+        keys = {n.key for n in nodes}
+        graph = nodes[0].graph
+        outputs = {o.name for o in graph.proto.output}
+        entries, exits = [], []
+        for node in nodes:
+            role = self.qdq[node.key].role if node.is_qdq else None
+            if node.is_quantize and role is not Role.WEIGHT_PAIR:
+                producer = graph.producers.get(node.inputs[0] if node.inputs else "")
+                if producer is None or producer.key not in keys:
+                    entries.append(node.key)
+            elif node.is_dequantize and role not in (Role.WEIGHT, Role.BIAS, Role.WEIGHT_PAIR):
+                out = node.outputs[0] if node.outputs else ""
+                readers = graph.consumers.get(out, ())
+                if out in outputs or any(c.key not in keys for c, _ in readers):
+                    exits.append(node.key)
+        return QuantRegion(tuple(n.key for n in nodes), tuple(entries), tuple(exits),
+                           graph=graph.path)
+
+    # -- diagnostics ----------------------------------------------------------------------
+    def _diagnose(self, subtype: str, message: str, node: _Node | str | None) -> None:
+        key = node.key if isinstance(node, _Node) else node
+        self.diagnostics.append(Diagnostic(subtype, message, key))
+
+    def _model_level_diagnostics(self, qoperator: list[str]) -> None:
+        if qoperator:
+            ops = sorted({self.by_key[k].op_type for k in qoperator})
+            self._diagnose("qoperator", f"the model uses QOperator format ({', '.join(ops)}: "
+                                        f"{len(qoperator)} node(s)), not QDQ; the integer "
+                                        "operators are shown as they are", qoperator[0])
+        if not self.qdq and not qoperator:
+            name = self.graphs[0].proto.name or Path(self.path).stem
+            self._diagnose("float_model", f"model {name!r} has no QuantizeLinear or "
+                                          "DequantizeLinear node: it is a float model", None)
+
+    def _check_qdq_shapes(self) -> None:
+        for record in self.qdq.values():
+            graph_node = self.by_key[record.key]
+            x_shape = self.type_of(graph_node.graph, record.input)[1]
+            scale = self.params.get(record.scale)
+            zero_point = self.params.get(record.zero_point) if record.zero_point else None
+            if scale is None or scale.shape is None:
+                continue
+            problem = _scale_shape_problem(record, scale.shape, x_shape)
+            if problem:
+                self._diagnose("shape", f"{record.op_type} {record.key!r}: scale "
+                                        f"{scale.name!r} {problem}", record.key)
+            if zero_point is not None and zero_point.shape is not None \
+                    and math.prod(zero_point.shape) != math.prod(scale.shape):
+                self._diagnose("shape", f"{record.op_type} {record.key!r}: zero point "
+                                        f"{zero_point.name!r} has shape {zero_point.shape} but "
+                                        f"scale {scale.name!r} has shape {scale.shape}",
+                               record.key)
+
+    def _check_params(self) -> None:
+        problems = self.refused_external
+        for param in self.params.values():
+            user = param.users[0].node
+            what = "scale" if param.kind == "scale" else "zero point"
+            if param.name in problems:
+                self._diagnose("external_data", f"{what} {param.name!r} of {user!r}: external "
+                                                f"data refused: {problems[param.name]}", user)
+            elif param.values is None:
+                self._diagnose("value", f"{what} {param.name!r} of {user!r} comes from "
+                                        f"{_source_phrase(param.source)}: its value is not "
+                                        "known from the file", user)
+            if param.kind == "scale" and param.values is not None:
+                problem = _bad_scale(param.values)
+                if problem:
+                    self._diagnose("scale", f"scale {param.name!r} of {user!r} {problem}", user)
+
+    # -- freezing -----------------------------------------------------------------------------
+    def _node_info(self, node: _Node, inside: set[str], qoperator: bool) -> NodeInfo:
+        proto = node.proto
+        return NodeInfo(
+            key=node.key, name=proto.name, op_type=proto.op_type, domain=proto.domain,
+            inputs=tuple(node.inputs), outputs=tuple(node.outputs),
+            attributes=tuple((a.name, _attribute_text(a)) for a in proto.attribute),
+            index=node.index, graph=node.graph.path, in_quantized_region=node.key in inside,
+            qoperator=qoperator, doc_string=proto.doc_string)
+
+    def _tensor_infos(self) -> dict[str, TensorInfo]:
+        tensors: dict[str, TensorInfo] = {}
+        for graph in self.graphs:
+            outputs = [o.name for o in graph.proto.output]
+            produced = (o for n in graph.nodes for o in n.outputs if o)
+            names = [*graph.inputs, *graph.initializers, *produced, *outputs]
+            output_set = set(outputs)
+            for name in dict.fromkeys(names):
+                if graph.parent is not None and not graph.defines(name):
+                    continue  # an outer-scope name: described by the outer graph
+                if name in graph.initializers:
+                    kind = "initializer"
+                elif name in graph.input_set:
+                    kind = "input"
+                elif name in output_set:
+                    kind = "output"
+                else:
+                    kind = "value"
+                dtype, shape = graph.types.get(name, (None, None))
+                key = name if name not in tensors else f"{graph.path}/{name}"
+                tensors[key] = TensorInfo(name, dtype, shape, kind, graph.path)
+        return tensors
+
+    @staticmethod
+    def _freeze_param(param: _Param) -> QuantParam:
+        return QuantParam(param.name, param.kind, param.source, param.dtype, param.shape,
+                          param.values, tuple(param.users), param.graph)
+
+
+# -- helpers of the analysis -------------------------------------------------------------
+def _unused(base: str, used: set[str], reserved: set[str]) -> str:
+    candidate, n = base, 1
+    while candidate in used or candidate in reserved:
+        n += 1
+        candidate = f"{base}~{n}"
+    return candidate
+
+
+def _graphs_breadth_first(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
+    """The same order as :meth:`_Analysis._collect_graphs`."""
+    found, pending = [], deque([graph])
+    while pending:
+        current = pending.popleft()
+        found.append(current)
+        for node in current.node:
+            for attr in node.attribute:
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    pending.append(attr.g)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    pending.extend(attr.graphs)
+    return found
+
+
+def _declared_types(graph: _Graph) -> None:
+    """Types written in the file: inputs, outputs, value_info, initializers, Constants."""
+    proto = graph.proto
+    for info in (*proto.input, *proto.output, *proto.value_info):
+        dtype, shape = _value_info_type(info)
+        if dtype is not None or shape is not None:
+            graph.types[info.name] = (dtype, shape)
+    for name, tensor in graph.initializers.items():
+        graph.types[name] = (_dtype_name(tensor.data_type), tuple(tensor.dims))
+    for name, node in graph.constants.items():
+        constant_type = _constant_type(node)
+        if constant_type is not None:
+            graph.types[name] = constant_type
+
+
+def _lacks_types(graph: _Graph) -> bool:
+    for node in graph.nodes:
+        if node.is_qdq:
+            continue
+        for name in node.outputs:
+            if name and graph.types.get(name, (None,))[0] is None:
+                return True
+    return False
+
+
+def _qdq_output_type(node: _Node, analysis: _Analysis) -> None:
+    """Fill a Q/DQ output type from the operator's semantics when inference did not."""
+    if not node.outputs or not node.outputs[0]:
+        return
+    graph = node.graph
+    out = node.outputs[0]
+    known_dtype, known_shape = graph.types.get(out, (None, None))
+    x_shape = analysis.type_of(graph, node.inputs[0])[1] if node.inputs else None
+    attrs = {a.name: a.i for a in node.proto.attribute if a.type == onnx.AttributeProto.INT}
+    if node.is_quantize:
+        zero_point = node.inputs[2] if len(node.inputs) > 2 else ""
+        dtype = analysis.type_of(graph, zero_point)[0] if zero_point else None
+        if dtype is None and not zero_point:
+            dtype = _dtype_name(attrs.get("output_dtype", 0)) or "UINT8"
+    else:
+        dtype = _dtype_name(attrs.get("output_dtype", 0))
+        if dtype is None and len(node.inputs) > 1:
+            dtype = analysis.type_of(graph, node.inputs[1])[0]
+    graph.types[out] = (known_dtype or dtype, known_shape if known_shape is not None else x_shape)
+
+
+def _without_large_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """A shallow working copy for shape inference: big initializers keep type and dims only."""
+    copy = onnx.ModelProto()
+    copy.ir_version = proto.ir_version
+    copy.opset_import.extend(proto.opset_import)
+    copy.functions.extend(proto.functions)
+    source, graph = proto.graph, copy.graph
+    graph.name = source.name
+    graph.node.extend(source.node)
+    graph.input.extend(source.input)
+    graph.output.extend(source.output)
+    graph.value_info.extend(source.value_info)
+    for tensor in source.initializer:
+        if math.prod(tensor.dims) <= _INFERENCE_ELEMENT_LIMIT and not uses_external_data(tensor):
+            graph.initializer.append(tensor)
+        else:
+            stub = graph.initializer.add()
+            stub.name = tensor.name
+            stub.data_type = tensor.data_type
+            stub.dims.extend(tensor.dims)
+    return copy
+
+
+def _value_info_type(info: onnx.ValueInfoProto) -> tuple[str | None, Shape | None]:
+    if not info.type.HasField("tensor_type"):
+        return None, None
+    tensor_type = info.type.tensor_type
+    dtype = _dtype_name(tensor_type.elem_type)
+    if not tensor_type.HasField("shape"):
+        return dtype, None
+    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                  for d in tensor_type.shape.dim)
+    return dtype, shape
+
+
+def _constant_type(node: onnx.NodeProto) -> tuple[str | None, Shape] | None:
+    for attr in node.attribute:
+        if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
+            return _dtype_name(attr.t.data_type), tuple(attr.t.dims)
+        if attr.name in ("value_float", "value_int"):
+            return ("FLOAT" if attr.name == "value_float" else "INT64"), ()
+        if attr.name == "value_floats":
+            return "FLOAT", (len(attr.floats),)
+        if attr.name == "value_ints":
+            return "INT64", (len(attr.ints),)
+    return None
+
+
+def _dtype_name(data_type: int) -> str | None:
+    if not data_type:
+        return None
+    try:
+        return onnx.TensorProto.DataType.Name(data_type)
+    except ValueError:
+        return f"DATATYPE_{data_type}"
+
+
+def _resolve(name: str, graph: _Graph
+             ) -> tuple[ParamSource, onnx.TensorProto | onnx.NodeProto | None, _Graph | None]:
+    """Where *name* comes from, seen from *graph*: (source, definition, defining graph)."""
+    if not name:
+        return ParamSource.ABSENT, None, None
+    scope: _Graph | None = graph
+    while scope is not None:
+        local = scope is graph
+        if name in scope.initializers:
+            return (ParamSource.INITIALIZER if local else ParamSource.OUTER_SCOPE,
+                    scope.initializers[name], scope)
+        if name in scope.constants:
+            return (ParamSource.CONSTANT if local else ParamSource.OUTER_SCOPE,
+                    scope.constants[name], scope)
+        if name in scope.input_set:
+            return (ParamSource.GRAPH_INPUT if local else ParamSource.OUTER_SCOPE), None, scope
+        if name in scope.producers:
+            return (ParamSource.RUNTIME if local else ParamSource.OUTER_SCOPE), None, scope
+        scope = scope.parent
+    return ParamSource.RUNTIME, None, None
+
+
+def _flat_values(array: np.ndarray, data_type: int) -> tuple:
+    name = _dtype_name(data_type)
+    if name in _INTEGER_TYPES:
+        return tuple(array.astype(np.int64).ravel().tolist())
+    return tuple(array.astype(np.float64).ravel().tolist())
+
+
+def _is_qoperator(node: _Node) -> bool:
+    return node.op_type in QOPERATOR_OPS and node.proto.domain in QDQ_DOMAINS
+
+
+def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],
+                         x_shape: Shape | None) -> str:
+    if x_shape is None or record.axis is None or not 0 <= record.axis < len(x_shape):
+        return ""
+    dim = x_shape[record.axis]
+    if not isinstance(dim, int) or dim <= 0:
+        return ""
+    if record.granularity is Granularity.PER_AXIS:
+        length = math.prod(scale_shape)
+        if len(scale_shape) != 1 or length != dim:
+            return (f"has {length} values but axis {record.axis} of {record.input!r} has "
+                    f"{dim} elements")
+    elif record.granularity is Granularity.BLOCKED and record.block_size:
+        if len(scale_shape) != len(x_shape):
+            return f"has rank {len(scale_shape)} but {record.input!r} has rank {len(x_shape)}"
+        blocks = -(-dim // record.block_size)
+        if scale_shape[record.axis] != blocks:
+            return (f"has {scale_shape[record.axis]} blocks on axis {record.axis} but "
+                    f"{record.input!r} needs {blocks} blocks of {record.block_size}")
+    return ""
+
+
+def _bad_scale(values: tuple) -> str:
+    problems = []
+    for label, test in (("zero", lambda v: v == 0), ("negative", lambda v: v < 0),
+                        ("NaN", math.isnan), ("infinite", math.isinf)):
+        hits = [i for i, v in enumerate(values) if test(v)]
+        if hits:
+            where = "" if len(values) == 1 else f" at index {', '.join(map(str, hits[:8]))}" \
+                f"{' ...' if len(hits) > 8 else ''}"
+            problems.append(f"{label}{where}")
+    return f"is {'; '.join(problems)}" if problems else ""
+
+
+def _source_phrase(source: ParamSource) -> str:
+    return {
+        ParamSource.GRAPH_INPUT: "a graph input",
+        ParamSource.RUNTIME: "a value computed at run time",
+        ParamSource.OUTER_SCOPE: "the outer graph",
+        ParamSource.ABSENT: "nowhere",
+    }.get(source, f"a {source.value}")
+
+
+def _attribute_text(attr: onnx.AttributeProto) -> str:
+    kind = attr.type
+    A = onnx.AttributeProto
+    if kind == A.INT:
+        text = str(attr.i)
+    elif kind == A.FLOAT:
+        text = str(np.float32(attr.f))
+    elif kind == A.STRING:
+        text = attr.s.decode("utf-8", "replace")
+    elif kind == A.INTS:
+        text = str(list(attr.ints))
+    elif kind == A.FLOATS:
+        text = "[" + ", ".join(str(np.float32(f)) for f in attr.floats) + "]"
+    elif kind == A.STRINGS:
+        text = str([s.decode("utf-8", "replace") for s in attr.strings])
+    elif kind == A.TENSOR:
+        text = _tensor_text(attr.t)
+    elif kind in (A.GRAPH, A.GRAPHS):
+        count = 1 if kind == A.GRAPH else len(attr.graphs)
+        text = f"<{count} subgraph{'s' if count != 1 else ''}>"
+    else:
+        text = f"<{A.AttributeType.Name(kind).lower()}>"
+    return text if len(text) <= _ATTRIBUTE_TEXT_LIMIT else text[:_ATTRIBUTE_TEXT_LIMIT - 1] + "…"
+
+
+def _tensor_text(tensor: onnx.TensorProto) -> str:
+    dtype = _dtype_name(tensor.data_type) or "?"
+    count = math.prod(tensor.dims)
+    if count <= 8 and not uses_external_data(tensor):
+        try:
+            values = _flat_values(numpy_helper.to_array(tensor), tensor.data_type)
+        except (ValueError, TypeError):
+            values = None
+        if values is not None:
+            shown = ", ".join(str(np.float32(v)) if isinstance(v, float) else str(v)
+                              for v in values)
+            return f"{dtype}{list(tensor.dims)} [{shown}]"
+    return f"{dtype}{list(tensor.dims)}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0][:200] if text else ""
+
+
+# -- queries on the frozen model ----------------------------------------------------------
+def summarize(model: QdqModel) -> ModelSummary:
+    """Counts of nodes, Q/DQ roles, tensor dtypes and groups of *model*."""
+    return ModelSummary(
+        name=model.graph_name or Path(model.path).stem,
+        producer=model.producer,
+        opset=model.opset,
+        opsets=model.opsets,
+        ir_version=model.ir_version,
+        node_count=len(model.nodes),
+        nodes_by_op=_ranked(n.op_type for n in model.nodes),
+        qdq_by_role=_ranked(q.role.value for q in model.qdq_nodes),
+        tensors_by_dtype=_ranked(t.dtype or "unknown" for t in model.tensors.values()),
+        groups_by_op=_ranked(g.op_type for g in model.groups),
+        quantize_count=sum(q.op_type in QUANTIZE_OPS for q in model.qdq_nodes),
+        dequantize_count=sum(q.op_type in DEQUANTIZE_OPS for q in model.qdq_nodes),
+        param_count=len(model.params),
+        param_bytes=model.param_bytes,
+        input_count=len(model.inputs),
+        output_count=len(model.outputs),
+        qoperator_count=len(model.qoperator_nodes),
+        diagnostic_count=len(model.diagnostics),
+    )
+
+
+def _ranked(items: object) -> tuple[tuple[str, int], ...]:
+    counts = Counter(items)  # type: ignore[call-overload]
+    return tuple(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def describe(model: QdqModel) -> str:
+    """One plain sentence about *model* (the default alt text of a graph)."""
+    name = Path(model.path).stem if model.path else (model.graph_name or "model")
+    compute = [(op, n) for op, n in _ranked(
+        n.op_type for n in model.nodes
+        if not (n.op_type in QUANTIZE_OPS | DEQUANTIZE_OPS and n.domain in QDQ_DOMAINS))]
+    ops = _count_list(compute, limit=6) or "no other nodes"
+    if model.qoperator_nodes:
+        return (f"QOperator-format model {name} with {ops}: "
+                f"{_plural(len(model.qoperator_nodes), 'integer operator')} instead of Q/DQ "
+                "pairs.")
+    if not model.qdq_nodes:
+        return f"Float model {name} with {ops}: no quantization."
+    q_count = sum(q.op_type in QUANTIZE_OPS for q in model.qdq_nodes)
+    dq_count = len(model.qdq_nodes) - q_count
+    return (f"QDQ model {name} with {ops} and {q_count} QuantizeLinear / {dq_count} "
+            f"DequantizeLinear nodes: {_flow_phrase(model)}.")
+
+
+def _flow_phrase(model: QdqModel) -> str:
+    entries = [model.qdq(k) for r in model.regions for k in r.entry_qs]
+    exits = [model.qdq(k) for r in model.regions for k in r.exit_dqs]
+    groups = len(model.groups)
+    parts = []
+    if entries:
+        dtypes = sorted({q.quant_dtype or "an unknown type" for q in entries})
+        parts.append(f"{_plural(len(entries), 'tensor')} quantized to {' / '.join(dtypes)}")
+    parts.append(f"{_plural(groups, 'quantized operator')}")
+    if exits:
+        dtypes = sorted({q.float_dtype or "an unknown type" for q in exits})
+        parts.append(f"{_plural(len(exits), 'tensor')} dequantized back to {' / '.join(dtypes)}")
+    return ", ".join(parts)
+
+
+def _count_list(pairs: list[tuple[str, int]], limit: int) -> str:
+    shown = [f"{n} {op}" for op, n in pairs[:limit]]
+    rest = sum(n for _, n in pairs[limit:])
+    if rest:
+        shown.append(f"{rest} other node{'s' if rest != 1 else ''}")
+    return ", ".join(shown)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
+def nodes_between(model: QdqModel, sources: list[str], targets: list[str]) -> frozenset[str]:
+    """Keys of main-graph nodes on a path from any source to any target, inclusive.
+
+    A name is a node key, a node name or a tensor name (in that order of
+    preference). A tensor source starts at the nodes reading it, a tensor
+    target ends at the node writing it. An empty list does not restrict that
+    end. Raises :class:`QdqSelectionError` for an unknown name.
+    """
+    main = [n for n in model.nodes if not n.graph]
+    producers = {o: n.key for n in main for o in n.outputs if o}
+    consumers: dict[str, list[str]] = {}
+    for n in main:
+        for i in dict.fromkeys(x for x in n.inputs if x):
+            consumers.setdefault(i, []).append(n.key)
+    by_key = {n.key: n for n in main}
+    by_name: dict[str, list[str]] = {}
+    for n in main:
+        if n.name:
+            by_name.setdefault(n.name, []).append(n.key)
+    tensors = set(producers) | set(consumers) | set(model.inputs) | set(model.outputs)
+
+    def start_nodes(name: str, forward: bool) -> list[str]:
+        if name in by_key:
+            return [name]
+        if name in by_name:
+            return by_name[name]
+        if name in tensors:
+            if forward:
+                return consumers.get(name, [])
+            return [producers[name]] if name in producers else []
+        choices = list(dict.fromkeys([*by_key, *by_name, *sorted(tensors)]))
+        raise QdqSelectionError(name, difflib.get_close_matches(name, choices, n=3))
+
+    def reach(starts: list[str], forward: bool) -> set[str]:
+        seen = set(starts)
+        pending = list(starts)
+        while pending:
+            node = by_key[pending.pop()]
+            if forward:
+                nxt = [c for o in node.outputs if o for c in consumers.get(o, ())]
+            else:
+                nxt = [producers[i] for i in node.inputs if i in producers]
+            for key in nxt:
+                if key not in seen:
+                    seen.add(key)
+                    pending.append(key)
+        return seen
+
+    source_keys = [k for s in sources for k in start_nodes(s, True)]
+    target_keys = [k for t in targets for k in start_nodes(t, False)]
+    forward = reach(source_keys, True) if sources else set(by_key)
+    backward = reach(target_keys, False) if targets else set(by_key)
+    return frozenset(forward & backward)
