@@ -1,0 +1,935 @@
+"""Graphviz DOT for a QDQ model: analysis records (+ a ``{key: url}`` map) -> DOT text.
+
+Pure: imports numpy and the analysis records only, never Sphinx. Every string that
+comes from a model reaches the DOT text through :func:`escape_dot`, inside a
+double-quoted string; no HTML-like label is ever produced, and DOT identifiers are
+generated here (``n12``, ``i0`` …), never taken from the model.
+
+Two drawings:
+
+``full``
+    one DOT node per ONNX node of the main graph (or of the selection);
+    QuantizeLinear and DequantizeLinear nodes have their own shape and colour and
+    show their scale / zero-point names and values.
+``compact``
+    weight and bias DequantizeLinear nodes (and Q→DQ pairs on float weights) are
+    folded into the compute node they feed, and an activation Q→DQ pair is drawn as
+    one small node. Folded nodes are listed in the labels, so the Q and DQ counts of
+    the drawing still add up to the model's.
+
+Every edge carries the dtype of its tensor; the quantized region is shaded as
+clusters (connected parts of it); graph inputs and outputs are drawn.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import formatting
+from .formatting import format_scale
+from .model import (
+    DEQUANTIZE_OPS,
+    QDQ_DOMAINS,
+    QUANTIZE_OPS,
+    Granularity,
+    NodeInfo,
+    QdqModel,
+    QdqNode,
+    QuantParam,
+    Role,
+)
+
+MODES = ("compact", "full")
+RANKDIRS = ("TB", "LR")
+
+#: Characters of model text on one label line before it is cut with an ellipsis.
+LABEL_WIDTH = 36
+#: Values of a per-axis / blocked parameter listed in a tooltip before "… N more".
+TOOLTIP_VALUES = 16
+
+FONT = "Helvetica"
+
+
+@dataclass(frozen=True)
+class DotOptions:
+    """How to draw a model. ``selection`` holds :attr:`NodeInfo.key` values."""
+
+    mode: str = "compact"  # "compact" | "full"
+    rankdir: str = "TB"  # "TB" | "LR"
+    legend: bool = False
+    selection: frozenset[str] | None = None  # None = the whole main graph
+    max_nodes: int = 0  # 0 = no cap; above it a fallback graph is drawn
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.rankdir not in RANKDIRS:
+            raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {self.rankdir!r}")
+        if self.max_nodes < 0:
+            raise ValueError(f"max_nodes must be >= 0, not {self.max_nodes}")
+
+
+# -- escaping ----------------------------------------------------------------
+
+_DOT_ESCAPES = {
+    ord("\\"): "\\\\",  # also neutralises graphviz escapes: \N \G \l \n …
+    ord('"'): '\\"',
+    ord("&"): "&amp;",  # graphviz decodes entities such as &lt; in plain labels
+    ord("\n"): "\\\\n",  # newlines stay visible text: shown as \n
+    ord("\r"): "\\\\r",
+    ord("\t"): "\\\\t",
+    0x7F: "\\\\x7f",
+}
+_DOT_ESCAPES.update({c: f"\\\\x{c:02x}" for c in range(0x20) if c not in _DOT_ESCAPES})
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def escape_dot(text: str) -> str:
+    """Escape any text for the inside of a double-quoted DOT string.
+
+    The result is shown literally by graphviz: quotes and backslashes cannot end
+    the string or start an escape (``\\N``, ``\\l`` …), ``&lt;``-style entities are
+    not decoded, control characters (newlines included) appear as visible
+    ``\\n``-style text, and lone surrogates become U+FFFD.
+    """
+    escaped = str(text).translate(_DOT_ESCAPES)
+    return _SURROGATES.sub("\ufffd", escaped)
+
+
+def _clip(text: str, width: int = LABEL_WIDTH) -> str:
+    """Cut ``text`` to ``width`` characters with an ellipsis (the tooltip keeps it all)."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _clip_name(name: str, width: int = LABEL_WIDTH) -> str:
+    """Cut a name in the middle, where ONNX names repeat least (``/b/b.0/Re…_scale``)."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return name[:head] + "…" + name[len(name) - (width - 1 - head):]
+
+
+def _quoted(text: str) -> str:
+    return f'"{escape_dot(text)}"'
+
+
+def _lines(lines: Iterable[str]) -> str:
+    """Quoted DOT string of several lines of model text (centred lines)."""
+    return '"' + "\\n".join(escape_dot(line) for line in lines) + '"'
+
+
+# -- dtypes ------------------------------------------------------------------
+
+#: One colour per dtype label, in legend order.
+DTYPE_COLOURS = {
+    "FP32": "#3b6ea5",
+    "FP64": "#1b3a5c",
+    "FP16": "#1f9aa8",
+    "BF16": "#168070",
+    "INT8": "#c0392b",
+    "UINT8": "#d35400",
+    "INT16": "#8e44ad",
+    "UINT16": "#a569bd",
+    "INT32": "#1e8449",
+    "UINT32": "#52be80",
+    "INT64": "#6e6e6e",
+    "UINT64": "#8c8c8c",
+    "INT4": "#c2185b",
+    "UINT4": "#e91e63",
+    "INT2": "#ad1457",
+    "UINT2": "#f06292",
+    "FP8E4M3FN": "#9a7d0a",
+    "FP8E4M3FNUZ": "#b7950b",
+    "FP8E5M2": "#7d6608",
+    "FP8E5M2FNUZ": "#a08a1a",
+    "FP8E8M0": "#6b5a00",
+    "FP4E2M1": "#5d4037",
+    "BOOL": "#795548",
+    "STRING": "#455a64",
+}
+_OTHER_COLOUR = "#37474f"
+UNKNOWN_DTYPE = "?"
+_UNKNOWN_COLOUR = "#000000"
+
+
+def dtype_label(dtype: str | None) -> str:
+    """Short printed name of an ONNX dtype: FP32, INT8, FP8E4M3 …; ``?`` when unknown."""
+    if not dtype:
+        return UNKNOWN_DTYPE
+    return formatting.dtype_label(dtype)
+
+
+def dtype_colour(label: str) -> str:
+    if label == UNKNOWN_DTYPE:
+        return _UNKNOWN_COLOUR
+    return DTYPE_COLOURS.get(label, _OTHER_COLOUR)
+
+
+# -- numbers -----------------------------------------------------------------
+
+
+def format_zero_point(value: float) -> str:
+    """Zero points as integers; float8 zero points that are not integral as float32."""
+    number = float(value)
+    if number.is_integer():
+        return str(int(value))
+    return format_scale(number)
+
+
+def _formatter(param: QuantParam):
+    return format_scale if param.kind == "scale" else format_zero_point
+
+
+def summarise_param(param: QuantParam | None) -> str:
+    """One-line value of a scale / zero point: ``0.0235294``, ``16× 0.001..0.004``."""
+    if param is None:
+        return "absent"
+    if param.values is None:
+        return f"? ({param.source.value})"
+    values = param.values
+    fmt = _formatter(param)
+    if len(values) == 0:
+        return "[] (empty)"
+    if len(values) == 1:
+        return fmt(values[0])
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[~np.isnan(array)]
+    if finite.size == 0:
+        return f"{len(values)}× nan"
+    low, high = finite.min(), finite.max()
+    nan_note = " (nan)" if finite.size < array.size else ""
+    if low == high:
+        return f"{len(values)}× {fmt(low)}{nan_note}"
+    return f"{len(values)}× {fmt(low)}..{fmt(high)}{nan_note}"
+
+
+def _param_values_text(param: QuantParam) -> str:
+    """Values for a tooltip: all of them up to :data:`TOOLTIP_VALUES`."""
+    if param.values is None:
+        return f"unknown ({param.source.value})"
+    fmt = _formatter(param)
+    shown = ", ".join(fmt(v) for v in param.values[:TOOLTIP_VALUES])
+    more = len(param.values) - TOOLTIP_VALUES
+    if more > 0:
+        shown += f", … {more} more"
+    return f"[{shown}]" if len(param.values) != 1 or param.shape else shown
+
+
+# -- the drawing plan --------------------------------------------------------
+
+
+@dataclass
+class _Element:
+    """One DOT node: an ONNX node, a folded group, a pair, or a graph input/output."""
+
+    id: str
+    kind: str  # compute | quantize | dequantize | pair | input | output | boundary
+    members: list[str] = field(default_factory=list)  # NodeInfo keys, principal first
+    label: list[str] = field(default_factory=list)
+    tooltip: list[str] = field(default_factory=list)
+    links: list[str] = field(default_factory=list)  # URL-map keys, best first
+    region: int | None = None  # index in QdqModel.regions
+    tensor: str = ""  # for inputs, outputs and boundaries: the tensor drawn
+
+
+@dataclass(frozen=True)
+class _Edge:
+    tail: str
+    head: str
+    tensor: str
+
+
+@dataclass
+class _QdqCounts:
+    """How the drawn Q and DQ nodes appear in the drawing."""
+
+    q_alone: int = 0
+    dq_alone: int = 0
+    q_in_pairs: int = 0
+    dq_in_pairs: int = 0
+    q_folded: int = 0
+    dq_folded_weight: int = 0
+    dq_folded_bias: int = 0
+
+    @property
+    def quantize(self) -> int:
+        return self.q_alone + self.q_in_pairs + self.q_folded
+
+    @property
+    def dequantize(self) -> int:
+        return self.dq_alone + self.dq_in_pairs + self.dq_folded_weight + self.dq_folded_bias
+
+
+@dataclass
+class _Drawing:
+    elements: list[_Element]
+    edges: list[_Edge]
+    counts: _QdqCounts
+    onnx_nodes: int  # ONNX nodes drawn (main graph or selection)
+
+
+class _GraphIndex:
+    """Producer / consumer tables of the main graph, built once (linear)."""
+
+    def __init__(self, model: QdqModel, options: DotOptions) -> None:
+        self.model = model
+        self.main = [n for n in model.nodes if not n.graph]
+        if options.selection is None:
+            self.selected = list(self.main)
+        else:
+            self.selected = [n for n in self.main if n.key in options.selection]
+        self.selected_keys = {n.key for n in self.selected}
+        self.position = {n.key: i for i, n in enumerate(self.main)}
+        self.producer: dict[str, NodeInfo] = {}
+        self.consumers: dict[str, list[NodeInfo]] = {}
+        for node in self.main:
+            for tensor in node.outputs:
+                if tensor:
+                    self.producer.setdefault(tensor, node)
+            for tensor in dict.fromkeys(t for t in node.inputs if t):
+                self.consumers.setdefault(tensor, []).append(node)
+        self.qdq = {q.key: q for q in model.qdq_nodes if not q.graph}
+        self.params: dict[str, QuantParam] = {}
+        for param in model.params:
+            if not param.graph or param.name not in self.params:
+                self.params[param.name] = param
+        self.graph_outputs = set(model.outputs)
+
+    def is_quantize(self, node: NodeInfo) -> bool:
+        return node.op_type in QUANTIZE_OPS and node.domain in QDQ_DOMAINS
+
+    def is_dequantize(self, node: NodeInfo) -> bool:
+        return node.op_type in DEQUANTIZE_OPS and node.domain in QDQ_DOMAINS
+
+    def is_qdq(self, node: NodeInfo) -> bool:
+        return self.is_quantize(node) or self.is_dequantize(node)
+
+    def selection_is_partial(self) -> bool:
+        return len(self.selected) != len(self.main)
+
+    def sole_consumer(self, tensor: str) -> NodeInfo | None:
+        """The one selected consumer of ``tensor`` when it has exactly one and is not an output."""
+        users = self.consumers.get(tensor, [])
+        if len(users) != 1 or tensor in self.graph_outputs:
+            return None
+        user = users[0]
+        return user if user.key in self.selected_keys else None
+
+
+_WEIGHT_ROLES = {Role.WEIGHT: "W", Role.WEIGHT_PAIR: "W", Role.BIAS: "B"}
+
+
+@dataclass
+class _Fold:
+    """Weight / bias quantization nodes folded into the compute node they feed."""
+
+    slot: str  # "W" | "B"
+    chain: tuple[QdqNode, ...]  # (DQ,) or (Q, DQ)
+
+
+def _find_folds(index: _GraphIndex) -> dict[str, list[_Fold]]:
+    """Compute-node key -> weight / bias DQs (and weight Q→DQ pairs) folded into it."""
+    folds: dict[str, list[_Fold]] = {}
+    for node in index.selected:
+        dq = index.qdq.get(node.key)
+        if dq is None or not index.is_dequantize(node) or dq.role not in _WEIGHT_ROLES:
+            continue
+        target = index.sole_consumer(dq.output)
+        if target is None or index.is_qdq(target):
+            continue
+        chain: tuple[QdqNode, ...] = (dq,)
+        if dq.role is Role.WEIGHT_PAIR:
+            quantizer = _weight_pair_quantizer(index, dq)
+            if quantizer is None:
+                continue
+            chain = (quantizer, dq)
+        folds.setdefault(target.key, []).append(_Fold(_WEIGHT_ROLES[dq.role], chain))
+    return folds
+
+
+def _weight_pair_quantizer(index: _GraphIndex, dq: QdqNode) -> QdqNode | None:
+    producer = index.producer.get(dq.input)
+    if producer is None or producer.key not in index.selected_keys:
+        return None
+    quantizer = index.qdq.get(producer.key)
+    if quantizer is None or not index.is_quantize(producer):
+        return None
+    if index.sole_consumer(dq.input) is None:
+        return None
+    return quantizer
+
+
+def _find_pairs(index: _GraphIndex, taken: set[str]) -> dict[str, list[QdqNode]]:
+    """Q key -> the DQ nodes reading its output directly (compact Q→DQ pair nodes)."""
+    pairs: dict[str, list[QdqNode]] = {}
+    for node in index.selected:
+        quantizer = index.qdq.get(node.key)
+        if quantizer is None or node.key in taken or not index.is_quantize(node):
+            continue
+        partners = []
+        for user in index.consumers.get(quantizer.output, []):
+            dq = index.qdq.get(user.key)
+            if (dq is not None and index.is_dequantize(user) and user.key in index.selected_keys
+                    and user.key not in taken and dq.input == quantizer.output):
+                partners.append(dq)
+        if partners:
+            pairs[node.key] = partners
+    return pairs
+
+
+def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
+    """Decide the DOT nodes and edges of a drawing (linear in the graph size)."""
+    index = _GraphIndex(model, options)
+    counts = _QdqCounts()
+    folds: dict[str, list[_Fold]] = {}
+    pairs: dict[str, list[QdqNode]] = {}
+    if options.mode == "compact":
+        folds = _find_folds(index)
+        taken = {q.key for fs in folds.values() for f in fs for q in f.chain}
+        pairs = _find_pairs(index, taken)
+        taken.update(dq.key for dqs in pairs.values() for dq in dqs)
+    else:
+        taken = set()
+
+    elements: list[_Element] = []
+    owner: dict[str, _Element] = {}
+    tensor_source: dict[str, _Element] = {}
+    _add_graph_inputs(index, elements, tensor_source)
+    _add_boundary_inputs(index, elements, tensor_source)
+    for node in index.selected:
+        if node.key in taken:
+            continue
+        element = _node_element(index, node, folds.get(node.key, ()), pairs.get(node.key), counts)
+        elements.append(element)
+        for key in element.members:
+            owner[key] = element
+    for key, element in owner.items():
+        for tensor in model.node(key).outputs:
+            if tensor:
+                tensor_source.setdefault(tensor, element)
+    sinks = _add_graph_outputs(index, elements) + _add_boundary_outputs(index, elements)
+    edges = _edges(index, elements, owner, tensor_source, sinks)
+    _mark_region(index, elements)
+    return _Drawing(elements, edges, counts, len(index.selected))
+
+
+def _add_graph_inputs(index: _GraphIndex, elements: list[_Element],
+                      tensor_source: dict[str, _Element]) -> None:
+    for number, name in enumerate(index.model.inputs):
+        if index.selection_is_partial() and not any(
+                c.key in index.selected_keys for c in index.consumers.get(name, [])):
+            continue
+        element = _Element(f"i{number}", "input", label=[_clip_name(name)],
+                           tooltip=["graph input", name, _tensor_text(index, name)], tensor=name)
+        elements.append(element)
+        tensor_source[name] = element
+
+
+def _add_graph_outputs(index: _GraphIndex, elements: list[_Element]) -> list[tuple[str, _Element]]:
+    sinks = []
+    for number, name in enumerate(index.model.outputs):
+        producer = index.producer.get(name)
+        if index.selection_is_partial() and (producer is None or producer.key not in index.selected_keys):
+            continue
+        element = _Element(f"o{number}", "output", label=[_clip_name(name)],
+                           tooltip=["graph output", name, _tensor_text(index, name)], tensor=name)
+        elements.append(element)
+        sinks.append((name, element))
+    return sinks
+
+
+def _add_boundary_inputs(index: _GraphIndex, elements: list[_Element],
+                         tensor_source: dict[str, _Element]) -> None:
+    """Tensors a selection reads from nodes outside it."""
+    if not index.selection_is_partial():
+        return
+    seen: set[str] = set()
+    for node in index.selected:
+        for tensor in node.inputs:
+            producer = index.producer.get(tensor) if tensor else None
+            if producer is None or producer.key in index.selected_keys or tensor in seen:
+                continue
+            seen.add(tensor)
+            element = _Element(f"b{len(seen) - 1}", "boundary", label=["… " + _clip_name(tensor)],
+                               tooltip=["from outside the selection", tensor,
+                                        _tensor_text(index, tensor)])
+            elements.append(element)
+            tensor_source[tensor] = element
+
+
+def _add_boundary_outputs(index: _GraphIndex, elements: list[_Element]) -> list[tuple[str, _Element]]:
+    """Tensors of a selection read by nodes outside it."""
+    if not index.selection_is_partial():
+        return []
+    sinks = []
+    for node in index.selected:
+        for tensor in node.outputs:
+            users = index.consumers.get(tensor, [])
+            if not tensor or tensor in index.graph_outputs or all(
+                    u.key in index.selected_keys for u in users):
+                continue
+            element = _Element(f"x{len(sinks)}", "boundary", label=[_clip_name(tensor) + " …"],
+                               tooltip=["read outside the selection", tensor,
+                                        _tensor_text(index, tensor)])
+            elements.append(element)
+            sinks.append((tensor, element))
+    return sinks
+
+
+def _edges(index: _GraphIndex, elements: list[_Element], owner: dict[str, _Element],
+           tensor_source: dict[str, _Element], sinks: list[tuple[str, _Element]]) -> list[_Edge]:
+    """One edge per (source element, target element, tensor), in element order."""
+    edges: list[_Edge] = []
+    seen: set[tuple[str, str, str]] = set()
+
+    def connect(tensor: str, head: _Element) -> None:
+        tail = tensor_source.get(tensor)
+        if tail is None or tail is head:
+            return
+        key = (tail.id, head.id, tensor)
+        if key not in seen:
+            seen.add(key)
+            edges.append(_Edge(tail.id, head.id, tensor))
+
+    for element in elements:
+        for member in element.members:
+            for tensor in index.model.node(member).inputs:
+                if tensor:
+                    connect(tensor, element)
+    for tensor, sink in sinks:
+        connect(tensor, sink)
+    return edges
+
+
+def _mark_region(index: _GraphIndex, elements: list[_Element]) -> None:
+    """Number each element with the quantized region (of the analysis) it lies in."""
+    region_of = {key: number for number, region in enumerate(index.model.regions)
+                 if not region.graph for key in region.nodes}
+    for element in elements:
+        numbers = [region_of[key] for key in element.members if key in region_of]
+        element.region = min(numbers) if numbers else None
+
+
+# -- labels --------------------------------------------------------------------
+
+
+def _tensor_text(index: _GraphIndex, name: str) -> str:
+    info = index.model.tensors.get(name)
+    if info is None:
+        return dtype_label(None)
+    shape = "" if info.shape is None else " [" + ", ".join(
+        "?" if d is None else str(d) for d in info.shape) + "]"
+    return dtype_label(info.dtype) + shape
+
+
+def _node_element(index: _GraphIndex, node: NodeInfo, folds: Sequence[_Fold],
+                  partners: list[QdqNode] | None, counts: _QdqCounts) -> _Element:
+    element_id = f"n{index.position[node.key]}"
+    qdq = index.qdq.get(node.key)
+    if partners:
+        return _pair_element(index, element_id, qdq, partners, counts)  # type: ignore[arg-type]
+    if index.is_qdq(node):
+        return _qdq_element(index, element_id, node, qdq, counts)
+    return _compute_element(index, element_id, node, folds, counts)
+
+
+def _op_text(node: NodeInfo) -> str:
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
+_KEY_ATTRIBUTES = {
+    "kernel_shape": "kernel",
+    "strides": "stride",
+    "pads": "pad",
+    "dilations": "dilation",
+    "group": "group",
+    "axis": "axis",
+    "perm": "perm",
+    "to": "to",
+}
+_INT_LIST = re.compile(r"^\s*[\[(]?\s*-?\d+(\s*,\s*-?\d+)*\s*,?\s*[\])]?\s*$")
+
+
+def _attribute_text(name: str, value: str) -> str | None:
+    """``kernel 3×3``, ``stride 2``; None for attributes at their usual default."""
+    short = _KEY_ATTRIBUTES[name]
+    if _INT_LIST.match(value):
+        numbers = re.findall(r"-?\d+", value)
+        if name in ("pads", "dilations", "group") and set(numbers) <= {"0" if name == "pads" else "1"}:
+            return None
+        if name in ("strides", "dilations", "pads") and len(set(numbers)) == 1:
+            return f"{short} {numbers[0]}"
+        joiner = "×" if name in ("kernel_shape", "strides", "dilations") else ","
+        return f"{short} {joiner.join(numbers)}"
+    return f"{short} {value}"
+
+
+def _key_attributes(node: NodeInfo) -> str:
+    parts = []
+    for name, value in node.attributes:
+        if name in _KEY_ATTRIBUTES:
+            text = _attribute_text(name, value)
+            if text:
+                parts.append(text)
+    return "  ".join(parts)
+
+
+def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
+                     folds: Sequence[_Fold], counts: _QdqCounts) -> _Element:
+    label = [_clip(_op_text(node))]
+    if node.name:
+        label.append(_clip_name(node.name))
+    attributes = _key_attributes(node)
+    if attributes:
+        label.append(_clip(attributes, LABEL_WIDTH + 8))
+    tooltip = [node.name or "(unnamed node)", f"op: {_op_text(node)}"]
+    tooltip += [f"{name} = {value}" for name, value in node.attributes]
+    members = [node.key]
+    slot_order = {tensor: number for number, tensor in enumerate(node.inputs)}
+    folds = sorted(folds, key=lambda f: slot_order.get(f.chain[-1].output, len(slot_order)))
+    for fold in folds:
+        label += _fold_lines(index, fold)
+        tooltip += _fold_tooltip(index, fold)
+        members += [q.key for q in fold.chain]
+        _count_fold(fold, counts)
+    return _Element(element_id, "compute", members, label, tooltip,
+                    links=[f"node:{node.key}", f"op:{node.op_type}"])
+
+
+def _count_fold(fold: _Fold, counts: _QdqCounts) -> None:
+    counts.q_folded += len(fold.chain) - 1
+    if fold.slot == "B":
+        counts.dq_folded_bias += 1
+    else:
+        counts.dq_folded_weight += 1
+
+
+def _fold_lines(index: _GraphIndex, fold: _Fold) -> list[str]:
+    """``W: DQ INT8 s=0.00391 zp=0`` — one folded weight or bias (two lines if per-axis)."""
+    dq = fold.chain[-1]
+    head = f"{fold.slot}: {'Q→DQ' if len(fold.chain) == 2 else 'DQ'} {dtype_label(dq.quant_dtype)}"
+    if dq.granularity is Granularity.PER_TENSOR:
+        return [f"{head} {_scale_zp_text(index, dq)}"]
+    return [f"{head} {dq.granularity.value} {_zero_point_text(index, dq)}", _scale_text(index, dq)]
+
+
+def _scale_text(index: _GraphIndex, qdq: QdqNode) -> str:
+    return f"s={summarise_param(index.params.get(qdq.scale))}"
+
+
+def _zero_point_text(index: _GraphIndex, qdq: QdqNode) -> str:
+    if not qdq.zero_point:
+        return "zp=absent"
+    return f"zp={summarise_param(index.params.get(qdq.zero_point))}"
+
+
+def _scale_zp_text(index: _GraphIndex, qdq: QdqNode) -> str:
+    return f"{_scale_text(index, qdq)} {_zero_point_text(index, qdq)}"
+
+
+def _fold_tooltip(index: _GraphIndex, fold: _Fold) -> list[str]:
+    lines = []
+    for qdq in fold.chain:
+        lines.append(f"{fold.slot}: {qdq.op_type} {index.model.node(qdq.key).name or qdq.key}")
+        lines += ["  " + line for line in _qdq_tooltip_details(index, qdq)]
+    return lines
+
+
+def _qdq_tooltip_details(index: _GraphIndex, qdq: QdqNode) -> list[str]:
+    lines = [f"role: {qdq.role.value}", f"input: {qdq.input}", f"output: {qdq.output}",
+             f"quantized dtype: {dtype_label(qdq.quant_dtype)}, float dtype: {dtype_label(qdq.float_dtype)}",
+             _granularity_text(qdq)]
+    for name, what in ((qdq.scale, "scale"), (qdq.zero_point, "zero point")):
+        if not name:
+            lines.append(f"{what}: absent")
+            continue
+        param = index.params.get(name)
+        values = _param_values_text(param) if param is not None else "unknown"
+        lines.append(f"{what} {name} = {values}")
+    return lines
+
+
+def _granularity_text(qdq: QdqNode) -> str:
+    text = qdq.granularity.value
+    if qdq.axis is not None and qdq.granularity is not Granularity.PER_TENSOR:
+        text += f", axis {qdq.axis}"
+    if qdq.block_size:
+        text += f", block size {qdq.block_size}"
+    return text
+
+
+_ROLE_TAGS = {Role.ACTIVATION: "activation", Role.WEIGHT: "weight", Role.BIAS: "bias",
+              Role.WEIGHT_PAIR: "weight", Role.CLIP: "clip", Role.LONE_Q: "lone",
+              Role.LONE_DQ: "lone"}
+
+
+def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNode | None,
+                 counts: _QdqCounts) -> _Element:
+    quantize = index.is_quantize(node)
+    if quantize:
+        counts.q_alone += 1
+    else:
+        counts.dq_alone += 1
+    kind = "quantize" if quantize else "dequantize"
+    head = _op_text(node)
+    label = [head + (f" ({_ROLE_TAGS[qdq.role]})" if qdq is not None else "")]
+    if node.name:
+        label.append(_clip_name(node.name))
+    tooltip = [node.name or "(unnamed node)", f"op: {head}"]
+    if qdq is not None:
+        label += _param_lines(index, qdq)
+        tooltip += _qdq_tooltip_details(index, qdq)
+        if qdq.input not in index.producer and qdq.input not in index.model.inputs:
+            label.append(f"in {_clip_name(qdq.input, 24)} {_tensor_text(index, qdq.input)}")
+    return _Element(element_id, kind, [node.key], label, tooltip,
+                    links=[f"node:{node.key}", f"op:{node.op_type}"])
+
+
+def _param_lines(index: _GraphIndex, qdq: QdqNode) -> list[str]:
+    """Label lines naming the scale and zero point, with their values."""
+    scale = summarise_param(index.params.get(qdq.scale))
+    lines = [f"scale {_clip_name(qdq.scale, 24)} = {scale}"]
+    if qdq.zero_point:
+        zero_point = summarise_param(index.params.get(qdq.zero_point))
+        lines.append(f"zp {_clip_name(qdq.zero_point, 24)} = {zero_point} "
+                     f"({dtype_label(qdq.quant_dtype)})")
+    else:
+        lines.append(f"zp absent ({dtype_label(qdq.quant_dtype)})")
+    if qdq.granularity is not Granularity.PER_TENSOR:
+        lines.append(_granularity_text(qdq))
+    return lines
+
+
+def _pair_element(index: _GraphIndex, element_id: str, quantizer: QdqNode,
+                  partners: list[QdqNode], counts: _QdqCounts) -> _Element:
+    counts.q_in_pairs += 1
+    counts.dq_in_pairs += len(partners)
+    arrow = "Q→DQ" if len(partners) == 1 else f"Q→{len(partners)}×DQ"
+    head = f"{arrow} {dtype_label(quantizer.quant_dtype)}"
+    if quantizer.role not in (Role.ACTIVATION,):
+        head += f" ({_ROLE_TAGS.get(quantizer.role, quantizer.role.value)})"
+    if quantizer.granularity is Granularity.PER_TENSOR:
+        label = [head, _scale_zp_text(index, quantizer)]
+    else:
+        label = [head, _scale_text(index, quantizer), _zero_point_text(index, quantizer),
+                 _granularity_text(quantizer)]
+    tooltip = [f"Q→DQ pair on {quantizer.quantized_tensor or quantizer.input}"]
+    for qdq in (quantizer, *partners):
+        tooltip.append(f"{qdq.op_type} {index.model.node(qdq.key).name or qdq.key}")
+        tooltip += ["  " + line for line in _qdq_tooltip_details(index, qdq)]
+    links = [f"node:{quantizer.key}", *(f"node:{dq.key}" for dq in partners),
+             "op:QuantizeLinear", "op:DequantizeLinear"]
+    return _Element(element_id, "pair", [quantizer.key, *(dq.key for dq in partners)],
+                    label, tooltip, links)
+
+
+# -- DOT text ------------------------------------------------------------------
+
+_REGION_FILL = "#fdf2d0"
+_REGION_BORDER = "#d4ac0d"
+
+_STYLES = {
+    "compute": 'shape=box, style=filled, fillcolor="#ffffff", color="#4d4d4d", penwidth=1.3',
+    "quantize": 'shape=box, style="filled,diagonals", fillcolor="#f8c471", color="#b9770e"',
+    "dequantize": 'shape=box, style="filled,rounded", fillcolor="#aed6f1", color="#2e86c1"',
+    "pair": ('shape=box, style="rounded,filled", fillcolor="#f8c471:#aed6f1", '
+             'gradientangle=0, color="#7d6608", fontsize=8, height=0.25'),
+    "input": 'shape=ellipse, style=filled, fillcolor="#d5f5e3", color="#1e8449"',
+    "output": 'shape=ellipse, style=filled, fillcolor="#fadbd8", color="#943126"',
+    "boundary": 'shape=ellipse, style=dashed, color="#7f8c8d", fontcolor="#566573"',
+}
+
+
+def _header(options: DotOptions) -> list[str]:
+    return [
+        "digraph qdq {",
+        (f'  graph [rankdir={options.rankdir}, fontname="{FONT}", fontsize=10, '
+         'nodesep=0.25, ranksep=0.3, newrank=true];'),
+        f'  node [fontname="{FONT}", fontsize=9, margin="0.1,0.04", height=0.3, penwidth=1];',
+        f'  edge [fontname="{FONT}", fontsize=7, arrowsize=0.6, penwidth=1.1];',
+    ]
+
+
+def _url_for(element: _Element, urls: Mapping[str, str] | None) -> str | None:
+    if not urls:
+        return None
+    for key in element.links:
+        url = urls.get(key)
+        if url:
+            return url
+    return None
+
+
+def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str) -> str:
+    attributes = [f"label={_lines(element.label)}", _STYLES[element.kind],
+                  f"tooltip={_lines(element.tooltip)}"]
+    url = _url_for(element, urls)
+    if url is not None:
+        attributes += [f"URL={_quoted(url)}", 'target="_top"']
+    return f"{indent}{element.id} [{', '.join(attributes)}];"
+
+
+def _edge_statement(index_tensors: Mapping, edge: _Edge) -> str:
+    info = index_tensors.get(edge.tensor)
+    label = dtype_label(info.dtype if info is not None else None)
+    colour = dtype_colour(label)
+    style = ", style=dashed" if label == UNKNOWN_DTYPE else ""
+    shape = ""
+    if info is not None and info.shape is not None:
+        shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"
+    tooltip = f"{edge.tensor}\n{label}{shape}"
+    return (f"  {edge.tail} -> {edge.head} [label={_quoted(label)}, color=\"{colour}\", "
+            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)))}{style}];")
+
+
+def _regions(drawing: _Drawing) -> list[list[_Element]]:
+    """Elements grouped by quantized region, in region order."""
+    groups: dict[int, list[_Element]] = {}
+    for element in drawing.elements:
+        if element.region is not None:
+            groups.setdefault(element.region, []).append(element)
+    return [groups[number] for number in sorted(groups)]
+
+
+def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) -> list[str]:
+    lines = []
+    for number, region in enumerate(_regions(drawing)):
+        lines += [f"  subgraph cluster_quantized_{number} {{",
+                  (f'    graph [label="quantized region", labeljust=l, fontsize=9, '
+                   f'fontcolor="{_REGION_BORDER}", style="rounded,filled", '
+                   f'fillcolor="{_REGION_FILL}", color="{_REGION_BORDER}"];')]
+        lines += [_node_statement(e, urls, "    ") for e in region]
+        lines.append("  }")
+    lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
+    lines += [_edge_statement(model.tensors, edge) for edge in drawing.edges]
+    return lines
+
+
+def _count_lines(drawing: _Drawing) -> list[str]:
+    counts = drawing.counts
+    q_parts = [f"{counts.q_in_pairs} in Q→DQ pairs" if counts.q_in_pairs else "",
+               f"{counts.q_folded} folded (weights)" if counts.q_folded else "",
+               f"{counts.q_alone} drawn alone" if counts.q_alone else ""]
+    dq_parts = [f"{counts.dq_in_pairs} in Q→DQ pairs" if counts.dq_in_pairs else "",
+                f"{counts.dq_folded_weight} folded (weights)" if counts.dq_folded_weight else "",
+                f"{counts.dq_folded_bias} folded (biases)" if counts.dq_folded_bias else "",
+                f"{counts.dq_alone} drawn alone" if counts.dq_alone else ""]
+    lines = [f"QuantizeLinear: {counts.quantize}" + _parts(q_parts),
+             f"DequantizeLinear: {counts.dequantize}" + _parts(dq_parts)]
+    if counts.quantize + counts.dequantize == 0:
+        lines.append("no QDQ nodes: a float model")
+    return lines
+
+
+def _parts(parts: list[str]) -> str:
+    shown = [p for p in parts if p]
+    return f" ({', '.join(shown)})" if shown else ""
+
+
+def _legend(drawing: _Drawing, model: QdqModel) -> list[str]:
+    """Shapes, dtype colours and the Q/DQ counts of this drawing, in two rows."""
+    kinds = {e.kind for e in drawing.elements}
+    samples = [("compute", "operator"), ("quantize", "QuantizeLinear"),
+               ("dequantize", "DequantizeLinear"), ("pair", "Q→DQ pair"),
+               ("input", "graph input"), ("output", "graph output")]
+    lines = ["  subgraph cluster_legend {",
+             '    graph [label="legend", labeljust=l, fontsize=9, style=rounded, color="#aaaaaa"];']
+    shapes = []
+    for kind, text in samples:
+        if kind in kinds:
+            lines.append(f"    legend_{kind} [label={_quoted(text)}, {_STYLES[kind]}];")
+            shapes.append(f"legend_{kind}")
+    lines.append(f'    legend_region [label="quantized region", shape=box, style="rounded,filled", '
+                 f'fillcolor="{_REGION_FILL}", color="{_REGION_BORDER}"];')
+    shapes.append("legend_region")
+    dtypes = []
+    for number, label in enumerate(_legend_dtypes(drawing, model)):
+        colour = dtype_colour(label)
+        lines.append(f'    legend_dtype_{number} [label={_quoted(label)}, shape=box, style=filled, '
+                     f'fillcolor="{colour}", color="{colour}", fontcolor="#ffffff", '
+                     'fontsize=8, height=0.2];')
+        dtypes.append(f"legend_dtype_{number}")
+    counts = "\\l".join(escape_dot(line) for line in _count_lines(drawing)) + "\\l"
+    lines.append(f'    legend_counts [label="{counts}", shape=note, fontsize=8];')
+    dtypes.append("legend_counts")
+    for row in (shapes, dtypes):
+        lines.append(f"    {{rank=same; {'; '.join(row)}}}")
+        lines += [f"    {tail} -> {head} [style=invis];" for tail, head in itertools.pairwise(row)]
+    lines.append(f"    {shapes[0]} -> {dtypes[0]} [style=invis];")
+    lines.append("  }")
+    return lines
+
+
+def _legend_dtypes(drawing: _Drawing, model: QdqModel) -> list[str]:
+    """Dtype labels on the drawn edges, in :data:`DTYPE_COLOURS` order."""
+    used = {dtype_label(_tensor_dtype(model, e.tensor)) for e in drawing.edges}
+    return [label for label in DTYPE_COLOURS if label in used] + sorted(used - set(DTYPE_COLOURS))
+
+
+def _tensor_dtype(model: QdqModel, tensor: str) -> str | None:
+    info = model.tensors.get(tensor)
+    return info.dtype if info is not None else None
+
+
+def _fallback(model: QdqModel, drawing: _Drawing, options: DotOptions) -> str:
+    """A small graph in place of one with more than ``max_nodes`` nodes."""
+    what = "selection" if options.selection is not None else "model"
+    note = [f"This {what} has {drawing.onnx_nodes} ONNX nodes",
+            f"({len(drawing.elements)} graph nodes in {options.mode} mode),",
+            f"more than the limit of {options.max_nodes}.",
+            "Select a region with :from: and :to:."]
+    lines = _header(options)
+    lines.append(f"  note [label={_lines(note)}, shape=note, style=filled, fillcolor=\"#fef9e7\"];")
+    for element in drawing.elements:
+        if element.kind in ("input", "output"):
+            lines.append(_node_statement(element, None, "  "))
+            tail, head = (element.id, "note") if element.kind == "input" else ("note", element.id)
+            label = dtype_label(_tensor_dtype(model, element.tensor))
+            colour = dtype_colour(label)
+            lines.append(f"  {tail} -> {head} [label={_quoted(label)}, color=\"{colour}\", "
+                         f"fontcolor=\"{colour}\"];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+# -- public API ------------------------------------------------------------------
+
+
+def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
+               urls: Mapping[str, str] | None = None) -> str:
+    """DOT text of ``model``; ``urls`` maps :func:`link_keys` keys to link targets."""
+    drawing = _plan(model, options)
+    if options.max_nodes and len(drawing.elements) > options.max_nodes:
+        return _fallback(model, drawing, options)
+    lines = _header(options)
+    lines += _body(drawing, model, urls)
+    if options.legend:
+        lines += _legend(drawing, model)
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def link_keys(model: QdqModel, options: DotOptions = DotOptions()) -> list[str]:
+    """Sorted URL-map keys (``op:…``, ``node:…``) the drawing would use if given."""
+    drawing = _plan(model, options)
+    if options.max_nodes and len(drawing.elements) > options.max_nodes:
+        return []
+    return sorted({key for element in drawing.elements for key in element.links})
+
+
+def graph_node_count(model: QdqModel, options: DotOptions = DotOptions()) -> int:
+    """DOT nodes of the drawing (inputs and outputs included, legend excluded)."""
+    return len(_plan(model, options).elements)
+
+
+def qdq_counts(model: QdqModel, options: DotOptions = DotOptions()) -> dict[str, int]:
+    """How the drawn Q / DQ nodes are shown: alone, in pairs, or folded."""
+    counts = _plan(model, options).counts
+    return {name: getattr(counts, name) for name in (
+        "q_alone", "dq_alone", "q_in_pairs", "dq_in_pairs", "q_folded",
+        "dq_folded_weight", "dq_folded_bias")}

@@ -1,0 +1,268 @@
+"""``qdq-graph``: draw a QDQ ONNX model as SVG / PNG / DOT, without Sphinx.
+
+``qdq-graph MODEL [-o DIR] [--format svg,png,dot] [--mode compact|full] ...``
+writes ``DIR/BASE.svg`` (and the other formats asked for) with the same
+analysis and DOT code the ``qdq-graph`` directive uses, by running graphviz's
+``dot``. Problems with the input (a missing or unreadable model, graphviz
+missing or failing, a bad option) end with one line on stderr,
+``qdq-graph: error: ...``, and exit status 2; diagnostics of the analysis are
+printed as one-line warnings.
+
+The first argument may later name a subcommand (``qdq-graph vectors ...``):
+:data:`SUBCOMMANDS` maps such names to their entry points; anything else is a
+model path, so ``qdq-graph MODEL`` keeps working (``./vectors`` reaches a model
+file that happens to be called ``vectors``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from sphinxext_qdq import __version__
+from sphinxext_qdq.analysis.dot import (
+    MODES,
+    RANKDIRS,
+    DotOptions,
+    graph_node_count,
+    render_dot,
+)
+from sphinxext_qdq.analysis.loader import (
+    DEFAULT_MAX_BYTES,
+    QdqModelError,
+    load_qdq_model,
+)
+from sphinxext_qdq.analysis.model import Diagnostic, QdqModel
+
+PROG = "qdq-graph"
+FORMATS = ("svg", "png", "dot")
+#: Seconds ``dot`` may take for one output file before it is stopped.
+DEFAULT_DOT_TIMEOUT = 120.0
+
+#: Subcommand name -> entry point taking the remaining arguments, returning an exit status.
+SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {}
+
+
+class CliError(Exception):
+    """A problem to report as ``qdq-graph: error: <message>`` with exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors become :class:`CliError` (one line, no usage)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(message)
+
+
+# -- messages -------------------------------------------------------------------
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line: newlines and other control characters shown escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+
+
+def report_error(message: object) -> None:
+    print(f"{PROG}: error: {one_line(message)}", file=sys.stderr)
+
+
+def report_warning(message: object) -> None:
+    print(f"{PROG}: warning: {one_line(message)}", file=sys.stderr)
+
+
+def diagnostic_text(diagnostic: Diagnostic) -> str:
+    where = f" (node {diagnostic.node})" if diagnostic.node else ""
+    return f"{diagnostic.message}{where} [qdq.{diagnostic.subtype}]"
+
+
+# -- arguments ------------------------------------------------------------------
+
+
+def _formats(text: str) -> tuple[str, ...]:
+    """``svg,png`` -> ("svg", "png"); unknown or empty names are an error."""
+    names = [name.strip().lower() for name in text.split(",")]
+    unknown = [name for name in names if name not in FORMATS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown format {', '.join(map(repr, unknown))} (choose from {', '.join(FORMATS)})")
+    return tuple(dict.fromkeys(names))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    if text.strip() == "0":
+        return 0
+    return _positive_int(text)
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _base_name(text: str) -> str:
+    if not text or text in (".", "..") or "/" in text or os.sep in text or "\0" in text:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a plain file name")
+    return text
+
+
+def graph_parser() -> argparse.ArgumentParser:
+    """Arguments of ``qdq-graph MODEL``."""
+    parser = _Parser(prog=PROG, description="Draw a quantized (QDQ) ONNX model with graphviz.")
+    parser.add_argument("model", metavar="MODEL", help="the .onnx file")
+    parser.add_argument("-o", "--output-dir", metavar="DIR", default=".", type=Path,
+                        help="folder for the output files (created if needed; default: .)")
+    parser.add_argument("--format", metavar="LIST", type=_formats, default=("svg",),
+                        dest="formats", help="comma-separated: svg, png, dot (default: svg)")
+    parser.add_argument("--mode", choices=MODES, default="compact",
+                        help="compact: weight DQs folded, Q→DQ pairs as one node (default); "
+                             "full: every ONNX node")
+    parser.add_argument("--rankdir", choices=RANKDIRS, default="TB", type=str.upper,
+                        help="layout direction, top-bottom or left-right (default: TB)")
+    parser.add_argument("--legend", action="store_true", help="draw a legend")
+    parser.add_argument("--name", metavar="BASE", type=_base_name,
+                        help="base name of the output files (default: the model file's stem)")
+    parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    parser.add_argument("--max-nodes", metavar="N", type=_non_negative_int, default=0,
+                        help="draw a short note instead of a graph above N nodes (0: no limit)")
+    parser.add_argument("--dot", metavar="PATH", default="dot", dest="dot_binary",
+                        help="the graphviz dot program (default: dot)")
+    parser.add_argument("--timeout", metavar="SECONDS", type=_positive_seconds,
+                        default=DEFAULT_DOT_TIMEOUT,
+                        help=f"time limit of one dot run (default: {DEFAULT_DOT_TIMEOUT:g})")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+# -- work -----------------------------------------------------------------------
+
+
+def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
+    """The analysed model; every loading problem becomes a :class:`CliError`."""
+    try:
+        return load_qdq_model(path, max_bytes=max_bytes)
+    except QdqModelError as error:
+        raise CliError(str(error)) from None
+    except OSError as error:
+        raise CliError(f"{path}: {error.strerror or error}") from None
+
+
+def run_dot(dot_text: str, output_format: str, target: Path, *, dot_binary: str = "dot",
+            timeout: float = DEFAULT_DOT_TIMEOUT) -> None:
+    """Render ``dot_text`` to ``target`` with graphviz (written whole or not at all)."""
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # dot creates it
+    try:
+        result = subprocess.run([dot_binary, f"-T{output_format}", "-o", temporary],
+                                input=dot_text.encode("utf-8"), capture_output=True,
+                                timeout=timeout, check=False)
+        if result.returncode != 0:
+            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise CliError(f"{dot_binary} failed with exit status {result.returncode}"
+                           + (f": {detail[0]}" if detail else ""))
+        if os.path.getsize(temporary) == 0:
+            raise CliError(f"{dot_binary} wrote an empty {output_format} file")
+        os.replace(temporary, target)
+    except FileNotFoundError:
+        raise CliError(f"graphviz {dot_binary!r} not found: install graphviz "
+                       "(Debian: apt-get install graphviz) or pass --dot PATH") from None
+    except PermissionError:
+        raise CliError(f"cannot run {dot_binary!r}: permission denied") from None
+    except subprocess.TimeoutExpired:
+        raise CliError(f"{dot_binary} took longer than {timeout:g} s and was stopped "
+                       "(draw less with --mode compact or raise --timeout)") from None
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def output_folder(path: Path) -> Path:
+    """``path`` as an existing folder (created if needed)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise CliError(f"{path}: exists and is not a folder") from None
+    except OSError as error:
+        raise CliError(f"{path}: cannot create the output folder ({error.strerror or error})") \
+            from None
+    if not path.is_dir():
+        raise CliError(f"{path}: exists and is not a folder")
+    return path
+
+
+def write_graph_files(model: QdqModel, output_dir: Path, base: str, formats: Sequence[str],
+                      options: DotOptions, *, dot_binary: str = "dot",
+                      timeout: float = DEFAULT_DOT_TIMEOUT) -> list[Path]:
+    """Write ``output_dir/base.<format>`` for each format; return the paths written."""
+    folder = output_folder(output_dir)
+    dot_text = render_dot(model, options)
+    written = []
+    for output_format in formats:
+        target = folder / f"{base}.{output_format}"
+        if output_format == "dot":
+            try:
+                target.write_text(dot_text, encoding="utf-8")
+            except OSError as error:
+                raise CliError(f"{target}: cannot be written ({error.strerror or error})") from None
+        else:
+            run_dot(dot_text, output_format, target, dot_binary=dot_binary, timeout=timeout)
+        written.append(target)
+    return written
+
+
+def run_graph(argv: Sequence[str]) -> int:
+    """``qdq-graph MODEL ...``: draw one model."""
+    args = graph_parser().parse_args(list(argv))
+    model = load_model(args.model, args.max_bytes)
+    for diagnostic in model.diagnostics:
+        report_warning(diagnostic_text(diagnostic))
+    options = DotOptions(mode=args.mode, rankdir=args.rankdir, legend=args.legend,
+                         max_nodes=args.max_nodes)
+    count = graph_node_count(model, options)
+    if args.max_nodes and count > args.max_nodes:
+        report_warning(f"{args.model}: the {args.mode} graph has {count} nodes, more than "
+                       f"--max-nodes {args.max_nodes}: drawing a note instead")
+    base = args.name or Path(args.model).stem or "model"
+    for path in write_graph_files(model, args.output_dir, base, args.formats, options,
+                                  dot_binary=args.dot_binary, timeout=args.timeout):
+        print(path)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``qdq-graph`` and ``python -m sphinxext_qdq``; returns the exit status."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if arguments and arguments[0] in SUBCOMMANDS:
+            return SUBCOMMANDS[arguments[0]](arguments[1:])
+        return run_graph(arguments)
+    except CliError as error:
+        report_error(error)
+        return 2
+    except SystemExit as done:  # --help, --version
+        return done.code if isinstance(done.code, int) else 0
+    except KeyboardInterrupt:
+        report_error("interrupted")
+        return 130
+    except Exception as error:  # noqa: BLE001  (a bug: still one line, never a traceback)
+        report_error(f"unexpected {type(error).__name__}: {error}")
+        return 2
