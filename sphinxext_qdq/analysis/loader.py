@@ -35,6 +35,9 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: Most analyses kept in the cache (least recently used ones are dropped first).
 CACHE_SIZE = 64
 
+#: Files at least this large are hashed in a thread while protobuf parses them.
+_THREADED_HASH_BYTES = 4 * 1024 * 1024
+
 #: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
 _MAX_IR_VERSION = 64
 
@@ -75,15 +78,20 @@ def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
     data = _read_bytes(resolved)
     if len(data) > max_bytes:  # the file grew while we read it
         _checked_size(resolved, max_bytes)
-    content_hash = hashlib.sha256(data).hexdigest()
-    key = _CacheKey(str(resolved), len(data), resolved.stat().st_mtime_ns, content_hash)
-    with _lock:
-        cached = _cache.get(key)
-        if cached is not None:
-            _cache.move_to_end(key)
-            _hit_count += 1
-            return cached
-    proto = parse_model_bytes(data, resolved)
+    mtime_ns = resolved.stat().st_mtime_ns
+    if _seen_before(str(resolved), len(data), mtime_ns):
+        content_hash = _content_hash(data)
+        key = _CacheKey(str(resolved), len(data), mtime_ns, content_hash)
+        with _lock:
+            cached = _cache.get(key)
+            if cached is not None:
+                _cache.move_to_end(key)
+                _hit_count += 1
+                return cached
+        proto = parse_model_bytes(data, resolved)
+    else:  # surely a miss: hash (releases the GIL) while protobuf parses
+        proto, content_hash = _parse_while_hashing(data, resolved)
+        key = _CacheKey(str(resolved), len(data), mtime_ns, content_hash)
     from sphinxext_qdq.analysis.patterns import analyze  # patterns imports this module
 
     model = analyze(proto, path=str(resolved), model_dir=resolved.parent, content_hash=content_hash)
@@ -115,9 +123,9 @@ def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> 
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError, TypeError, OverflowError) as error:
-        raise QdqModelError(path, f"not an ONNX model (the file is truncated or not protobuf: "
-                                  f"{type(error).__name__})") from None
+    except (DecodeError, RuntimeError, ValueError, TypeError, OverflowError):
+        raise QdqModelError(path, "not an ONNX model: the bytes do not decode as an ONNX "
+                                  "protobuf (truncated, corrupted or another format)") from None
     finally:
         _parse_count += 1
     _check_plausible_model(proto, path)
@@ -260,6 +268,29 @@ def _check_plausible_model(proto: onnx.ModelProto, path: str | os.PathLike[str])
     for node in proto.graph.node:
         if not node.op_type:
             raise QdqModelError(path, "not an ONNX model (a node has no operator type)")
+
+
+def _content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _seen_before(path: str, size: int, mtime_ns: int) -> bool:
+    with _lock:
+        return any(k.path == path and k.size == size and k.mtime_ns == mtime_ns for k in _cache)
+
+
+def _parse_while_hashing(data: bytes, path: Path) -> tuple[onnx.ModelProto, str]:
+    """Parse *data* and hash it at the same time (sha256 runs without the GIL)."""
+    if len(data) < _THREADED_HASH_BYTES:
+        return parse_model_bytes(data, path), _content_hash(data)
+    digest: list[str] = []
+    worker = threading.Thread(target=lambda: digest.append(_content_hash(data)), daemon=True)
+    worker.start()
+    try:
+        proto = parse_model_bytes(data, path)
+    finally:
+        worker.join()
+    return proto, digest[0]
 
 
 def _remember(key: _CacheKey, model: QdqModel) -> None:

@@ -33,7 +33,7 @@ import difflib
 import math
 import os
 from collections import Counter, deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,7 @@ _INFERENCE_ELEMENT_LIMIT = 1024
 _ATTRIBUTE_TEXT_LIMIT = 80
 #: Ops that may sit between a QuantizeLinear and its DequantizeLinear (QCDQ).
 _BETWEEN_Q_AND_DQ = frozenset({"Clip"})
+_SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _INTEGER_TYPES = frozenset({
     "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
     "INT4", "UINT4", "INT2", "UINT2", "BOOL",
@@ -114,31 +115,26 @@ class _Graph:
         return name in self.initializers or name in self.producers or name in self.input_set
 
 
-@dataclass
 class _Node:
-    proto: onnx.NodeProto
-    graph: _Graph
-    index: int
-    order: int  # position in the whole model (main graph first)
-    inputs: list[str]
-    outputs: list[str]
-    key: str = ""
+    """A node while it is analysed: protobuf fields read once (protobuf access is slow)."""
 
-    @property
-    def op_type(self) -> str:
-        return self.proto.op_type
+    __slots__ = ("domain", "graph", "index", "inputs", "is_dequantize", "is_qdq",
+                 "is_quantize", "key", "name", "op_type", "outputs", "proto")
 
-    @property
-    def is_quantize(self) -> bool:
-        return self.proto.op_type in QUANTIZE_OPS and self.proto.domain in QDQ_DOMAINS
-
-    @property
-    def is_dequantize(self) -> bool:
-        return self.proto.op_type in DEQUANTIZE_OPS and self.proto.domain in QDQ_DOMAINS
-
-    @property
-    def is_qdq(self) -> bool:
-        return self.is_quantize or self.is_dequantize
+    def __init__(self, proto: onnx.NodeProto, graph: _Graph, index: int) -> None:
+        self.proto = proto
+        self.graph = graph
+        self.index = index
+        self.name = proto.name
+        self.op_type = proto.op_type
+        self.domain = proto.domain
+        self.inputs: list[str] = proto.input[:]  # slicing is the fastest copy in upb
+        self.outputs: list[str] = proto.output[:]
+        qdq_domain = self.domain in QDQ_DOMAINS
+        self.is_quantize = qdq_domain and self.op_type in QUANTIZE_OPS
+        self.is_dequantize = qdq_domain and self.op_type in DEQUANTIZE_OPS
+        self.is_qdq = self.is_quantize or self.is_dequantize
+        self.key = ""
 
 
 @dataclass
@@ -185,7 +181,6 @@ class _Analysis:
         self._assign_keys()
         self._collect_types()
         qdq_nodes = self._analyse_qdq_nodes()
-        qdq_nodes = self._assign_roles(qdq_nodes)
         self.qdq = {q.key: q for q in qdq_nodes}
         groups = self._find_groups()
         inside = self._quantized_region(groups)
@@ -228,6 +223,8 @@ class _Analysis:
             self.graphs.append(graph)
             self._index_graph(graph)
             for node in graph.nodes:
+                if not _may_hold_subgraphs(node.op_type, node.domain):
+                    continue
                 for attr in node.proto.attribute:
                     if attr.type == onnx.AttributeProto.GRAPH:
                         pending.append((attr.g, node, attr.name))
@@ -241,8 +238,7 @@ class _Analysis:
         graph.inputs = [i.name for i in proto.input]
         graph.input_set = set(graph.inputs)
         for index, node_proto in enumerate(proto.node):
-            node = _Node(node_proto, graph, index, len(self.nodes),
-                         list(node_proto.input), list(node_proto.output))
+            node = _Node(node_proto, graph, index)
             self.nodes.append(node)
             graph.nodes.append(node)
             for name in node.outputs:
@@ -251,13 +247,12 @@ class _Analysis:
             for position, name in enumerate(node.inputs):
                 if name:
                     graph.consumers.setdefault(name, []).append((node, position))
-            if node_proto.op_type == "Constant" and node_proto.domain in ("", "ai.onnx") \
-                    and node.outputs:
+            if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.outputs:
                 graph.constants[node.outputs[0]] = node_proto
 
     def _assign_keys(self) -> None:
         """Unique, deterministic, non-empty keys; subgraph paths follow their holder."""
-        counts = Counter(n.proto.name for n in self.nodes if n.proto.name)
+        counts = Counter(n.name for n in self.nodes if n.name)
         reserved = {name for name, count in counts.items() if count == 1}
         used: set[str] = set()
         seen: Counter[str] = Counter()
@@ -265,7 +260,7 @@ class _Analysis:
             graph.path = f"{graph.holder.key}:{graph.label}" if graph.holder else ""
             prefix = f"{graph.path}/" if graph.path else ""
             for node in graph.nodes:
-                name = node.proto.name
+                name = node.name
                 if name and counts[name] == 1:
                     node.key = name
                 else:
@@ -320,13 +315,11 @@ class _Analysis:
 
     # -- Q/DQ nodes and their parameters -----------------------------------------
     def _analyse_qdq_nodes(self) -> list[QdqNode]:
-        records = []
-        for node in self.nodes:
-            if node.is_qdq:
-                records.append(self._qdq_record(node))
-        return records
+        roles = self._roles()
+        return [self._qdq_record(node, *roles[node.key]) for node in self.nodes if node.is_qdq]
 
-    def _qdq_record(self, node: _Node) -> QdqNode:
+    def _qdq_record(self, node: _Node, role: Role, partner: str | None, tensor: str
+                    ) -> QdqNode:
         attrs = {a.name: a for a in node.proto.attribute}
         x = node.inputs[0] if node.inputs else ""
         y = node.outputs[0] if node.outputs else ""
@@ -347,10 +340,10 @@ class _Analysis:
             quant_dtype, float_dtype = x_dtype or zp_dtype, y_dtype
         granularity, axis, block_size = self._granularity(node, attrs, scale, x_shape)
         return QdqNode(
-            key=node.key, op_type=node.op_type, domain=node.proto.domain, input=x, output=y,
+            key=node.key, op_type=node.op_type, domain=node.domain, input=x, output=y,
             scale=scale, zero_point=zero_point, quant_dtype=quant_dtype, float_dtype=float_dtype,
-            granularity=granularity, axis=axis, block_size=block_size, role=Role.LONE_Q
-            if node.is_quantize else Role.LONE_DQ, graph=node.graph.path)
+            granularity=granularity, axis=axis, block_size=block_size, role=role,
+            partner=partner, quantized_tensor=tensor, graph=node.graph.path)
 
     def _granularity(self, node: _Node, attrs: dict[str, onnx.AttributeProto], scale: str,
                      x_shape: Shape | None) -> tuple[Granularity, int | None, int | None]:
@@ -429,31 +422,23 @@ class _Analysis:
         return None, None, None
 
     # -- roles ----------------------------------------------------------------------
-    def _assign_roles(self, records: list[QdqNode]) -> list[QdqNode]:
-        by_key = self.by_key
-        q_roles: dict[str, tuple[Role, str]] = {}
-        dq_roles: dict[str, tuple[Role, str | None, str]] = {}
-        for record in records:
-            if record.op_type not in DEQUANTIZE_OPS:
+    def _roles(self) -> dict[str, tuple[Role, str | None, str]]:
+        """(role, partner key, quantized tensor) of every Q and DQ node."""
+        roles: dict[str, tuple[Role, str | None, str]] = {}
+        for node in self.nodes:
+            if not node.is_dequantize:
                 continue
-            node = by_key[record.key]
             role, q_node = self._dequantize_role(node)
             if q_node is not None:
-                q_roles.setdefault(q_node.key, (role, node.key))
-                dq_roles[node.key] = (role, q_node.key, q_node.inputs[0] if q_node.inputs else "")
+                q_input = q_node.inputs[0] if q_node.inputs else ""
+                roles.setdefault(q_node.key, (role, node.key, q_input))
+                roles[node.key] = (role, q_node.key, q_input)
             else:
-                dq_roles[node.key] = (role, None, record.output)
-        updated = []
-        for record in records:
-            if record.key in dq_roles:
-                role, partner, tensor = dq_roles[record.key]
-            elif record.key in q_roles:
-                role, partner = q_roles[record.key]
-                tensor = record.input
-            else:
-                role, partner, tensor = Role.LONE_Q, None, record.input
-            updated.append(replace(record, role=role, partner=partner, quantized_tensor=tensor))
-        return updated
+                roles[node.key] = (role, None, node.outputs[0] if node.outputs else "")
+        for node in self.nodes:
+            if node.is_quantize and node.key not in roles:
+                roles[node.key] = (Role.LONE_Q, None, node.inputs[0] if node.inputs else "")
+        return roles
 
     def _dequantize_role(self, node: _Node) -> tuple[Role, _Node | None]:
         x = node.inputs[0] if node.inputs else ""
@@ -461,16 +446,13 @@ class _Analysis:
         producer = graph.producers.get(x)
         if producer is not None and producer.is_quantize:
             q_input = producer.inputs[0] if producer.inputs else ""
-            stored = _resolve(q_input, graph)[0] in (ParamSource.INITIALIZER,
-                                                     ParamSource.CONSTANT)
+            stored = _is_stored(q_input, graph)
             return (Role.WEIGHT_PAIR if stored else Role.ACTIVATION), producer
         if producer is not None and producer.op_type in _BETWEEN_Q_AND_DQ and producer.inputs:
             before = graph.producers.get(producer.inputs[0])
             if before is not None and before.is_quantize:
                 return Role.CLIP, before
-        source, definition, _ = _resolve(x, graph)
-        if source in (ParamSource.INITIALIZER, ParamSource.CONSTANT) or (
-                source is ParamSource.OUTER_SCOPE and definition is not None):
+        if _is_stored(x, graph):
             dtype = self.type_of(graph, x)[0]
             return (Role.BIAS if dtype == "INT32" else Role.WEIGHT), None
         return Role.LONE_DQ, None
@@ -658,6 +640,11 @@ def _unused(base: str, used: set[str], reserved: set[str]) -> str:
     return candidate
 
 
+def _may_hold_subgraphs(op_type: str, domain: str) -> bool:
+    """Only these standard ops have graph attributes; other domains may have any."""
+    return op_type in _SUBGRAPH_OPS or domain not in ("", "ai.onnx")
+
+
 def _graphs_breadth_first(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
     """The same order as :meth:`_Analysis._collect_graphs`."""
     found, pending = [], deque([graph])
@@ -665,6 +652,8 @@ def _graphs_breadth_first(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
         current = pending.popleft()
         found.append(current)
         for node in current.node:
+            if not _may_hold_subgraphs(node.op_type, node.domain):
+                continue
             for attr in node.attribute:
                 if attr.type == onnx.AttributeProto.GRAPH:
                     pending.append(attr.g)
@@ -749,9 +738,14 @@ def _value_info_type(info: onnx.ValueInfoProto) -> tuple[str | None, Shape | Non
     dtype = _dtype_name(tensor_type.elem_type)
     if not tensor_type.HasField("shape"):
         return dtype, None
-    shape = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
-                  for d in tensor_type.shape.dim)
-    return dtype, shape
+    return dtype, tuple(map(_dimension, tensor_type.shape.dim))
+
+
+def _dimension(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
+    which = dim.WhichOneof("value")
+    if which == "dim_value":
+        return dim.dim_value
+    return dim.dim_param if which == "dim_param" else None
 
 
 def _constant_type(node: onnx.NodeProto) -> tuple[str | None, Shape] | None:
@@ -798,6 +792,11 @@ def _resolve(name: str, graph: _Graph
     return ParamSource.RUNTIME, None, None
 
 
+def _is_stored(name: str, graph: _Graph) -> bool:
+    """True when *name* is an initializer or a ``Constant`` output (here or outside)."""
+    return _resolve(name, graph)[1] is not None
+
+
 def _flat_values(array: np.ndarray, data_type: int) -> tuple:
     name = _dtype_name(data_type)
     if name in _INTEGER_TYPES:
@@ -806,7 +805,7 @@ def _flat_values(array: np.ndarray, data_type: int) -> tuple:
 
 
 def _is_qoperator(node: _Node) -> bool:
-    return node.op_type in QOPERATOR_OPS and node.proto.domain in QDQ_DOMAINS
+    return node.op_type in QOPERATOR_OPS and node.domain in QDQ_DOMAINS
 
 
 def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],
