@@ -17,7 +17,8 @@ from sphinx.util import logging
 from sphinx.util.nodes import make_refnode
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Set
+    from collections.abc import Iterable
+    from collections.abc import Set as AbstractSet
 
     from docutils.nodes import Element
     from sphinx.builders import Builder
@@ -120,6 +121,9 @@ class QdqDomain(Domain):
             self.env.docname, anchor, objtype, model, name
         )
 
+    def has_object(self, objtype: str, model: str, name: str) -> bool:
+        return (objtype, full_name(model, name)) in self.objects
+
     def documented_elsewhere(self, objtype: str, model: str, name: str) -> str | None:
         """The page that already documents this object, if it is not the current one."""
         other = self.objects.get((objtype, full_name(model, name)))
@@ -132,7 +136,7 @@ class QdqDomain(Domain):
             if target.docname == docname:
                 del self.objects[key]
 
-    def merge_domaindata(self, docnames: Set[str], otherdata: dict[str, Any]) -> None:
+    def merge_domaindata(self, docnames: AbstractSet[str], otherdata: dict[str, Any]) -> None:
         warned: set[tuple[str, str, str]] = set()
         for key, target in otherdata["objects"].items():
             if target.docname not in docnames:

@@ -5,17 +5,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq import __version__
+from sphinxext_qdq.analysis.loader import DEFAULT_MAX_BYTES
+from sphinxext_qdq.directives import (
+    QdqGraphDirective,
+    QdqParamsDirective,
+    QdqSummaryDirective,
+)
+from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
+from sphinxext_qdq.nodes import VISITORS, qdq_graph
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
-#: Bump when the pickled environment data changes shape.
+#: Bump when the pickled environment data (domain records, node attributes) changes shape.
 ENV_VERSION = 1
+
+#: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
+DEFAULT_MAX_GRAPH_NODES = 2000
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
     app.add_config_value("qdq_models", {}, "env", types=frozenset({dict}))
+    app.add_config_value("qdq_graph_mode", "compact", "env", types=frozenset({str}))
+    app.add_config_value("qdq_graph_rankdir", "TB", "env", types=frozenset({str}))
+    app.add_config_value("qdq_op_fallback_url", ONNX_OP_URL, "html",
+                         types=frozenset({str, type(None)}))
+    app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "env", types=frozenset({int}))
+    app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "env",
+                         types=frozenset({int}))
+    app.add_node(qdq_graph, **VISITORS)
+    app.add_domain(QdqDomain)
+    app.add_directive("qdq-graph", QdqGraphDirective)
+    app.add_directive("qdq-params", QdqParamsDirective)
+    app.add_directive("qdq-summary", QdqSummaryDirective)
     return {
         "version": __version__,
         "env_version": ENV_VERSION,

@@ -47,8 +47,8 @@ def outline(model: QdqModel, selection: frozenset[str] | None = None) -> list[st
     qs = sum(1 for n in nodes if n.op_type == "QuantizeLinear")
     dqs = sum(1 for n in nodes if n.op_type == "DequantizeLinear")
     return [
-        f"QDQ graph {model.graph_name}: {len(nodes)} nodes, "
-        f"{qs} QuantizeLinear, {dqs} DequantizeLinear",
+        (f"QDQ graph {model.graph_name}: {len(nodes)} nodes, "
+        f"{qs} QuantizeLinear, {dqs} DequantizeLinear"),
         "Inputs:", *(tensor_line(model, name) for name in model.inputs),
         "Quantized groups:", *group_lines(model, selection),
         "Outputs:", *(tensor_line(model, name) for name in model.outputs),
