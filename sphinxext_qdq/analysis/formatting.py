@@ -34,7 +34,7 @@ def format_scale(value: float) -> str:
     return np.format_float_scientific(np.float32(value), unique=True, trim="-")
 
 
-def format_value(value: float | int, kind: str) -> str:
+def format_value(value: float, kind: str) -> str:
     """A scale as a round-tripping float32, a zero point as an integer."""
     if kind == "scale":
         return format_scale(value)
