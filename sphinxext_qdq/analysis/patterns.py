@@ -581,8 +581,8 @@ class _Analysis:
             user = param.users[0].node
             what = "scale" if param.kind == "scale" else "zero point"
             if param.name in problems:
-                self._diagnose("external_data", f"{what} {param.name!r} of {user!r}: external "
-                                                f"data refused: {problems[param.name]}", user)
+                self._diagnose("external_data", f"{what} {param.name!r} of {user!r}: "
+                                                f"{problems[param.name]}", user)
             elif param.values is None:
                 self._diagnose("value", f"{what} {param.name!r} of {user!r} comes from "
                                         f"{_source_phrase(param.source)}: its value is not "
@@ -927,36 +927,44 @@ def _ranked(items: object) -> tuple[tuple[str, int], ...]:
 
 
 def describe(model: QdqModel) -> str:
-    """One plain sentence about *model* (the default alt text of a graph)."""
+    """One plain sentence about *model* (the default alt text of a graph), e.g.
+    "QDQ model resnet8 with 9 Conv, 3 Add, 1 Gemm and 40 Q/DQ nodes: 1 input
+    quantized to INT8, 14 quantized operators, 1 output dequantized to FLOAT."."""
     name = Path(model.path).stem if model.path else (model.graph_name or "model")
-    compute = [(op, n) for op, n in _ranked(
-        n.op_type for n in model.nodes
-        if not (n.op_type in QUANTIZE_OPS | DEQUANTIZE_OPS and n.domain in QDQ_DOMAINS))]
-    ops = _count_list(compute, limit=6) or "no other nodes"
+    compute = _ranked(n.op_type for n in model.nodes
+                      if not (n.op_type in _QDQ_OP_TYPES and n.domain in QDQ_DOMAINS))
+    ops = _count_list(list(compute), limit=6)
     if model.qoperator_nodes:
         return (f"QOperator-format model {name} with {ops}: "
-                f"{_plural(len(model.qoperator_nodes), 'integer operator')} instead of Q/DQ "
-                "pairs.")
+                f"{_plural(len(model.qoperator_nodes), 'integer operator')} instead of "
+                "QuantizeLinear / DequantizeLinear pairs.")
     if not model.qdq_nodes:
-        return f"Float model {name} with {ops}: no quantization."
-    q_count = sum(q.op_type in QUANTIZE_OPS for q in model.qdq_nodes)
-    dq_count = len(model.qdq_nodes) - q_count
-    return (f"QDQ model {name} with {ops} and {q_count} QuantizeLinear / {dq_count} "
-            f"DequantizeLinear nodes: {_flow_phrase(model)}.")
+        return f"Float model {name} with {ops or 'no nodes'}: no quantization."
+    qdq = _plural(len(model.qdq_nodes), "Q/DQ node")
+    return f"QDQ model {name} with {f'{ops} and {qdq}' if ops else qdq}: {_flow_phrase(model)}."
+
+
+_QDQ_OP_TYPES = QUANTIZE_OPS | DEQUANTIZE_OPS
 
 
 def _flow_phrase(model: QdqModel) -> str:
-    entries = [model.qdq(k) for r in model.regions for k in r.entry_qs]
-    exits = [model.qdq(k) for r in model.regions for k in r.exit_dqs]
-    groups = len(model.groups)
+    """Where float data becomes integers, how many groups, where it becomes float again."""
+    entries = {model.qdq(k).input: model.qdq(k) for r in model.regions for k in r.entry_qs}
+    exits = {model.qdq(k).output: model.qdq(k) for r in model.regions for k in r.exit_dqs}
     parts = []
     if entries:
-        dtypes = sorted({q.quant_dtype or "an unknown type" for q in entries})
-        parts.append(f"{_plural(len(entries), 'tensor')} quantized to {' / '.join(dtypes)}")
-    parts.append(f"{_plural(groups, 'quantized operator')}")
+        noun = "input" if set(entries) <= set(model.inputs) else "tensor"
+        dtypes = sorted({q.quant_dtype or "an unknown type" for q in entries.values()})
+        parts.append(f"{_plural(len(entries), noun)} quantized to {' / '.join(dtypes)}")
+    parts.append(_plural(len(model.groups), "quantized operator"))
     if exits:
-        dtypes = sorted({q.float_dtype or "an unknown type" for q in exits})
-        parts.append(f"{_plural(len(exits), 'tensor')} dequantized back to {' / '.join(dtypes)}")
+        noun = "output" if set(exits) <= set(model.outputs) else "tensor"
+        dtypes = sorted({q.float_dtype or "an unknown type" for q in exits.values()})
+        parts.append(f"{_plural(len(exits), noun)} dequantized to {' / '.join(dtypes)}")
+    weights = sum(q.role in (Role.WEIGHT, Role.WEIGHT_PAIR) for q in model.qdq_nodes
+                  if q.op_type in DEQUANTIZE_OPS)
+    if weights:
+        parts.append(f"{_plural(weights, 'quantized weight')}")
     return ", ".join(parts)
 
 
