@@ -75,13 +75,17 @@ class QdqModelDirective(SphinxDirective):
         argument = self.arguments[0].strip()
         registry: dict[str, str] = self.config.qdq_models
         if argument in registry:
-            return argument, (Path(self.env.app.confdir) / registry[argument]).resolve()
+            return argument, self.registered_path(registry[argument])
         _rel, absolute = self.env.relfn2path(argument, self.env.docname)
         path = Path(absolute).resolve()
         for key, registered in sorted(registry.items()):
-            if (Path(self.env.app.confdir) / registered).resolve() == path:
+            if self.registered_path(registered) == path:
                 return key, path
         return path.stem, path
+
+    def registered_path(self, value: str) -> Path:
+        """A ``qdq_models`` path: absolute, or relative to the source directory."""
+        return (Path(self.env.srcdir) / value).resolve()
 
     def load_model(self) -> LoadedModel | None:
         """Load (cached) and analyse the model; warn at this directive on failure."""
@@ -138,7 +142,7 @@ class QdqGraphDirective(QdqModelDirective):
         )
         node = qdq_graph()
         node["code"] = ""
-        node["options"] = {"docname": self.env.docname}
+        node["options"] = {}  # rendering does not depend on the page: one image per picture
         node["qdq_model"] = loaded.key
         node["qdq_path"] = str(loaded.path)
         node["qdq_options"] = options

@@ -1,0 +1,254 @@
+"""``qdq-graph`` in real Sphinx builds: nodes, links, builders, warnings, rebuilds."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import onnx
+import pytest
+import sphinx.ext.graphviz
+from sphinx_helpers import build, follow, has_id, make_project, svg_links, svg_targets
+
+import sphinxext_qdq.directives
+from sphinxext_qdq.analysis import loader
+from sphinxext_qdq.nodes import qdq_graph
+
+
+@pytest.fixture(scope="module")
+def html_build(tmp_path_factory) -> object:
+    src = make_project(tmp_path_factory.mktemp("graph") / "src")
+    return build(src, "html")
+
+
+def graph_svgs(outdir: Path) -> list[Path]:
+    return sorted((outdir / "_images").glob("qdq-*.svg"))
+
+
+def model_qdq_counts(path: Path) -> tuple[int, int]:
+    graph = onnx.load(str(path)).graph
+    return (sum(n.op_type == "QuantizeLinear" for n in graph.node),
+            sum(n.op_type == "DequantizeLinear" for n in graph.node))
+
+
+def test_build_is_warning_free_and_draws_svgs(html_build):
+    assert html_build.warnings == ""
+    svgs = graph_svgs(html_build.outdir)
+    assert len(svgs) == 1  # reST and MyST pages draw the same picture: one file
+    text = svgs[0].read_text()
+    for dtype in ("FP32", "UINT8", "INT8", "INT32"):
+        assert dtype in text
+    for page in ("graph_rst", "graph_md"):
+        html = (html_build.outdir / "sub" / f"{page}.html").read_text()
+        assert f'data="../_images/{svgs[0].name}"' in html
+        assert "The tiny model" in html
+
+
+def test_rst_and_myst_give_the_same_graph_node(html_build):
+    env = html_build.app.env
+    rst = next(env.get_doctree("sub/graph_rst").findall(qdq_graph))
+    md = next(env.get_doctree("sub/graph_md").findall(qdq_graph))
+    for key in ("qdq_model", "qdq_path", "qdq_options", "alt", "code"):
+        assert rst[key] == md[key]
+    assert [c.astext() for c in rst.children] == [c.astext() for c in md.children]
+    assert rst["qdq_model"] == "tiny"  # the path matches the qdq_models entry
+
+
+def test_alt_is_a_sentence_not_dot(html_build):
+    html = (html_build.outdir / "sub" / "graph_rst.html").read_text()
+    alt = html.split('<p class="warning">')[1].split("</p>")[0]
+    assert "digraph" not in alt and "->" not in alt
+    assert "QuantizeLinear" in alt or "Q/DQ" in alt or "quantiz" in alt.lower()
+
+
+def check_svg_links(outdir: Path) -> list[str]:
+    """Follow every link of every graph SVG to an existing page and anchor."""
+    links = []
+    for svg in graph_svgs(outdir):
+        for href in svg_links(svg):
+            links.append(href)
+            if href.startswith("https://"):
+                continue
+            target, fragment = follow(svg, href)
+            assert target.is_file(), f"{href} from {svg.name} -> missing {target}"
+            assert fragment and has_id(target, fragment), f"{href}: no id {fragment!r}"
+        assert set(svg_targets(svg)) == {"_top"}
+    return links
+
+
+@pytest.mark.parametrize("builder", ["html", "dirhtml", "singlehtml"])
+def test_every_graph_link_reaches_an_existing_target(tmp_path, builder):
+    result = build(make_project(tmp_path / "src"), builder)
+    assert result.warnings == ""
+    links = check_svg_links(result.outdir)
+    # the Q/DQ nodes of the model link into the documentation, undocumented ops to onnx.ai
+    assert any("onnx__Conv.html" in href for href in links)
+    assert sum(not href.startswith("https://") for href in links) >= 1
+
+
+def test_qdq_nodes_link_to_the_operator_documentation(html_build):
+    svg = graph_svgs(html_build.outdir)[0]
+    internal = [href for href in svg_links(svg) if not href.startswith("https://")]
+    anchors = {follow(svg, href)[1] for href in internal}
+    ops_html = (html_build.outdir / "ops.html").read_text()
+    documented = {a for a in anchors if has_id(html_build.outdir / "ops.html", a)}
+    assert documented, f"no graph link reaches ops.html: {sorted(anchors)}"
+    assert all("quantizelinear" in a for a in documented)
+    assert "QuantizeLinear" in ops_html
+
+
+def test_fallback_url_can_be_disabled(tmp_path):
+    result = build(make_project(tmp_path / "src"), "html",
+                   confoverrides={"qdq_op_fallback_url": None})
+    assert result.warnings == ""
+    links = [h for svg in graph_svgs(result.outdir) for h in svg_links(svg)]
+    assert links and not any(h.startswith("https://") for h in links)
+
+
+def test_latex_includes_the_graph_as_pdf(tmp_path):
+    result = build(make_project(tmp_path / "src"), "latex")
+    assert result.warnings == ""
+    tex = next(result.outdir.glob("*.tex")).read_text()
+    included = [line for line in tex.splitlines() if "sphinxincludegraphics" in line and "qdq-" in line]
+    assert included
+    pdfs = list(result.outdir.glob("qdq-*.pdf"))
+    assert pdfs and pdfs[0].read_bytes().startswith(b"%PDF")
+
+
+def test_text_builder_prints_an_outline(tmp_path):
+    result = build(make_project(tmp_path / "src"), "text")
+    assert result.warnings == ""
+    text = (result.outdir / "sub" / "graph_rst.txt").read_text()
+    q, dq = model_qdq_counts(tmp_path / "src" / "models" / "tiny.onnx")
+    assert f"{q} QuantizeLinear, {dq} DequantizeLinear" in text
+    for heading in ("Inputs:", "Quantized groups:", "Outputs:"):
+        assert heading in text
+    assert "Conv conv1" in text and "input: FP32 [1, 3, 8, 8]" in text
+
+
+def test_man_builder_prints_an_outline(tmp_path):
+    result = build(make_project(tmp_path / "src"), "man")
+    assert result.warnings == ""
+    man = next(result.outdir.rglob("*.1")).read_text()
+    assert "Quantized groups:" in man and "Conv conv1" in man
+
+
+PAGE_HEADER = "Page\n====\n\n"
+
+
+def warning_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if "WARNING" in line or "ERROR" in line]
+
+
+def test_missing_model_is_one_located_warning_and_the_page_builds(tmp_path):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + "Before.\n\n.. qdq-graph:: missing.onnx\n\nAfter.\n"})
+    result = build(src, "html")
+    lines = warning_lines(result.warnings)
+    assert len(lines) == 1
+    assert "index.rst:6: WARNING:" in lines[0]
+    assert "missing.onnx" in lines[0] and lines[0].endswith("[qdq.model]")
+    html = (result.outdir / "index.html").read_text()
+    assert "Before." in html and "After." in html
+
+
+def test_bad_option_is_a_located_error(tmp_path):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n   :mode: sideways\n"})
+    warnings = build(src, "html").warnings
+    lines = warning_lines(warnings)
+    assert len(lines) == 1
+    assert "index.rst:4: ERROR:" in lines[0] and "qdq-graph" in lines[0]
+    assert 'invalid option value: (option: "mode"; value: \'sideways\')' in warnings
+
+
+def test_unknown_from_name_lists_close_matches(tmp_path):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n   :from: conv_1\n   :to: add\n"})
+    lines = warning_lines(build(src, "html").warnings)
+    assert len(lines) == 1
+    assert "index.rst:4: ERROR:" in lines[0] and "conv_1" in lines[0] and "conv1" in lines[0]
+
+
+def test_from_to_draws_only_the_region(tmp_path):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n   :mode: full\n   :from: conv1\n"
+                     "   :to: add\n"})
+    result = build(src, "html")
+    assert result.warnings == ""
+    text = graph_svgs(result.outdir)[0].read_text()
+    assert "conv1" in text and "conv2" in text and ">add<" in text
+    assert "GlobalAveragePool" not in text and "Gemm" not in text
+
+
+class Counters:
+    """Counts model loads asked by directives and dot processes started."""
+
+    def __init__(self, monkeypatch):
+        self.loads = 0
+        self.dot_runs = 0
+        real_load, real_run = sphinxext_qdq.directives.load_qdq_model, subprocess.run
+
+        def counting_load(*args, **kwargs):
+            self.loads += 1
+            return real_load(*args, **kwargs)
+
+        def counting_run(args, *rest, **kwargs):
+            if args and str(args[0]).endswith("dot"):
+                self.dot_runs += 1
+            return real_run(args, *rest, **kwargs)
+
+        monkeypatch.setattr(sphinxext_qdq.directives, "load_qdq_model", counting_load)
+        monkeypatch.setattr(sphinx.ext.graphviz.subprocess, "run", counting_run)
+
+
+def read_docs(app) -> list[str]:
+    docs = []
+    app.connect("source-read", lambda _app, docname, _source: docs.append(docname))
+    return docs
+
+
+def test_rebuilds_touch_only_what_depends_on_the_model(tmp_path, monkeypatch):
+    src = make_project(tmp_path / "src")
+    out = tmp_path / "out"
+    build(src, "html", outdir=out)
+    counters = Counters(monkeypatch)
+    loader.clear_cache()
+    parses = loader.parse_count()
+
+    # an unrelated page changes: no model is loaded or parsed, dot never runs
+    (src / "ops.rst").write_text((src / "ops.rst").read_text() + "\nMore text.\n")
+    docs: list[str] = []
+    build(src, "html", outdir=out, on_app=lambda app: docs.extend(read_docs(app)) or None)
+    assert counters.loads == 0 and counters.dot_runs == 0
+    assert loader.parse_count() == parses
+
+    # nothing changes: nothing is read, loaded or drawn
+    build(src, "html", outdir=out)
+    assert counters.loads == 0 and counters.dot_runs == 0
+
+    # the model changes: exactly the pages using it are read again
+    from qdq_factories import save_tiny_resnet_qdq
+    save_tiny_resnet_qdq(src / "models" / "tiny.onnx", per_channel=True)
+    reread: list[str] = []
+
+    def hook(app):
+        app.connect("source-read", lambda _a, docname, _s: reread.append(docname))
+
+    build(src, "html", outdir=out, on_app=hook)
+    assert sorted(reread) == ["sub/graph_md", "sub/graph_rst", "sub/params"]
+    assert loader.parse_count() == parses + 1  # three pages, one parse
+    assert counters.dot_runs == 1  # the new picture, drawn once for both pages
+
+
+def html_files(outdir: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(outdir)): p.read_bytes() for p in sorted(outdir.rglob("*.html"))}
+
+
+def test_parallel_build_gives_the_same_html(tmp_path):
+    serial = build(make_project(tmp_path / "a"), "html", outdir=tmp_path / "a-out")
+    parallel = build(make_project(tmp_path / "b"), "html", outdir=tmp_path / "b-out",
+                     parallel=4)
+    assert serial.warnings == parallel.warnings == ""
+    assert html_files(serial.outdir) == html_files(parallel.outdir)
+    assert [p.name for p in graph_svgs(serial.outdir)] == [p.name for p in graph_svgs(parallel.outdir)]
