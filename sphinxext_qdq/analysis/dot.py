@@ -27,6 +27,7 @@ import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import quote
 
 import numpy as np
 
@@ -99,6 +100,19 @@ def escape_dot(text: str) -> str:
     """
     escaped = str(text).translate(_DOT_ESCAPES)
     return _SURROGATES.sub("\ufffd", escaped)
+
+
+#: URL characters kept as they are; anything else (quotes, spaces, <, >, backslashes,
+#: control and non-ASCII characters) is percent-encoded: graphviz copies a URL into
+#: the SVG ``xlink:href`` attribute without escaping its quotes.
+_URL_SAFE = "!#$%&'()*+,-./:;=?@[]_~"
+
+
+def escape_url(url: str) -> str:
+    """A link target for a DOT ``URL``: percent-encoded where graphviz would not escape it,
+    then :func:`escape_dot`-escaped like every other string."""
+    encoded = quote(_SURROGATES.sub("\ufffd", url), safe=_URL_SAFE)
+    return escape_dot(encoded)
 
 
 def _clip(text: str, width: int = LABEL_WIDTH) -> str:
@@ -569,8 +583,13 @@ def _attribute_text(name: str, value: str) -> str | None:
     return f"{short} {value}"
 
 
-def _key_attributes(node: NodeInfo) -> str:
+def _key_attributes(index: _GraphIndex, node: NodeInfo) -> str:
     parts = []
+    names = {name for name, _ in node.attributes}
+    if node.op_type in ("Conv", "ConvTranspose") and "kernel_shape" not in names:
+        kernel = _kernel_from_weight(index, node)
+        if kernel:
+            parts.append(kernel)
     for name, value in node.attributes:
         if name in _KEY_ATTRIBUTES:
             text = _attribute_text(name, value)
@@ -579,12 +598,23 @@ def _key_attributes(node: NodeInfo) -> str:
     return "  ".join(parts)
 
 
+def _kernel_from_weight(index: _GraphIndex, node: NodeInfo) -> str | None:
+    """``kernel 3×3`` read from the weight's shape when the attribute is left out."""
+    info = index.model.tensors.get(node.inputs[1]) if len(node.inputs) > 1 else None
+    if info is None or info.shape is None or len(info.shape) < 3:
+        return None
+    spatial = info.shape[2:]
+    if not all(isinstance(d, int) for d in spatial):
+        return None
+    return "kernel " + "×".join(str(d) for d in spatial)
+
+
 def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
                      folds: Sequence[_Fold], counts: _QdqCounts) -> _Element:
     label = [_clip(_op_text(node))]
     if node.name:
         label.append(_clip_name(node.name))
-    attributes = _key_attributes(node)
+    attributes = _key_attributes(index, node)
     if attributes:
         label.append(_clip(attributes, LABEL_WIDTH + 8))
     tooltip = [node.name or "(unnamed node)", f"op: {_op_text(node)}"]
@@ -693,10 +723,10 @@ def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNo
 def _param_lines(index: _GraphIndex, qdq: QdqNode) -> list[str]:
     """Label lines naming the scale and zero point, with their values."""
     scale = summarise_param(index.params.get(qdq.scale))
-    lines = [f"scale {_clip_name(qdq.scale, 24)} = {scale}"]
+    lines = [f"scale {_clip_name(qdq.scale, 32)} = {scale}"]
     if qdq.zero_point:
         zero_point = summarise_param(index.params.get(qdq.zero_point))
-        lines.append(f"zp {_clip_name(qdq.zero_point, 24)} = {zero_point} "
+        lines.append(f"zp {_clip_name(qdq.zero_point, 32)} = {zero_point} "
                      f"({dtype_label(qdq.quant_dtype)})")
     else:
         lines.append(f"zp absent ({dtype_label(qdq.quant_dtype)})")
@@ -770,7 +800,7 @@ def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: s
                   f"tooltip={_lines(element.tooltip)}"]
     url = _url_for(element, urls)
     if url is not None:
-        attributes += [f"URL={_quoted(url)}", 'target="_top"']
+        attributes += [f'URL="{escape_url(url)}"', 'target="_top"']
     return f"{indent}{element.id} [{', '.join(attributes)}];"
 
 
