@@ -152,6 +152,9 @@ class NodeInfo:
     in_quantized_region: bool = False
     qoperator: bool = False
     doc_string: str = ""
+    #: Outer-scope tensors read inside this node's subgraphs (If / Loop / Scan bodies),
+    #: sorted: data the node depends on without listing it in ``inputs``.
+    implicit_inputs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,12 +250,12 @@ class QdqModel:
         return table.get(tensor)  # type: ignore[union-attr]
 
     def consumers_of(self, tensor: str) -> tuple[str, ...]:
-        """Keys of the nodes reading *tensor*, in node order."""
+        """Keys of the nodes reading *tensor* (implicit inputs included), in node order."""
         table = self._index.get("consumers")
         if table is None:
             table = {}
             for n in self.nodes:
-                for name in dict.fromkeys(i for i in n.inputs if i):
+                for name in dict.fromkeys(i for i in (*n.inputs, *n.implicit_inputs) if i):
                     table.setdefault(name, []).append(n.key)
             table = {name: tuple(keys) for name, keys in table.items()}
             self._index["consumers"] = table

@@ -118,8 +118,8 @@ class _Graph:
 class _Node:
     """A node while it is analysed: protobuf fields read once (protobuf access is slow)."""
 
-    __slots__ = ("domain", "graph", "index", "inputs", "is_dequantize", "is_qdq",
-                 "is_quantize", "key", "name", "op_type", "outputs", "proto")
+    __slots__ = ("domain", "graph", "implicit_inputs", "index", "inputs", "is_dequantize",
+                 "is_qdq", "is_quantize", "key", "name", "op_type", "outputs", "proto")
 
     def __init__(self, proto: onnx.NodeProto, graph: _Graph, index: int) -> None:
         self.proto = proto
@@ -135,6 +135,7 @@ class _Node:
         self.is_dequantize = qdq_domain and self.op_type in DEQUANTIZE_OPS
         self.is_qdq = self.is_quantize or self.is_dequantize
         self.key = ""
+        self.implicit_inputs: set[str] = set()  # outer names its subgraphs read
 
 
 @dataclass
@@ -179,6 +180,7 @@ class _Analysis:
     def run(self, content_hash: str) -> QdqModel:
         self._collect_graphs()
         self._assign_keys()
+        self._find_implicit_inputs()
         self._collect_types()
         qdq_nodes = self._analyse_qdq_nodes()
         self.qdq = {q.key: q for q in qdq_nodes}
@@ -249,6 +251,16 @@ class _Analysis:
                     graph.consumers.setdefault(name, []).append((node, position))
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.outputs:
                 graph.constants[node.outputs[0]] = node_proto
+
+    def _find_implicit_inputs(self) -> None:
+        """Outer-scope names read inside subgraphs, charged to the node holding them
+        (innermost graphs first, so nested bodies pass their reads outwards)."""
+        for graph in reversed(self.graphs[1:]):
+            reads = {name for node in graph.nodes
+                     for name in (*node.inputs, *node.implicit_inputs) if name}
+            reads.update(o.name for o in graph.proto.output)
+            graph.holder.implicit_inputs.update(  # type: ignore[union-attr]
+                name for name in reads if not graph.defines(name))
 
     def _assign_keys(self) -> None:
         """Unique, deterministic, non-empty keys; subgraph paths follow their holder."""
@@ -600,7 +612,8 @@ class _Analysis:
             inputs=tuple(node.inputs), outputs=tuple(node.outputs),
             attributes=tuple((a.name, _attribute_text(a)) for a in proto.attribute),
             index=node.index, graph=node.graph.path, in_quantized_region=node.key in inside,
-            qoperator=qoperator, doc_string=proto.doc_string)
+            qoperator=qoperator, doc_string=proto.doc_string,
+            implicit_inputs=tuple(sorted(node.implicit_inputs)))
 
     def _tensor_infos(self) -> dict[str, TensorInfo]:
         tensors: dict[str, TensorInfo] = {}
@@ -992,7 +1005,7 @@ def nodes_between(model: QdqModel, sources: list[str], targets: list[str]) -> fr
     producers = {o: n.key for n in main for o in n.outputs if o}
     consumers: dict[str, list[str]] = {}
     for n in main:
-        for i in dict.fromkeys(x for x in n.inputs if x):
+        for i in dict.fromkeys(x for x in (*n.inputs, *n.implicit_inputs) if x):
             consumers.setdefault(i, []).append(n.key)
     by_key = {n.key: n for n in main}
     by_name: dict[str, list[str]] = {}
@@ -1021,7 +1034,8 @@ def nodes_between(model: QdqModel, sources: list[str], targets: list[str]) -> fr
             if forward:
                 nxt = [c for o in node.outputs if o for c in consumers.get(o, ())]
             else:
-                nxt = [producers[i] for i in node.inputs if i in producers]
+                nxt = [producers[i] for i in (*node.inputs, *node.implicit_inputs)
+                       if i in producers]
             for key in nxt:
                 if key not in seen:
                     seen.add(key)
