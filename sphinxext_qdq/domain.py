@@ -101,9 +101,9 @@ class QdqDomain(Domain):
     }
     directives: ClassVar[dict[str, type]] = {"op": QdqOpDirective}
     roles: ClassVar[dict[str, XRefRole]] = {
-        "op": XRefRole(),
-        "param": XRefRole(),
-        "node": XRefRole(),
+        "op": XRefRole(warn_dangling=True),
+        "param": XRefRole(warn_dangling=True),
+        "node": XRefRole(warn_dangling=True),
     }
     initial_data: ClassVar[dict[str, Any]] = {"objects": {}}
     dangling_warnings: ClassVar[dict[str, str]] = {
