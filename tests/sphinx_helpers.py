@@ -11,9 +11,8 @@ from io import StringIO
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from sphinx.testing.util import SphinxTestApp
-
 import qdq_factories
+from sphinx.testing.util import SphinxTestApp
 
 ROOTS = Path(__file__).parent / "roots"
 XLINK = "{http://www.w3.org/1999/xlink}href"

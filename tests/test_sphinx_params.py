@@ -225,7 +225,7 @@ def test_summary_counts_match_the_model(tmp_path):
     src = make_project(tmp_path / "src", root=None, pages={"index.rst": PAGE + ".. qdq-summary:: tiny\n"})
     result = build(src, "html")
     assert result.warnings == ""
-    rows = dict((r[0], r[1]) for r in table_rows(result.app.env.get_doctree("index")))
+    rows = {r[0]: r[1] for r in table_rows(result.app.env.get_doctree("index"))}
     model = proto(src)
     ops = Counter(n.op_type for n in model.graph.node)
     assert rows["Nodes"] == str(len(model.graph.node))
