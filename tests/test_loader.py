@@ -1,0 +1,306 @@
+"""The one loader: refusals, external-data containment, size cap and cache."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import qdq_factories as factories
+from onnx import TensorProto, numpy_helper
+
+from sphinxext_qdq.analysis import loader
+from sphinxext_qdq.analysis.loader import (
+    DEFAULT_MAX_BYTES,
+    QdqModelError,
+    clear_cache,
+    load_qdq_model,
+    parse_count,
+)
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    clear_cache()
+    yield
+    clear_cache()
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    return factories.save(factories.qdq_pair_model(0.05, 128), tmp_path / "pair.onnx")
+
+
+def refusal(path: os.PathLike[str] | str, **kwargs) -> QdqModelError:
+    with pytest.raises(QdqModelError) as caught:
+        load_qdq_model(path, **kwargs)
+    error = caught.value
+    assert str(path) in str(error) or str(Path(path).resolve()) in str(error)
+    assert error.reason and error.reason in str(error)
+    assert "Traceback" not in str(error) and "google.protobuf" not in str(error)
+    assert error.__cause__ is None  # no protobuf traceback chained to it
+    assert error.__context__ is None or error.__suppress_context__
+    return error
+
+
+# -- refusals ----------------------------------------------------------------------------------
+def test_missing_path(tmp_path: Path) -> None:
+    assert "no such file" in refusal(tmp_path / "absent.onnx").reason
+
+
+def test_directory(tmp_path: Path) -> None:
+    assert "directory" in refusal(tmp_path).reason
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    assert "empty" in refusal(empty).reason
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_file(tmp_path: Path, fraction: float) -> None:
+    data = factories.tiny_resnet_qdq().SerializeToString()
+    truncated = tmp_path / "truncated.onnx"
+    truncated.write_bytes(data[: int(len(data) * fraction)])
+    assert "not an ONNX model" in refusal(truncated).reason
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_random_bytes(tmp_path: Path, seed: int) -> None:
+    noise = tmp_path / "noise.onnx"
+    noise.write_bytes(np.random.default_rng(seed).bytes(4096))
+    assert "not an ONNX model" in refusal(noise).reason
+
+
+@pytest.mark.parametrize("content", [
+    b"hello, this is text and not a model\n",
+    b"\x89PNG\r\n\x1a\n" + bytes(64),
+    b'{"graph": {"node": []}}',
+    b"\x08\x07",  # a valid protobuf (ir_version = 7) without a graph
+])
+def test_files_that_are_not_onnx(tmp_path: Path, content: bytes) -> None:
+    other = tmp_path / "other.onnx"
+    other.write_bytes(content)
+    assert "not an ONNX model" in refusal(other).reason
+
+
+def test_a_tensor_proto_is_not_a_model(tmp_path: Path) -> None:
+    tensor = numpy_helper.from_array(np.arange(100, dtype=np.float32), "t")
+    path = tmp_path / "tensor.onnx"
+    path.write_bytes(tensor.SerializeToString())
+    assert "not an ONNX model" in refusal(path).reason
+
+
+def test_size_cap(model_file: Path) -> None:
+    assert DEFAULT_MAX_BYTES == 512 * 1024 * 1024
+    size = model_file.stat().st_size
+    error = refusal(model_file, max_bytes=size - 1)
+    assert f"{size} bytes" in error.reason and f"{size - 1}" in error.reason
+    assert load_qdq_model(model_file, max_bytes=size).param("scale").values == (
+        float(np.float32(0.05)),)
+
+
+# -- the cache ---------------------------------------------------------------------------------
+def test_one_parse_for_many_callers(model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = parse_count()
+    first = load_qdq_model(model_file)
+    monkeypatch.chdir(model_file.parent)
+    for same in (str(model_file), model_file.name, Path(".") / model_file.name):
+        assert load_qdq_model(same) is first
+    assert parse_count() == before + 1
+    assert loader.stats()["hits"] >= 3
+
+
+def test_symlinked_path_shares_the_cache(model_file: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link.onnx"
+    link.symlink_to(model_file)
+    before = parse_count()
+    assert load_qdq_model(link) is load_qdq_model(model_file)
+    assert parse_count() == before + 1
+
+
+def test_clear_cache_parses_again(model_file: Path) -> None:
+    before = parse_count()
+    first = load_qdq_model(model_file)
+    clear_cache()
+    second = load_qdq_model(model_file)
+    assert second == first and second is not first
+    assert parse_count() == before + 2
+
+
+def test_changed_content_with_same_size_and_mtime_is_parsed_again(model_file: Path) -> None:
+    first = load_qdq_model(model_file)
+    stat = model_file.stat()
+    changed = factories.qdq_pair_model(0.25, 128)  # same structure, same byte count
+    data = changed.SerializeToString()
+    assert len(data) == stat.st_size
+    model_file.write_bytes(data)
+    os.utime(model_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert model_file.stat().st_mtime_ns == stat.st_mtime_ns
+    before = parse_count()
+    second = load_qdq_model(model_file)
+    assert parse_count() == before + 1
+    assert second.param("scale").values == (0.25,)
+    assert first.param("scale").values == (float(np.float32(0.05)),)
+    assert second.content_hash != first.content_hash
+
+
+def test_large_files_are_hashed_while_parsing(tmp_path: Path) -> None:
+    weight = np.random.default_rng(0).integers(-128, 127, (2048, 2048), dtype=np.int8)
+    proto = factories.weight_dq_model(weight=weight.reshape(2048, 2048, 1, 1),
+                                      bias=np.zeros(2048, np.int32))
+    path = factories.save(proto, tmp_path / "large.onnx")
+    assert path.stat().st_size > loader._THREADED_HASH_BYTES
+    before = parse_count()
+    first = load_qdq_model(path)
+    assert load_qdq_model(path) is first and parse_count() == before + 1
+    import hashlib
+
+    assert first.content_hash == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert first.param_bytes == sum(numpy_helper.to_array(t).nbytes
+                                    for t in proto.graph.initializer)
+
+
+def test_ten_thousand_node_chain_through_the_loader(tmp_path: Path) -> None:
+    path = factories.save(factories.chain_model(10_000), tmp_path / "chain.onnx")
+    model = load_qdq_model(path)
+    assert len(model.nodes) == 10_000
+    assert model.nodes[-1].key == "relu9999"
+
+
+# -- external data -----------------------------------------------------------------------------
+SCALES = (0.5, 0.25, 0.125, 2.0)
+
+
+def test_external_scale_inside_the_folder_is_read(tmp_path: Path) -> None:
+    path = factories.external_scale_model(tmp_path, "data/scale.bin", offset=12)
+    model = load_qdq_model(path)
+    scale = model.param("scale")
+    stored = np.frombuffer((tmp_path / "data/scale.bin").read_bytes()[12:], np.float32)
+    assert scale.values == tuple(stored.tolist()) == SCALES
+    assert scale.shape == (4,) and model.diagnostics == ()
+
+
+def test_external_data_never_reaches_numpy_helper_unvalidated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = numpy_helper.to_array
+
+    def guarded(tensor: onnx.TensorProto, base_dir: str = "") -> np.ndarray:
+        assert tensor.data_location != TensorProto.EXTERNAL, "external tensor not inlined"
+        return real(tensor, base_dir)
+
+    monkeypatch.setattr(numpy_helper, "to_array", guarded)
+    path = factories.external_scale_model(tmp_path, "scale.bin")
+    assert load_qdq_model(path).param("scale").values == SCALES
+
+
+def external_refusal(path: Path) -> str:
+    model = load_qdq_model(path)
+    assert model.param("scale").values is None
+    [diagnostic] = model.diagnostics
+    assert (diagnostic.subtype, diagnostic.node) == ("external_data", "q")
+    return diagnostic.message
+
+
+def test_dotdot_location_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    path = factories.external_scale_model(folder, "../secret.bin")
+    assert (tmp_path / "secret.bin").exists()  # the data is there, but outside
+    assert "'..'" in external_refusal(path)
+
+
+def test_nested_dotdot_location_is_refused(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    (folder / "sub").mkdir(parents=True)
+    path = factories.external_scale_model(folder, "sub/../../secret.bin")
+    assert "'..'" in external_refusal(path)
+
+
+def test_absolute_location_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere" / "scale.bin"
+    path = factories.external_scale_model(tmp_path / "model", str(outside))
+    assert outside.exists()
+    assert "absolute" in external_refusal(path)
+
+
+def test_symlink_leaving_the_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    np.asarray(SCALES, np.float32).tofile(outside / "scale.bin")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "data").symlink_to(outside, target_is_directory=True)
+    path = factories.external_scale_model(folder, "data/scale.bin", write_data=False)
+    assert "leaves the model's folder" in external_refusal(path)
+
+
+def test_symlinked_file_leaving_the_folder_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "scale.bin"
+    np.asarray(SCALES, np.float32).tofile(outside)
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "scale.bin").symlink_to(outside)
+    path = factories.external_scale_model(folder, "scale.bin", write_data=False)
+    assert "leaves the model's folder" in external_refusal(path)
+
+
+def test_symlink_staying_inside_the_folder_is_read(tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    path = factories.external_scale_model(folder, "real/scale.bin")
+    (folder / "alias").symlink_to(folder / "real", target_is_directory=True)
+    model = onnx.load(str(path), load_external_data=False)
+    entry = next(e for e in model.graph.initializer[0].external_data if e.key == "location")
+    entry.value = "alias/scale.bin"
+    factories.save(model, path)
+    assert load_qdq_model(path).param("scale").values == SCALES
+
+
+def test_missing_external_file(tmp_path: Path) -> None:
+    path = factories.external_scale_model(tmp_path, "absent.bin", write_data=False)
+    assert "does not exist" in external_refusal(path)
+
+
+def test_external_range_beyond_the_file(tmp_path: Path) -> None:
+    path = factories.external_scale_model(tmp_path, "scale.bin")
+    (tmp_path / "scale.bin").write_bytes(b"\0" * 8)  # shorter than 4 floats
+    assert "beyond the end" in external_refusal(path)
+
+
+def test_external_length_that_does_not_match_the_shape(tmp_path: Path) -> None:
+    path = factories.external_scale_model(tmp_path, "scale.bin")
+    model = onnx.load(str(path), load_external_data=False)
+    entry = next(e for e in model.graph.initializer[0].external_data if e.key == "length")
+    entry.value = "8"
+    factories.save(model, path)
+    assert "does not match" in external_refusal(path)
+
+
+def test_external_weights_we_do_not_need_are_never_read(tmp_path: Path) -> None:
+    """A weight pointing outside the folder is not a scale: it is neither read nor refused."""
+    proto = factories.weight_dq_model()
+    weight = next(t for t in proto.graph.initializer if t.name == "w_int8")
+    size = len(weight.raw_data) or numpy_helper.to_array(weight).nbytes
+    weight.ClearField("raw_data")
+    weight.ClearField("int32_data")
+    weight.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", "/nonexistent/weights.bin"), ("length", str(size))):
+        entry = weight.external_data.add()
+        entry.key, entry.value = key, value
+    path = factories.save(proto, tmp_path / "model.onnx")
+    model = load_qdq_model(path)
+    assert model.diagnostics == ()
+    assert model.qdq("w_dq").quant_dtype == "INT8"
+    assert model.param_bytes == sum(numpy_helper.to_array(t).nbytes
+                                    for t in proto.graph.initializer if t.name != "w_int8") + size
+
+
+def test_read_tensor_array_without_a_folder_refuses_external_data() -> None:
+    tensor = onnx.TensorProto(name="s", data_type=TensorProto.FLOAT, dims=[1],
+                              data_location=TensorProto.EXTERNAL)
+    entry = tensor.external_data.add()
+    entry.key, entry.value = "location", "scale.bin"
+    with pytest.raises(QdqModelError, match="no model folder"):
+        loader.read_tensor_array(tensor, None)
