@@ -128,7 +128,22 @@ def load(models: dict, name: str):
 
 
 def proto_counts(proto: onnx.ModelProto) -> Counter:
+    """Op types of the main graph's nodes."""
     return Counter(n.op_type for n in proto.graph.node)
+
+
+def all_qdq_counts(proto: onnx.ModelProto) -> Counter:
+    """Q and DQ nodes of the whole model, subgraph bodies (If / Loop) included."""
+    counts, pending = Counter(), [proto.graph]
+    while pending:
+        graph = pending.pop()
+        for node in graph.node:
+            if node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+                counts[node.op_type] += 1
+            for attribute in node.attribute:
+                pending += [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else []
+                pending += list(attribute.graphs)
+    return counts
 
 
 def inferred_dtypes(proto: onnx.ModelProto) -> dict[str, str]:
@@ -262,6 +277,7 @@ def test_unknown_dtype_is_shown_as_question_mark(tmp_path):
 
 PAIR = re.compile(r"^Q→(?:(\d+)×)?DQ ")
 FOLDED = re.compile(r"^(W|B): (Q→DQ|DQ) ")
+SUBGRAPHS = re.compile(r"^subgraphs: (\d+) Q \+ (\d+) DQ$")
 
 
 def compact_counts(drawing: Drawing) -> Counter:
@@ -282,7 +298,11 @@ def compact_counts(drawing: Drawing) -> Counter:
             if folded:
                 counts["DequantizeLinear"] += 1
                 counts["QuantizeLinear"] += folded.group(2) == "Q→DQ"
-    return counts
+            inside = SUBGRAPHS.match(line)
+            if inside:
+                counts["QuantizeLinear"] += int(inside.group(1))
+                counts["DequantizeLinear"] += int(inside.group(2))
+    return +counts
 
 
 @pytest.mark.parametrize("name", ["qdq", "per_channel", "tensorrt", "int16"])
@@ -645,3 +665,66 @@ def test_dot_generation_is_linear_in_graph_size(tmp_path):
         assert text.count(" -> ") == 3 * blocks + 1
     assert timings[1200] < 2.0
     assert timings[1200] < 12 * timings[300] + 0.05  # 4× the nodes: far from 16×
+
+
+# -- every QDQ-NOTES case draws ------------------------------------------------------------
+
+CASES = {
+    "zero point absent": lambda: factories.qdq_pair_model(zero_point_from="absent"),
+    "zero point empty": lambda: factories.qdq_pair_model(zero_point_from="empty"),
+    "scale from Constant": lambda: factories.qdq_pair_model(scale_from="constant"),
+    "scale from input": lambda: factories.qdq_pair_model(scale_from="input"),
+    "scale at run time": lambda: factories.qdq_pair_model(scale_from="runtime"),
+    "per-axis pair": lambda: factories.qdq_pair_model([0.1, 0.2, 0.3, 0.4], 3, axis=1),
+    "bad scales": lambda: factories.qdq_pair_model([0.0, -1.0, float("nan"), float("inf")], 0,
+                                                   axis=1),
+    "com.microsoft": lambda: factories.qdq_pair_model(domain="com.microsoft"),
+    "per-axis weight": lambda: factories.weight_dq_model(scale=[0.1, 0.2, 0.3, 0.4], axis=0,
+                                                         zero_point=[0, 0, 0, 0]),
+    "shared params": factories.shared_params_model,
+    "fan-out and clip": factories.fanout_clip_model,
+    "If outer scope": factories.if_outer_scope_model,
+    "Loop": factories.loop_model,
+    "blocked INT4": factories.blocked_int4_model,
+    "FP8": factories.float8_model,
+    "output_dtype": factories.output_dtype_model,
+    "awkward names": factories.awkward_names_model,
+    "quantized chain": lambda: factories.chain_model(150, quantized_every=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_every_qdq_notes_case_draws_and_accounts_for_its_q_and_dq_nodes(case, tmp_path):
+    proto = CASES[case]()
+    model = load_qdq_model(factories.save(proto, tmp_path / "case.onnx"))
+    counts = proto_counts(proto)  # main graph only: subgraph bodies are not drawn
+    main_qdq = Counter({op: counts[op] for op in ("QuantizeLinear", "DequantizeLinear")
+                        if counts[op]})
+    every_qdq = all_qdq_counts(proto)  # compact labels also count what subgraphs hold
+    for mode in ("full", "compact"):
+        options = DotOptions(mode=mode, legend=True)
+        dot_text = render_dot(model, options)
+        run_dot(dot_text, "canon")
+        drawing = laid_out(dot_text)
+        assert len(model_nodes(drawing)) == graph_node_count(model, options)
+        assert all(edge["label"] for edge in drawing.edges if edge.get("style") != "invis")
+        if mode == "compact":
+            assert compact_counts(drawing) == every_qdq
+        else:
+            drawn = Counter(n.lines[0].split(" ")[0].split(".")[-1] for n in model_nodes(drawing))
+            assert Counter({op: drawn[op] for op in main_qdq}) == main_qdq
+
+
+def test_special_dtypes_and_parameter_sources_are_named(tmp_path):
+    def first_lines(proto: onnx.ModelProto, mode: str = "full") -> list[str]:
+        model = load_qdq_model(factories.save(proto, tmp_path / "m.onnx"))
+        drawing = laid_out(render_dot(model, DotOptions(mode=mode)))
+        return [line for n in drawing.nodes.values() for line in n.lines] + [
+            e["label"] for e in drawing.edges]
+
+    assert "FP8E4M3FN" in first_lines(factories.float8_model())
+    assert "INT4" in " ".join(first_lines(factories.blocked_int4_model()))
+    assert "scale scale = ? (graph input)" in first_lines(factories.qdq_pair_model(scale_from="input"))
+    assert "zp absent (UINT8)" in first_lines(factories.qdq_pair_model(zero_point_from="absent"))
+    bad = first_lines(factories.qdq_pair_model([0.0, -1.0, float("nan"), float("inf")], 0, axis=1))
+    assert "scale scale = 4× -1..inf (nan)" in bad

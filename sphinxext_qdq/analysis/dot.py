@@ -269,14 +269,17 @@ class _QdqCounts:
     q_folded: int = 0
     dq_folded_weight: int = 0
     dq_folded_bias: int = 0
+    q_in_subgraphs: int = 0
+    dq_in_subgraphs: int = 0
 
     @property
     def quantize(self) -> int:
-        return self.q_alone + self.q_in_pairs + self.q_folded
+        return self.q_alone + self.q_in_pairs + self.q_folded + self.q_in_subgraphs
 
     @property
     def dequantize(self) -> int:
-        return self.dq_alone + self.dq_in_pairs + self.dq_folded_weight + self.dq_folded_bias
+        return (self.dq_alone + self.dq_in_pairs + self.dq_folded_weight + self.dq_folded_bias
+                + self.dq_in_subgraphs)
 
 
 @dataclass
@@ -313,6 +316,19 @@ class _GraphIndex:
             if not param.graph or param.name not in self.params:
                 self.params[param.name] = param
         self.graph_outputs = set(model.outputs)
+        self.subgraph_qdq = self._subgraph_qdq_counts()
+
+    def _subgraph_qdq_counts(self) -> dict[str, tuple[int, int]]:
+        """Main-graph node key -> (Q, DQ) nodes inside its subgraphs (If / Loop bodies)."""
+        keys = {node.key for node in self.main}
+        counts: dict[str, tuple[int, int]] = {}
+        for qdq in self.model.qdq_nodes:
+            owner = _subgraph_owner(qdq.graph, keys) if qdq.graph else None
+            if owner is not None:
+                quantize, dequantize = counts.get(owner, (0, 0))
+                is_q = qdq.op_type in QUANTIZE_OPS
+                counts[owner] = (quantize + is_q, dequantize + (not is_q))
+        return counts
 
     def is_quantize(self, node: NodeInfo) -> bool:
         return node.op_type in QUANTIZE_OPS and node.domain in QDQ_DOMAINS
@@ -333,6 +349,16 @@ class _GraphIndex:
             return None
         user = users[0]
         return user if user.key in self.selected_keys else None
+
+
+def _subgraph_owner(path: str, main_keys: set[str]) -> str | None:
+    """The main-graph node holding the subgraph at ``path`` (``"<key>:<attribute>..."``)."""
+    position = path.find(":")
+    while position != -1:
+        if path[:position] in main_keys:
+            return path[:position]
+        position = path.find(":", position + 1)
+    return None
 
 
 _WEIGHT_ROLES = {Role.WEIGHT: "W", Role.WEIGHT_PAIR: "W", Role.BIAS: "B"}
@@ -619,6 +645,13 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
         label.append(_clip(attributes, LABEL_WIDTH + 8))
     tooltip = [node.name or "(unnamed node)", f"op: {_op_text(node)}"]
     tooltip += [f"{name} = {value}" for name, value in node.attributes]
+    inside = index.subgraph_qdq.get(node.key)
+    if inside:
+        label.append(f"subgraphs: {inside[0]} Q + {inside[1]} DQ")
+        tooltip.append(f"subgraphs hold {inside[0]} QuantizeLinear and {inside[1]} "
+                       "DequantizeLinear nodes (not drawn)")
+        counts.q_in_subgraphs += inside[0]
+        counts.dq_in_subgraphs += inside[1]
     members = [node.key]
     slot_order = {tensor: number for number, tensor in enumerate(node.inputs)}
     folds = sorted(folds, key=lambda f: slot_order.get(f.chain[-1].output, len(slot_order)))
@@ -844,11 +877,13 @@ def _count_lines(drawing: _Drawing) -> list[str]:
     counts = drawing.counts
     q_parts = [f"{counts.q_in_pairs} in Q→DQ pairs" if counts.q_in_pairs else "",
                f"{counts.q_folded} folded (weights)" if counts.q_folded else "",
-               f"{counts.q_alone} drawn alone" if counts.q_alone else ""]
+               f"{counts.q_alone} drawn alone" if counts.q_alone else "",
+               f"{counts.q_in_subgraphs} inside subgraphs" if counts.q_in_subgraphs else ""]
     dq_parts = [f"{counts.dq_in_pairs} in Q→DQ pairs" if counts.dq_in_pairs else "",
                 f"{counts.dq_folded_weight} folded (weights)" if counts.dq_folded_weight else "",
                 f"{counts.dq_folded_bias} folded (biases)" if counts.dq_folded_bias else "",
-                f"{counts.dq_alone} drawn alone" if counts.dq_alone else ""]
+                f"{counts.dq_alone} drawn alone" if counts.dq_alone else "",
+                f"{counts.dq_in_subgraphs} inside subgraphs" if counts.dq_in_subgraphs else ""]
     lines = [f"QuantizeLinear: {counts.quantize}" + _parts(q_parts),
              f"DequantizeLinear: {counts.dequantize}" + _parts(dq_parts)]
     if counts.quantize + counts.dequantize == 0:
@@ -962,4 +997,4 @@ def qdq_counts(model: QdqModel, options: DotOptions = DotOptions()) -> dict[str,
     counts = _plan(model, options).counts
     return {name: getattr(counts, name) for name in (
         "q_alone", "dq_alone", "q_in_pairs", "dq_in_pairs", "q_folded",
-        "dq_folded_weight", "dq_folded_bias")}
+        "dq_folded_weight", "dq_folded_bias", "q_in_subgraphs", "dq_in_subgraphs")}
