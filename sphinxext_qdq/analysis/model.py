@@ -106,7 +106,7 @@ class QuantParam:
     shape: tuple[int, ...] | None
     values: tuple[float, ...] | tuple[int, ...] | None  # flattened; None = unknown
     users: tuple[ParamUse, ...]
-    graph: str = ""
+    graph: str = ""  # graph of the first user ("" = main graph)
 
     @property
     def known(self) -> bool:
@@ -131,14 +131,23 @@ class QdqNode:
     block_size: int | None
     role: Role
     partner: str | None = None  # key of the paired Q or DQ node
-    quantized_tensor: str = ""  # the float tensor this node quantizes / reconstructs
+    #: The float tensor this node quantizes / reconstructs: a Q's input; for a DQ in a
+    #: pair, its Q's input; for a weight / bias / lone DQ, the DQ's (float) output.
+    quantized_tensor: str = ""
     graph: str = ""
 
 
 @dataclass(frozen=True)
 class NodeInfo:
     """Any ONNX node. ``key`` is unique in the model (the node name when it is
-    unique and non-empty, otherwise a derived name); ``name`` is the original."""
+    unique and non-empty, otherwise a derived name); ``name`` is the original.
+
+    ``in_quantized_region`` is true for the compute node of a :class:`QuantGroup`
+    (fed by DequantizeLinear, read by QuantizeLinear: the op an integer kernel
+    runs), for a QOperator-format node, and for a node reached from a
+    QuantizeLinear output without passing a DequantizeLinear (the ``Clip`` of
+    Q -> Clip -> DQ). QuantizeLinear / DequantizeLinear nodes are the region's
+    boundary and are *not* marked inside; :class:`QuantRegion` lists them."""
 
     key: str
     name: str
@@ -207,6 +216,8 @@ class QdqModel:
     ir_version: int
     graph_name: str
     nodes: tuple[NodeInfo, ...]  # main graph first, then subgraphs; topological
+    #: Keyed by tensor name; a subgraph tensor whose name the main graph (or an
+    #: earlier subgraph) already uses is keyed ``"<graph path>/<name>"``.
     tensors: dict[str, TensorInfo]
     inputs: tuple[str, ...]  # graph inputs that are not initializers
     outputs: tuple[str, ...]
