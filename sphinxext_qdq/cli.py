@@ -172,27 +172,35 @@ def run_dot(dot_text: str, output_format: str, target: Path, *, dot_binary: str 
     """Render ``dot_text`` to ``target`` with graphviz (written whole or not at all)."""
     temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # dot creates it
     try:
-        result = subprocess.run([dot_binary, f"-T{output_format}", "-o", temporary],
-                                input=dot_text.encode("utf-8"), capture_output=True,
-                                timeout=timeout, check=False)
-        if result.returncode != 0:
-            detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-            raise CliError(f"{dot_binary} failed with exit status {result.returncode}"
-                           + (f": {detail[0]}" if detail else ""))
-        if os.path.getsize(temporary) == 0:
+        _run_dot_program(dot_text, output_format, temporary, dot_binary, timeout)
+        if not temporary.is_file() or temporary.stat().st_size == 0:
             raise CliError(f"{dot_binary} wrote an empty {output_format} file")
         os.replace(temporary, target)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def _run_dot_program(dot_text: str, output_format: str, target: Path, dot_binary: str,
+                     timeout: float) -> None:
+    try:
+        result = subprocess.run([dot_binary, f"-T{output_format}", "-o", str(target)],
+                                input=dot_text.encode("utf-8"), capture_output=True,
+                                timeout=timeout, check=False)
     except FileNotFoundError:
         raise CliError(f"graphviz {dot_binary!r} not found: install graphviz "
                        "(Debian: apt-get install graphviz) or pass --dot PATH") from None
     except PermissionError:
         raise CliError(f"cannot run {dot_binary!r}: permission denied") from None
+    except OSError as error:
+        raise CliError(f"cannot run {dot_binary!r}: {error.strerror or error}") from None
     except subprocess.TimeoutExpired:
         raise CliError(f"{dot_binary} took longer than {timeout:g} s and was stopped "
                        "(draw less with --mode compact or raise --timeout)") from None
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    if result.returncode != 0:
+        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise CliError(f"{dot_binary} failed with exit status {result.returncode}"
+                       + (f": {detail[0]}" if detail else ""))
 
 
 def output_folder(path: Path) -> Path:
