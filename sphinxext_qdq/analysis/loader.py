@@ -92,11 +92,22 @@ def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
     else:  # surely a miss: hash (releases the GIL) while protobuf parses
         proto, content_hash = _parse_while_hashing(data, resolved)
         key = _CacheKey(str(resolved), len(data), mtime_ns, content_hash)
-    from sphinxext_qdq.analysis.patterns import analyze  # patterns imports this module
-
-    model = analyze(proto, path=str(resolved), model_dir=resolved.parent, content_hash=content_hash)
+    model = _analysed(proto, resolved, content_hash)
     _remember(key, model)
     return model
+
+
+def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel:
+    """Analyse a parsed model; a failure of the analysis itself never escapes raw."""
+    from sphinxext_qdq.analysis.patterns import analyze  # patterns imports this module
+
+    try:
+        return analyze(proto, path=str(path), model_dir=path.parent, content_hash=content_hash)
+    except QdqModelError:
+        raise
+    except Exception as error:  # a model must never crash a documentation build
+        raise QdqModelError(path, f"cannot be analysed ({type(error).__name__}: {error})"
+                            ) from error
 
 
 def parse_count() -> int:
@@ -120,14 +131,14 @@ def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> 
     global _parse_count
     if not data:
         raise QdqModelError(path, "the file is empty")
+    with _lock:
+        _parse_count += 1
     proto = onnx.ModelProto()
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError, TypeError, OverflowError):
         raise QdqModelError(path, "not an ONNX model: the bytes do not decode as an ONNX "
                                   "protobuf (truncated, corrupted or another format)") from None
-    finally:
-        _parse_count += 1
     _check_plausible_model(proto, path)
     return proto
 
@@ -141,8 +152,42 @@ def read_tensor_array(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str
     bytes the tensor needs.
     """
     if not uses_external_data(tensor):
-        return numpy_helper.to_array(tensor)
-    return numpy_helper.to_array(_inline_external_tensor(tensor, model_dir))
+        return _decoded(tensor)
+    return _decoded(_inline_external_tensor(tensor, model_dir))
+
+
+def _decoded(tensor: onnx.TensorProto) -> np.ndarray:
+    """``numpy_helper.to_array`` with a fast path for the plain types scales use."""
+    if uses_external_data(tensor):  # numpy_helper would read it from the working directory
+        raise QdqModelError(f"tensor {tensor.name!r}", "external data not validated")
+    data_type = tensor.data_type
+    dtype = _PLAIN_TYPES.get(data_type)
+    if dtype is not None:
+        count = math.prod(tensor.dims)
+        if tensor.raw_data:
+            array = np.frombuffer(tensor.raw_data, dtype=dtype)
+        elif data_type == onnx.TensorProto.FLOAT:  # slicing copies upb fields fastest
+            array = np.array(tensor.float_data[:], dtype=dtype)
+        elif data_type in _INT32_FIELD_TYPES:
+            array = np.array(tensor.int32_data[:], dtype=np.int64).astype(dtype)
+        else:
+            array = None
+        if array is not None and array.size == count:
+            return array.reshape(tuple(tensor.dims))
+    return numpy_helper.to_array(tensor)
+
+
+_PLAIN_TYPES = {
+    onnx.TensorProto.FLOAT: np.dtype("<f4"), onnx.TensorProto.DOUBLE: np.dtype("<f8"),
+    onnx.TensorProto.FLOAT16: np.dtype("<f2"), onnx.TensorProto.INT8: np.dtype("i1"),
+    onnx.TensorProto.UINT8: np.dtype("u1"), onnx.TensorProto.INT16: np.dtype("<i2"),
+    onnx.TensorProto.UINT16: np.dtype("<u2"), onnx.TensorProto.INT32: np.dtype("<i4"),
+    onnx.TensorProto.INT64: np.dtype("<i8"),
+}
+_INT32_FIELD_TYPES = frozenset({
+    onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
+    onnx.TensorProto.UINT16, onnx.TensorProto.INT32,
+})
 
 
 def uses_external_data(tensor: onnx.TensorProto) -> bool:

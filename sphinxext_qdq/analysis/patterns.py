@@ -775,12 +775,14 @@ def _constant_type(node: onnx.NodeProto) -> tuple[str | None, Shape] | None:
 
 
 def _dtype_name(data_type: int) -> str | None:
+    """ONNX type name ("FLOAT", "INT8"...) of a ``TensorProto.DataType`` value."""
     if not data_type:
         return None
-    try:
-        return onnx.TensorProto.DataType.Name(data_type)
-    except ValueError:
-        return f"DATATYPE_{data_type}"
+    name = _DTYPE_NAMES.get(data_type)
+    return name if name is not None else f"DATATYPE_{data_type}"
+
+
+_DTYPE_NAMES = {value: name for name, value in onnx.TensorProto.DataType.items() if value}
 
 
 def _resolve(name: str, graph: _Graph
