@@ -612,11 +612,13 @@ def _attribute_text(name: str, value: str) -> str | None:
 def _key_attributes(index: _GraphIndex, node: NodeInfo) -> str:
     parts = []
     names = {name for name, _ in node.attributes}
+    order = list(_KEY_ATTRIBUTES)
     if node.op_type in ("Conv", "ConvTranspose") and "kernel_shape" not in names:
         kernel = _kernel_from_weight(index, node)
         if kernel:
             parts.append(kernel)
-    for name, value in node.attributes:
+    for name, value in sorted((a for a in node.attributes if a[0] in _KEY_ATTRIBUTES),
+                              key=lambda attribute: order.index(attribute[0])):
         if name in _KEY_ATTRIBUTES:
             text = _attribute_text(name, value)
             if text:
@@ -896,8 +898,12 @@ def _parts(parts: list[str]) -> str:
     return f" ({', '.join(shown)})" if shown else ""
 
 
+#: Legend items side by side; more go on the next row, so the legend stays narrow.
+_LEGEND_ROW = 3
+
+
 def _legend(drawing: _Drawing, model: QdqModel) -> list[str]:
-    """Shapes, dtype colours and the Q/DQ counts of this drawing, in two rows."""
+    """Shapes, dtype colours and the Q/DQ counts of this drawing, under the graph."""
     kinds = {e.kind for e in drawing.elements}
     samples = [("compute", "operator"), ("quantize", "QuantizeLinear"),
                ("dequantize", "DequantizeLinear"), ("pair", "Q→DQ pair"),
@@ -921,12 +927,18 @@ def _legend(drawing: _Drawing, model: QdqModel) -> list[str]:
         dtypes.append(f"legend_dtype_{number}")
     counts = "\\l".join(escape_dot(line) for line in _count_lines(drawing)) + "\\l"
     lines.append(f'    legend_counts [label="{counts}", shape=note, fontsize=8];')
-    dtypes.append("legend_counts")
-    for row in (shapes, dtypes):
+    rows = [shapes[i:i + _LEGEND_ROW] for i in range(0, len(shapes), _LEGEND_ROW)]
+    rows += [dtypes[i:i + _LEGEND_ROW] for i in range(0, len(dtypes), _LEGEND_ROW)]
+    rows.append(["legend_counts"])
+    for row in rows:
         lines.append(f"    {{rank=same; {'; '.join(row)}}}")
         lines += [f"    {tail} -> {head} [style=invis];" for tail, head in itertools.pairwise(row)]
-    lines.append(f"    {shapes[0]} -> {dtypes[0]} [style=invis];")
+    lines += [f"    {upper[0]} -> {lower[0]} [style=invis];"
+              for upper, lower in itertools.pairwise(rows)]
     lines.append("  }")
+    # below the drawing: after every node of the last rank-ish (the graph outputs)
+    lines += [f"  {e.id} -> {rows[0][0]} [style=invis];" for e in drawing.elements
+              if e.kind == "output" or (e.kind == "boundary" and e.id.startswith("x"))]
     return lines
 
 
