@@ -17,8 +17,16 @@ Two drawings:
     one small node. Folded nodes are listed in the labels, so the Q and DQ counts of
     the drawing still add up to the model's.
 
-Every edge carries the dtype of its tensor; the quantized region is shaded as
-clusters (connected parts of it); graph inputs and outputs are drawn.
+Every edge carries the dtype of its tensor; the quantized regions of the analysis
+(:attr:`QdqModel.regions`) are shaded clusters; graph inputs and outputs are drawn.
+
+Links: :func:`render_dot` takes a map from :func:`link_keys` keys to URLs.
+``"node:<NodeInfo.key>"`` links one drawn node (for a compact pair or a folded
+compute node, any of its members) and wins over ``"op:<op_type>"``, which links
+every drawn node of that type. Scales and zero points are never drawn as their
+own elements, so no ``"param:"`` key is ever asked for. A linked node gets
+``URL``, ``target="_top"`` (the SVG sits in an ``<object>``) and, like every
+node, a tooltip with the full names and parameter values.
 """
 
 from __future__ import annotations
@@ -315,6 +323,7 @@ class _GraphIndex:
         for param in model.params:
             if not param.graph or param.name not in self.params:
                 self.params[param.name] = param
+        self.graph_inputs = set(model.inputs)
         self.graph_outputs = set(model.outputs)
         self.subgraph_qdq = self._subgraph_qdq_counts()
 
@@ -453,7 +462,7 @@ def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
             if tensor:
                 tensor_source.setdefault(tensor, element)
     sinks = _add_graph_outputs(index, elements) + _add_boundary_outputs(index, elements)
-    edges = _edges(index, elements, owner, tensor_source, sinks)
+    edges = _edges(index, elements, tensor_source, sinks)
     _mark_region(index, elements)
     return _Drawing(elements, edges, counts, len(index.selected))
 
@@ -521,8 +530,8 @@ def _add_boundary_outputs(index: _GraphIndex, elements: list[_Element]) -> list[
     return sinks
 
 
-def _edges(index: _GraphIndex, elements: list[_Element], owner: dict[str, _Element],
-           tensor_source: dict[str, _Element], sinks: list[tuple[str, _Element]]) -> list[_Edge]:
+def _edges(index: _GraphIndex, elements: list[_Element], tensor_source: dict[str, _Element],
+           sinks: list[tuple[str, _Element]]) -> list[_Edge]:
     """One edge per (source element, target element, tensor), in element order."""
     edges: list[_Edge] = []
     seen: set[tuple[str, str, str]] = set()
@@ -610,6 +619,7 @@ def _attribute_text(name: str, value: str) -> str | None:
 
 
 def _key_attributes(index: _GraphIndex, node: NodeInfo) -> str:
+    """``kernel 3×3  stride 2  pad 1``: the attributes a reader looks for first."""
     parts = []
     names = {name for name, _ in node.attributes}
     order = list(_KEY_ATTRIBUTES)
@@ -619,10 +629,9 @@ def _key_attributes(index: _GraphIndex, node: NodeInfo) -> str:
             parts.append(kernel)
     for name, value in sorted((a for a in node.attributes if a[0] in _KEY_ATTRIBUTES),
                               key=lambda attribute: order.index(attribute[0])):
-        if name in _KEY_ATTRIBUTES:
-            text = _attribute_text(name, value)
-            if text:
-                parts.append(text)
+        text = _attribute_text(name, value)
+        if text:
+            parts.append(text)
     return "  ".join(parts)
 
 
@@ -749,7 +758,7 @@ def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNo
     if qdq is not None:
         label += _param_lines(index, qdq)
         tooltip += _qdq_tooltip_details(index, qdq)
-        if qdq.input not in index.producer and qdq.input not in index.model.inputs:
+        if qdq.input not in index.producer and qdq.input not in index.graph_inputs:
             label.append(f"in {_clip_name(qdq.input, 24)} {_tensor_text(index, qdq.input)}")
     return _Element(element_id, kind, [node.key], label, tooltip,
                     links=[f"node:{node.key}", f"op:{node.op_type}"])
