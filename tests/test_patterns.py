@@ -28,7 +28,6 @@ from sphinxext_qdq.analysis import (
     analyze,
     describe,
     nodes_between,
-    patterns,
     summarize,
 )
 
@@ -372,15 +371,21 @@ def test_shape_inference_failure_is_a_diagnostic(monkeypatch) -> None:
     assert model.qdq("w_dq").role is Role.WEIGHT
 
 
-def test_inference_never_sees_large_weights() -> None:
-    proto = factories.weight_dq_model(weight=np.ones((64, 3, 4, 4), np.int8),
-                                      bias=np.zeros(64, np.int32))
-    stripped = patterns._without_large_weights(proto)
-    kept = {t.name: t for t in stripped.graph.initializer}
-    assert kept["w_int8"].raw_data == b"" and tuple(kept["w_int8"].dims) == (64, 3, 4, 4)
-    assert kept["x_scale"] == next(t for t in proto.graph.initializer if t.name == "x_scale")
+def test_inference_never_sees_large_weights(monkeypatch) -> None:
+    channels = 4400  # 4400 x 1024 INT8 weights: more than 4 MiB
+    proto = factories.weight_dq_model(weight=np.ones((channels, 1024, 1, 1), np.int8),
+                                      bias=np.zeros(channels, np.int32))
+    seen = []
+    real = onnx.shape_inference.infer_shapes
+    monkeypatch.setattr(onnx.shape_inference, "infer_shapes",
+                        lambda model, **kw: seen.append(model) or real(model, **kw))
     model = analysed(proto)
-    assert model.tensors["conv_out"].shape == (1, 64, 1, 1)
+    [stripped] = seen
+    kept = {t.name: t for t in stripped.graph.initializer}
+    assert kept["w_int8"].raw_data == b"" and tuple(kept["w_int8"].dims) == (channels, 1024, 1, 1)
+    assert kept["x_scale"] == next(t for t in proto.graph.initializer if t.name == "x_scale")
+    assert model.tensors["conv_out"].shape == (1, channels, 4, 4)
+    assert model.tensors["conv_out"].dtype == "FLOAT"
 
 
 # -- selection and description --------------------------------------------------------------------

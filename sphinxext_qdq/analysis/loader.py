@@ -196,15 +196,24 @@ def uses_external_data(tensor: onnx.TensorProto) -> bool:
 
 def tensor_nbytes(tensor: onnx.TensorProto) -> int:
     """Bytes the values of *tensor* occupy, computed without touching its data."""
+    data_type = tensor.data_type
     count = math.prod(tensor.dims)
-    if tensor.data_type in _PACKED_TYPES:
-        return -(-count // _PACKED_TYPES[tensor.data_type])
-    if tensor.data_type == onnx.TensorProto.STRING:
+    itemsize = _ITEMSIZES.get(data_type)
+    if itemsize is not None:
+        return count * itemsize
+    if data_type in _PACKED_TYPES:
+        return -(-count // _PACKED_TYPES[data_type])
+    if data_type == onnx.TensorProto.STRING:
         return sum(len(s) for s in tensor.string_data)
     try:
-        return count * helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize
+        itemsize = helper.tensor_dtype_to_np_dtype(data_type).itemsize
     except (KeyError, ValueError, TypeError):
         return 0
+    _ITEMSIZES[data_type] = itemsize
+    return count * itemsize
+
+
+_ITEMSIZES: dict[int, int] = {}
 
 
 def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None

@@ -66,8 +66,10 @@ from sphinxext_qdq.analysis.model import (
     TensorInfo,
 )
 
-#: Initializers with more elements than this reach shape inference without their data.
+#: Initializers with more elements than this reach shape inference without their data...
 _INFERENCE_ELEMENT_LIMIT = 1024
+#: ...when the model's initializers hold more bytes than this.
+_INFERENCE_COPY_BYTES = 4 * 1024 * 1024
 #: Longest printable attribute value kept in ``NodeInfo.attributes``.
 _ATTRIBUTE_TEXT_LIMIT = 80
 #: Ops that may sit between a QuantizeLinear and its DequantizeLinear (QCDQ).
@@ -294,10 +296,14 @@ class _Analysis:
                 _qdq_output_type(node, self)
 
     def _run_shape_inference(self) -> None:
-        """ONNX shape inference on a copy without large weights; failures only warn."""
+        """ONNX shape inference (on a copy without large weights when the weights are
+        big enough for copying them to cost more than leaving them out); failures warn."""
+        weight_bytes = sum(tensor_nbytes(t) for t in self.graphs[0].initializers.values())
+        source = self.proto if weight_bytes <= _INFERENCE_COPY_BYTES \
+            else _without_large_weights(self.proto)
         try:
-            inferred = onnx.shape_inference.infer_shapes(_without_large_weights(self.proto),
-                                                         check_type=False, strict_mode=False)
+            inferred = onnx.shape_inference.infer_shapes(source, check_type=False,
+                                                         strict_mode=False)
         except Exception as error:  # noqa: BLE001 - C++ errors surface as many types
             self.diagnostics.append(Diagnostic(
                 "inference", f"ONNX shape inference failed ({type(error).__name__}: "
@@ -846,6 +852,10 @@ def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],
 
 
 def _bad_scale(values: tuple) -> str:
+    """"is zero at index 3; NaN at index 5" for the bad elements of a scale, else ""."""
+    array = np.asarray(values, dtype=np.float64)
+    if np.all(np.isfinite(array) & (array > 0)):
+        return ""
     problems = []
     for label, test in (("zero", lambda v: v == 0), ("negative", lambda v: v < 0),
                         ("NaN", math.isnan), ("infinite", math.isinf)):
