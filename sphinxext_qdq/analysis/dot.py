@@ -21,12 +21,14 @@ Every edge carries the dtype of its tensor; the quantized regions of the analysi
 (:attr:`QdqModel.regions`) are shaded clusters; graph inputs and outputs are drawn.
 
 Links: :func:`render_dot` takes a map from :func:`link_keys` keys to URLs.
-``"node:<NodeInfo.key>"`` links one drawn node (for a compact pair or a folded
-compute node, any of its members) and wins over ``"op:<op_type>"``, which links
-every drawn node of that type. Scales and zero points are never drawn as their
-own elements, so no ``"param:"`` key is ever asked for. A linked node gets
-``URL``, ``target="_top"`` (the SVG sits in an ``<object>``) and, like every
-node, a tooltip with the full names and parameter values.
+A compute node links to ``"node:<NodeInfo.key>"`` when the map has it, else to
+``"op:<op_type>"``. A Q/DQ node (or a compact pair) links to its operator's
+documentation (``"op:QuantizeLinear"`` …); the label of the edge leaving it links
+to its parameter row (``"node:<key>"``) when a ``qdq-params`` table documents it.
+Scales and zero points are never drawn as their own elements, so no ``"param:"``
+key is ever asked for. A linked node gets ``URL``, ``target="_top"`` (the SVG
+sits in an ``<object>``) and, like every node, a tooltip with the full names and
+parameter values.
 """
 
 from __future__ import annotations
@@ -761,7 +763,7 @@ def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNo
         if qdq.input not in index.producer and qdq.input not in index.graph_inputs:
             label.append(f"in {_clip_name(qdq.input, 24)} {_tensor_text(index, qdq.input)}")
     return _Element(element_id, kind, [node.key], label, tooltip,
-                    links=[f"node:{node.key}", f"op:{node.op_type}"])
+                    links=[f"op:{node.op_type}", f"node:{node.key}"])
 
 
 def _param_lines(index: _GraphIndex, qdq: QdqNode) -> list[str]:
@@ -796,8 +798,8 @@ def _pair_element(index: _GraphIndex, element_id: str, quantizer: QdqNode,
     for qdq in (quantizer, *partners):
         tooltip.append(f"{qdq.op_type} {index.model.node(qdq.key).name or qdq.key}")
         tooltip += ["  " + line for line in _qdq_tooltip_details(index, qdq)]
-    links = [f"node:{quantizer.key}", *(f"node:{dq.key}" for dq in partners),
-             "op:QuantizeLinear", "op:DequantizeLinear"]
+    links = ["op:QuantizeLinear", "op:DequantizeLinear", f"node:{quantizer.key}",
+             *(f"node:{dq.key}" for dq in partners)]
     return _Element(element_id, "pair", [quantizer.key, *(dq.key for dq in partners)],
                     label, tooltip, links)
 
@@ -829,14 +831,31 @@ def _header(options: DotOptions) -> list[str]:
     ]
 
 
-def _url_for(element: _Element, urls: Mapping[str, str] | None) -> str | None:
+def _url_for(element: _Element, urls: Mapping[str, str] | None, prefix: str = "") -> str | None:
+    """The first URL the map has for the element's link keys (starting with *prefix*)."""
     if not urls:
         return None
     for key in element.links:
-        url = urls.get(key)
+        url = urls.get(key) if key.startswith(prefix) else None
         if url:
             return url
     return None
+
+
+#: Elements that are Q/DQ nodes: they link to the operator documentation, and the
+#: label of the edge leaving them links to their parameter row (``node:`` key).
+_QDQ_KINDS = frozenset({"quantize", "dequantize", "pair"})
+
+
+def _row_link(tail: _Element | None, urls: Mapping[str, str] | None) -> str:
+    """Edge attributes linking the edge label to the tail's parameter row, if any."""
+    if tail is None or tail.kind not in _QDQ_KINDS:
+        return ""
+    url = _url_for(tail, urls, prefix="node:")
+    if url is None:
+        return ""
+    return (f', labelURL="{escape_url(url)}", labeltarget="_top", '
+            f'labeltooltip="{escape_dot("scale and zero point: see the parameter table")}"')
 
 
 def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str) -> str:
@@ -848,7 +867,7 @@ def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: s
     return f"{indent}{element.id} [{', '.join(attributes)}];"
 
 
-def _edge_statement(index_tensors: Mapping, edge: _Edge) -> str:
+def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "") -> str:
     info = index_tensors.get(edge.tensor)
     label = dtype_label(info.dtype if info is not None else None)
     colour = dtype_colour(label)
@@ -858,7 +877,7 @@ def _edge_statement(index_tensors: Mapping, edge: _Edge) -> str:
         shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"
     tooltip = f"{edge.tensor}\n{label}{shape}"
     return (f"  {edge.tail} -> {edge.head} [label={_quoted(label)}, color=\"{colour}\", "
-            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)))}{style}];")
+            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)))}{style}{link}];")
 
 
 def _regions(drawing: _Drawing) -> list[list[_Element]]:
@@ -880,7 +899,9 @@ def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) ->
         lines += [_node_statement(e, urls, "    ") for e in region]
         lines.append("  }")
     lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
-    lines += [_edge_statement(model.tensors, edge) for edge in drawing.edges]
+    by_id = {element.id: element for element in drawing.elements}
+    lines += [_edge_statement(model.tensors, edge, _row_link(by_id.get(edge.tail), urls))
+              for edge in drawing.edges]
     return lines
 
 
