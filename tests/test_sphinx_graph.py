@@ -252,3 +252,15 @@ def test_parallel_build_gives_the_same_html(tmp_path):
     assert serial.warnings == parallel.warnings == ""
     assert html_files(serial.outdir) == html_files(parallel.outdir)
     assert [p.name for p in graph_svgs(serial.outdir)] == [p.name for p in graph_svgs(parallel.outdir)]
+
+
+def test_edge_labels_leaving_qdq_nodes_link_to_their_parameter_rows(html_build):
+    svg = graph_svgs(html_build.outdir)[0]
+    params = html_build.outdir / "sub" / "params.html"
+    rows = [follow(svg, h) for h in svg_links(svg) if "params.html" in h]
+    model = onnx.load(str(html_build.app.srcdir / "models" / "tiny.onnx"))
+    quantizers = [n.name for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    # compact mode: one pair per QuantizeLinear, each edge label leads to the Q's row
+    assert len({fragment for _, fragment in rows}) == len(quantizers)
+    for target, fragment in rows:
+        assert target == params.resolve() and has_id(params, fragment)
