@@ -54,6 +54,15 @@ def test_directory(tmp_path: Path) -> None:
     assert "directory" in refusal(tmp_path).reason
 
 
+def test_unusable_paths(tmp_path: Path) -> None:
+    with pytest.raises(QdqModelError):
+        load_qdq_model(str(tmp_path / "nul\0byte.onnx"))
+    loop = tmp_path / "loop.onnx"
+    loop.symlink_to(loop)
+    with pytest.raises(QdqModelError):
+        load_qdq_model(loop)
+
+
 def test_empty_file(tmp_path: Path) -> None:
     empty = tmp_path / "empty.onnx"
     empty.write_bytes(b"")

@@ -72,29 +72,35 @@ _hit_count = 0
 # -- public API ---------------------------------------------------------------
 def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
     """Parse and analyse the ONNX model at *path*, or return the cached analysis."""
-    global _hit_count
     resolved = _resolve_model_file(path)
-    _checked_size(resolved, max_bytes)
+    mtime_ns = _checked_stat(resolved, max_bytes).st_mtime_ns
     data = _read_bytes(resolved)
-    if len(data) > max_bytes:  # the file grew while we read it
-        _checked_size(resolved, max_bytes)
-    mtime_ns = resolved.stat().st_mtime_ns
-    if _seen_before(str(resolved), len(data), mtime_ns):
+    if len(data) > max_bytes:  # the file grew after the check
+        _checked_stat(resolved, max_bytes)
+    where = str(resolved)
+    if _seen_before(where, len(data), mtime_ns):
         content_hash = _content_hash(data)
-        key = _CacheKey(str(resolved), len(data), mtime_ns, content_hash)
-        with _lock:
-            cached = _cache.get(key)
-            if cached is not None:
-                _cache.move_to_end(key)
-                _hit_count += 1
-                return cached
+        key = _CacheKey(where, len(data), mtime_ns, content_hash)
+        cached = _cached(key)
+        if cached is not None:
+            return cached
         proto = parse_model_bytes(data, resolved)
     else:  # surely a miss: hash (releases the GIL) while protobuf parses
         proto, content_hash = _parse_while_hashing(data, resolved)
-        key = _CacheKey(str(resolved), len(data), mtime_ns, content_hash)
+        key = _CacheKey(where, len(data), mtime_ns, content_hash)
     model = _analysed(proto, resolved, content_hash)
     _remember(key, model)
     return model
+
+
+def _cached(key: _CacheKey) -> QdqModel | None:
+    global _hit_count
+    with _lock:
+        model = _cache.get(key)
+        if model is not None:
+            _cache.move_to_end(key)
+            _hit_count += 1
+        return model
 
 
 def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel:
@@ -284,24 +290,28 @@ def _non_negative_int(text: str, what: str, where: str) -> int:
 # -- file checks -----------------------------------------------------------------
 def _resolve_model_file(path: str | os.PathLike[str]) -> Path:
     given = Path(path)
-    if not given.exists():
-        raise QdqModelError(path, "no such file")
-    if given.is_dir():
-        raise QdqModelError(path, "is a directory, not an ONNX file")
-    resolved = given.resolve()
+    try:
+        if not given.exists():
+            raise QdqModelError(path, "no such file")
+        if given.is_dir():
+            raise QdqModelError(path, "is a directory, not an ONNX file")
+        resolved = given.resolve()
+    except (OSError, ValueError) as error:  # embedded NUL, symlink loop, permissions
+        raise QdqModelError(repr(os.fspath(path)), f"not a usable path ({error})") from None
     if not resolved.is_file():
         raise QdqModelError(path, "is not a regular file")
     return resolved
 
 
-def _checked_size(path: Path, max_bytes: int) -> int:
-    size = path.stat().st_size
-    if size == 0:
+def _checked_stat(path: Path, max_bytes: int) -> os.stat_result:
+    """The file's status, refused when it is empty or larger than *max_bytes*."""
+    status = path.stat()
+    if status.st_size == 0:
         raise QdqModelError(path, "the file is empty")
-    if size > max_bytes:
-        raise QdqModelError(path, f"the file is {size} bytes, more than the limit of {max_bytes} "
-                                  "bytes (raise max_bytes to load it)")
-    return size
+    if status.st_size > max_bytes:
+        raise QdqModelError(path, f"the file is {status.st_size} bytes, more than the limit of "
+                                  f"{max_bytes} bytes (raise max_bytes to load it)")
+    return status
 
 
 def _read_bytes(path: Path) -> bytes:
