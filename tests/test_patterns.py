@@ -269,6 +269,17 @@ def test_single_bad_scale(value: float) -> None:
     assert model.diagnostics[0].node == "q"
 
 
+def test_scale_with_corrupt_data_has_no_value() -> None:
+    proto = factories.qdq_pair_model([0.5, 0.25], 0, axis=1, shape=(1, 2))
+    scale = next(t for t in proto.graph.initializer if t.name == "scale")
+    scale.ClearField("float_data")
+    scale.raw_data = b"\0\0\0"  # 3 bytes for 2 floats
+    model = analysed(proto)
+    assert model.param("scale").values is None
+    assert [(d.subtype, d.node) for d in model.diagnostics] == [("value", "q")]
+    assert "cannot be read" in model.diagnostics[0].message
+
+
 def test_q_without_scale_input_is_malformed_not_a_crash() -> None:
     nodes = [helper.make_node("QuantizeLinear", ["x"], ["xq"], name="broken")]
     model = analysed(factories.make_model(nodes, [factories.tensor_input("x", [2])],

@@ -176,7 +176,7 @@ class _Analysis:
         self.params: dict[str, _Param] = {}
         self.qdq: dict[str, QdqNode] = {}
         self.by_key: dict[str, _Node] = {}
-        self.refused_external: dict[str, str] = {}  # param name -> reason
+        self.unreadable: dict[str, tuple[str, str]] = {}  # param -> (subtype, reason)
         self.inferred = False
 
     def run(self, content_hash: str) -> QdqModel:
@@ -397,36 +397,37 @@ class _Analysis:
         param.users.append(ParamUse(node.key, index))
 
     def _new_param(self, name: str, kind: str, graph: _Graph) -> _Param:
-        source, definition, owner = _resolve(name, graph)
+        source, definition, _ = _resolve(name, graph)
         dtype, shape = self.type_of(graph, name)
         values = None
         if isinstance(definition, onnx.TensorProto):
             dtype, shape = _dtype_name(definition.data_type), tuple(definition.dims)
-            values = self._tensor_values(definition, name, owner)
+            values = self._tensor_values(definition, name)
         elif isinstance(definition, onnx.NodeProto):
-            values, dtype, shape = self._constant_values(definition, name, owner)
+            values, dtype, shape = self._constant_values(definition, name)
         int_shape = None if shape is None or any(not isinstance(d, int) for d in shape) \
             else tuple(shape)  # type: ignore[arg-type]
         return _Param(name, kind, source, dtype, int_shape, values, graph.path)
 
-    def _tensor_values(self, tensor: onnx.TensorProto, name: str, owner: _Graph | None
-                       ) -> tuple | None:
+    def _tensor_values(self, tensor: onnx.TensorProto, name: str) -> tuple | None:
+        """Flattened values of a scale / zero-point tensor; None (and a reason) if unreadable."""
         try:
             array = read_tensor_array(tensor, self.model_dir)
         except QdqModelError as error:
-            self.refused_external[name] = error.reason
+            self.unreadable[name] = ("external_data", error.reason)
             return None
         except (ValueError, TypeError) as error:  # malformed tensor data
-            self.refused_external[name] = f"unreadable tensor data ({_first_line(error)})"
+            self.unreadable[name] = ("value", f"its data cannot be read ({_first_line(error)})")
             return None
         return _flat_values(array, tensor.data_type)
 
-    def _constant_values(self, node: onnx.NodeProto, name: str, owner: _Graph | None
+    def _constant_values(self, node: onnx.NodeProto, name: str
                          ) -> tuple[tuple | None, str | None, tuple | None]:
+        """(values, dtype, shape) of a ``Constant`` node's output."""
         for attr in node.attribute:
             if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                 t = attr.t
-                return (self._tensor_values(t, name, owner), _dtype_name(t.data_type),
+                return (self._tensor_values(t, name), _dtype_name(t.data_type),
                         tuple(t.dims))
             if attr.name == "value_float":
                 return (float(np.float32(attr.f)),), "FLOAT", ()
@@ -594,13 +595,12 @@ class _Analysis:
                                record.key)
 
     def _check_params(self) -> None:
-        problems = self.refused_external
         for param in self.params.values():
             user = param.users[0].node
             what = "scale" if param.kind == "scale" else "zero point"
-            if param.name in problems:
-                self._diagnose("external_data", f"{what} {param.name!r} of {user!r}: "
-                                                f"{problems[param.name]}", user)
+            if param.name in self.unreadable:
+                subtype, reason = self.unreadable[param.name]
+                self._diagnose(subtype, f"{what} {param.name!r} of {user!r}: {reason}", user)
             elif param.values is None:
                 self._diagnose("value", f"{what} {param.name!r} of {user!r} comes from "
                                         f"{_source_phrase(param.source)}: its value is not "
