@@ -199,7 +199,9 @@ class QuantRegion:
 @dataclass(frozen=True)
 class Diagnostic:
     """A problem found in the model. ``subtype`` is the Sphinx warning subtype
-    (``qdq.<subtype>``); ``node`` names the node concerned, when there is one."""
+    (``qdq.<subtype>``, a key of :data:`DIAGNOSTIC_SUBTYPES`); ``node`` is the
+    key of the node concerned; it is ``None`` only for model-wide findings
+    (``float_model``, ``inference``)."""
 
     subtype: str
     message: str
