@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
-    from sphinxext_qdq.analysis.model import QdqModel, QdqNode
+    from sphinxext_qdq.analysis.model import QdqModel, QdqNode, QuantParam
 
 logger = logging.getLogger(__name__)
 
@@ -205,6 +205,13 @@ def role_list(argument: str | None) -> frozenset[Role]:
     return frozenset(roles)
 
 
+def used_params(analysis: QdqModel, qdqs: list[QdqNode]) -> list[QuantParam]:
+    """Scale and zero-point records of *qdqs*, each once, in order of first use."""
+    records = {param.name: param for param in analysis.params}
+    names = dict.fromkeys(name for qdq in qdqs for name in (qdq.scale, qdq.zero_point) if name)
+    return [records[name] for name in names if name in records]
+
+
 class QdqParamsDirective(QdqModelDirective):
     """``.. qdq-params:: MODEL`` tabulates every scale and zero point."""
 
@@ -230,14 +237,11 @@ class QdqParamsDirective(QdqModelDirective):
             return []
         full = self.options.get("values") == "full"
         if self.options.get("layout") == "initializer":
-            params = [loaded.analysis.param(name) for name in dict.fromkeys(
-                name for qdq in qdqs for name in (qdq.scale, qdq.zero_point)
-                if name and self.has_param(loaded.analysis, name))]
-            rows, headers, widths = param_rows(loaded.analysis, params, full=full), \
-                PARAM_HEADERS, PARAM_WIDTHS
+            rows = param_rows(loaded.analysis, used_params(loaded.analysis, qdqs), full=full)
+            headers, widths = PARAM_HEADERS, PARAM_WIDTHS
         else:
-            rows, headers, widths = node_rows(loaded.analysis, qdqs, full=full), \
-                NODE_HEADERS, NODE_WIDTHS
+            rows = node_rows(loaded.analysis, qdqs, full=full)
+            headers, widths = NODE_HEADERS, NODE_WIDTHS
         anchors = self.register_targets(loaded.key, rows)
         table = build_table(headers, rows, widths, anchors=anchors,
                             classes=["qdq-params", *self.options.get("class", [])],
@@ -245,10 +249,6 @@ class QdqParamsDirective(QdqModelDirective):
         self.set_source_info(table)
         self.add_name(table)
         return [self.index_node(loaded.key, rows, anchors), table]
-
-    @staticmethod
-    def has_param(analysis: QdqModel, name: str) -> bool:
-        return name in {param.name for param in analysis.params}
 
     def selected_qdq_nodes(self, analysis: QdqModel) -> list[QdqNode]:
         """Q/DQ nodes passing ``:nodes:``, ``:ops:``, ``:roles:`` and ``:limit:``."""
