@@ -264,3 +264,13 @@ def test_edge_labels_leaving_qdq_nodes_link_to_their_parameter_rows(html_build):
     assert len({fragment for _, fragment in rows}) == len(quantizers)
     for target, fragment in rows:
         assert target == params.resolve() and has_id(params, fragment)
+
+
+def test_texinfo_includes_the_graph_as_png(tmp_path):
+    result = build(make_project(tmp_path / "src"), "texinfo")
+    assert result.warnings == ""
+    texi = next(result.outdir.glob("*.texi")).read_text()
+    images = [line for line in texi.splitlines() if line.startswith("@image{qdq-")]
+    assert len(images) == 2  # the reST and the MyST page
+    name = images[0].split("{")[1].split(",")[0]
+    assert (result.outdir / f"{name}.png").read_bytes().startswith(b"\x89PNG")
