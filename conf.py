@@ -2,6 +2,13 @@
 
 The source directory is the repository root so that models are reachable from
 every page as ``/models/...``; only ``docs/**`` is read.
+
+Numbers on the pages are never typed by hand: at ``builder-inited`` the build
+writes Markdown fragments under ``docs/_generated/`` (from the committed models,
+``models/resnet8_report.json`` and the extension's code; see ``docs/_ext/``) and
+draws ``docs/images/resnet8_qdq_architecture.svg`` / ``.png`` with
+``scripts/annotate_qdq_graph.py``. Both are ignored by git and rewritten only when
+their content changes.
 """
 
 from __future__ import annotations
@@ -9,9 +16,17 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent.resolve()))
+ROOT = Path(__file__).parent.resolve()
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 
-from sphinxext_qdq import __version__  # noqa: E402
+import architecture_picture
+import extension_reference
+import fragments
+import resnet8_fragments
+from sphinx.util import logging
+
+from sphinxext_qdq import __version__
 
 project = "sphinxext_qdq"
 author = "The sphinxext_qdq team"
@@ -20,7 +35,7 @@ release = version = __version__
 
 root_doc = "docs/index"
 include_patterns = ["docs/**"]
-exclude_patterns = ["_build", ".venv", "**/.ipynb_checkpoints"]
+exclude_patterns = ["_build", ".venv", "**/.ipynb_checkpoints", "docs/_generated/**"]
 
 extensions = [
     "myst_parser",
@@ -30,8 +45,9 @@ extensions = [
 ]
 
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
-myst_enable_extensions = ["colon_fence", "dollarmath", "deflist"]
+myst_enable_extensions = ["colon_fence", "dollarmath", "deflist", "substitution"]
 myst_heading_anchors = 3
+myst_substitutions = resnet8_fragments.substitutions()
 
 graphviz_output_format = "svg"
 
@@ -43,9 +59,48 @@ qdq_models = {
 
 html_theme = "sphinx_rtd_theme"
 html_title = "sphinxext_qdq"
+html_static_path = ["docs/_static"]
+html_css_files = ["qdq-docs.css"]
 
 latex_engine = "pdflatex"
 latex_documents = [
     (root_doc, "sphinxext_qdq.tex", "sphinxext\\_qdq: QDQ ONNX models for hardware implementers",
-     author, "manual"),
+     author.replace("_", "\\_"), "manual"),
 ]
+latex_elements = {
+    "papersize": "a4paper",
+    "sphinxsetup": "hmargin={2cm,2cm}, vmargin={2.5cm,2.5cm}",
+    "preamble": r"""
+\usepackage{etoolbox}
+\makeatletter
+% Model names (stack2/shortcut/Conv_output_0_QuantizeLinear) must wrap inside narrow
+% table columns: ragged-right cells, a break point after every underscore, and
+% hyphenation allowed in monospace words (DequantizeLinear -> Dequantize-Linear).
+\newcolumntype{\X}[2]{>{\RaggedRight\arraybackslash}p{\dimexpr
+      (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
+\makeatother
+\DeclareRobustCommand{\_}{\textunderscore\hskip0pt\relax}
+\hyphenation{Dequantize-Linear Quantize-Linear}
+\newcommand{\qdqtablefont}{\small{\ttfamily\hyphenchar\font=`\-}}
+\appto\sphinxatlongtablestart{\qdqtablefont}
+\appto\sphinxattablestart{\qdqtablefont}
+""",
+}
+
+logger = logging.getLogger("conf")
+
+
+def write_generated_content(app: object) -> None:
+    """Fragments and the architecture picture, before any page is read."""
+    reference, problems = extension_reference.reference_fragments(app)
+    for problem in problems:
+        logger.warning(problem, type="docs", subtype="reference")
+    fragments.write_fragments({**resnet8_fragments.all_fragments(), **reference})
+    try:
+        architecture_picture.draw_architecture()
+    except architecture_picture.PictureError as error:
+        logger.warning("%s", error, type="docs", subtype="picture")
+
+
+def setup(app: object) -> None:
+    app.connect("builder-inited", write_generated_content)

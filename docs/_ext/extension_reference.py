@@ -1,0 +1,220 @@
+"""The reference page, generated from the extension's code.
+
+Names, defaults and option lists are read from the running Sphinx application and
+from ``sphinxext_qdq``'s sources; only the one-line meanings are written here. A
+name found in the code without a meaning here (or the reverse) is reported as a
+build warning, so the page cannot silently fall behind the code.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from docutils.parsers.rst import directives as docutils_directives
+from fragments import code, table
+
+import sphinxext_qdq
+from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES, Role
+from sphinxext_qdq.domain import QdqDomain
+
+if TYPE_CHECKING:
+    from sphinx.application import Sphinx
+
+PACKAGE = Path(sphinxext_qdq.__file__).resolve().parent
+
+CONFIG_MEANINGS = {
+    "qdq_models": "Short names for model files, `{name: path}`; paths are relative to the "
+                  "configuration directory. A directive argument may then be the name.",
+    "qdq_graph_mode": "Default `:mode:` of `qdq-graph`: `compact` or `full`.",
+    "qdq_graph_rankdir": "Default `:rankdir:` of `qdq-graph`: `TB` or `LR`.",
+    "qdq_op_fallback_url": "Where graph nodes and table cells of an operator that no "
+                           "`qdq:op` documents link to; `{op}` is replaced by the op type. "
+                           "`None`: no link.",
+    "qdq_max_model_bytes": "Model files larger than this many bytes are refused with a "
+                           "`qdq.model` warning.",
+    "qdq_max_graph_nodes": "A drawing with more nodes than this is replaced by a short note "
+                           "asking for `:from:` / `:to:`.",
+}
+
+COMMON_OPTIONS = {
+    "caption": ("text", "A caption; the graph or table becomes numbered and referable."),
+    "name": ("label", "A label for `{ref}` (MyST) or `:ref:` (reST)."),
+    "class": ("class names", "Extra CSS classes."),
+}
+
+DIRECTIVE_OPTIONS = {
+    "qdq-graph": {
+        "mode": ("`compact` or `full`",
+                 ("`compact`: a Q→DQ pair is one node and weight / bias DequantizeLinear "
+                 "nodes are folded into their Conv or Gemm; `full`: every ONNX node. "
+                 "Default: `qdq_graph_mode`.")),
+        "rankdir": ("`TB` or `LR`", ("Top to bottom or left to right. Default: "
+                                    "`qdq_graph_rankdir`.")),
+        "from": ("node or tensor names, comma-separated",
+                 "Draw only what lies downstream of these (between them and `:to:`)."),
+        "to": ("node or tensor names, comma-separated",
+               "Draw only what lies upstream of these (between `:from:` and them)."),
+        "legend": ("flag", "Draw a legend of the node shapes and edge colours."),
+        "align": ("`left`, `center` or `right`", "Horizontal alignment."),
+        "alt": ("text", "Alternative text; default: a one-line description of the model."),
+        **COMMON_OPTIONS,
+    },
+    "qdq-params": {
+        "layout": ("`node` or `initializer`",
+                   ("`node` (default): one row per QuantizeLinear / DequantizeLinear node, "
+                   "with its role, the tensor it quantizes, scale, zero point, type and "
+                   "granularity; `initializer`: one row per scale or zero-point tensor, "
+                   "with its source and users (`input[1]` / `input[2]` of which node).")),
+        "values": ("`summary` or `full`",
+                   ("`summary` (default): a per-axis scale is shown as its count and "
+                   "range; `full`: every value.")),
+        "nodes": ("regular expression", ("Keep the Q/DQ nodes whose name matches "
+                                        "(`re.search`).")),
+        "ops": ("op types, comma-separated", ("Keep `QuantizeLinear` and / or "
+                                             "`DequantizeLinear` nodes.")),
+        "roles": ("roles, comma-separated", "Keep the nodes of these roles: "
+                  + ", ".join(f"`{role.value}`" for role in Role) + "."),
+        "limit": ("positive integer", "At most this many rows."),
+        "no-index": ("flag", ("Rows are not cross-reference targets (for a second table of "
+                             "the same model).")),
+        **COMMON_OPTIONS,
+    },
+    "qdq-summary": dict(COMMON_OPTIONS),
+}
+
+OBJECT_OPTIONS = {
+    "no-index": ("flag", "Not a cross-reference target: graphs do not link here."),
+    "no-index-entry": ("flag", "No entry in the general index."),
+    "no-contents-entry": ("flag", "No entry in the table of contents."),
+    "no-typesetting": ("flag", "Only the target, no visible description."),
+    "noindex": ("flag", "Old spelling of `no-index`."),
+    "noindexentry": ("flag", "Old spelling of `no-index-entry`."),
+    "nocontentsentry": ("flag", "Old spelling of `no-contents-entry`."),
+}
+
+ROLE_MEANINGS = {
+    "op": ("`QuantizeLinear`", "The `qdq:op` description of an operator."),
+    "param": ("`resnet8:input_scale`", ("The table row of a scale or zero point (model key, "
+                                       "colon, initializer name).")),
+    "node": ("`resnet8:input_QuantizeLinear`", ("The table row of a QuantizeLinear / "
+                                               "DequantizeLinear node.")),
+}
+
+#: Warning subtypes raised by the Sphinx glue (the analysis ones are DIAGNOSTIC_SUBTYPES).
+GLUE_SUBTYPE_MEANINGS = {
+    "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
+             "(`qdq_max_model_bytes`).",
+    "filter": "`qdq-params` filters (`:nodes:`, `:ops:`, `:roles:`) match no Q/DQ node: "
+              "no table.",
+    "duplicate": "The same operator or the same model's parameters are documented as "
+                 "targets on two pages; add `:no-index:` to one.",
+    "dot": "Graphviz `dot` failed on a graph.",
+}
+
+
+def registered_directives() -> list[str]:
+    """Directive names that ``extension.py`` registers with ``app.add_directive``."""
+    tree = ast.parse((PACKAGE / "extension.py").read_text(encoding="utf-8"))
+    return [call.args[0].value for call in ast.walk(tree)
+            if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
+            and call.func.attr == "add_directive" and call.args
+            and isinstance(call.args[0], ast.Constant)]
+
+
+def glue_subtypes() -> dict[str, list[str]]:
+    """``{subtype: [file, ...]}`` for every constant ``subtype="..."`` in the package."""
+    found: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for keyword in ast.walk(tree):
+            if (isinstance(keyword, ast.keyword) and keyword.arg == "subtype"
+                    and isinstance(keyword.value, ast.Constant)):
+                found.setdefault(keyword.value.value, []).append(
+                    path.relative_to(PACKAGE.parent).as_posix())
+    return found
+
+
+class ReferenceProblems(list):
+    """Names in the code without a meaning on the page, or the reverse."""
+
+    def compare(self, what: str, in_code: set[str], described: set[str]) -> None:
+        for name in sorted(in_code - described):
+            self.append(f"reference page: {what} {name!r} exists in the code but has no "
+                        "meaning in docs/_ext/extension_reference.py")
+        for name in sorted(described - in_code):
+            self.append(f"reference page: {what} {name!r} is described but no longer "
+                        "exists in the code")
+
+
+def config_table(app: Sphinx, problems: ReferenceProblems) -> str:
+    values = {name: option for name, option in app.config.values.items()
+              if name.startswith("qdq_")}
+    problems.compare("configuration value", set(values), set(CONFIG_MEANINGS))
+    rows = []
+    for name, option in sorted(values.items()):
+        types = " or ".join(sorted(t.__name__ if t is not type(None) else "None"
+                                   for t in option.valid_types)) or "any"
+        meaning = option.description or CONFIG_MEANINGS.get(name, "")
+        rows.append([code(name), code(repr(option.default)), types, option.rebuild or "none",
+                     meaning])
+    return table(["Name", "Default", "Type", "Rebuilds", "Meaning"], rows)
+
+
+def option_table(options: dict[str, tuple[str, str]], spec_keys: set[str], what: str,
+                 problems: ReferenceProblems) -> str:
+    problems.compare(f"option of {what}", spec_keys, set(options))
+    rows = [[code(f":{name}:"), value, meaning] for name, (value, meaning) in options.items()
+            if name in spec_keys]
+    return table(["Option", "Value", "Meaning"], rows)
+
+
+def directive_tables(problems: ReferenceProblems) -> str:
+    names = registered_directives()
+    problems.compare("directive", set(names), set(DIRECTIVE_OPTIONS))
+    parts = []
+    for name in names:
+        directive_class, _messages = docutils_directives.directive(name, None, None)
+        if directive_class is None or name not in DIRECTIVE_OPTIONS:
+            continue
+        arguments = "MODEL" if directive_class.required_arguments else ""
+        parts.append(f"### `{name}` {arguments}\n\n{(directive_class.__doc__ or '').strip()}\n")
+        parts.append(option_table(DIRECTIVE_OPTIONS[name], set(directive_class.option_spec or {}),
+                                  name, problems))
+    op_directive = QdqDomain.directives["op"]
+    parts.append(f"### `qdq:op` NAME\n\n{(op_directive.__doc__ or '').strip()}\n")
+    parts.append(option_table(OBJECT_OPTIONS, set(op_directive.option_spec), "qdq:op",
+                              problems))
+    return "\n".join(parts)
+
+
+def role_table(problems: ReferenceProblems) -> str:
+    problems.compare("role", set(QdqDomain.roles), set(ROLE_MEANINGS))
+    rows = [[code(f"qdq:{name}"), example, meaning]
+            for name, (example, meaning) in ROLE_MEANINGS.items() if name in QdqDomain.roles]
+    return table(["Role", "Target", "Links to"], rows)
+
+
+def subtype_table(problems: ReferenceProblems) -> str:
+    glue = glue_subtypes()
+    problems.compare("warning subtype", set(glue), set(GLUE_SUBTYPE_MEANINGS))
+    rows = [[code(f"qdq.{name}"), "the model (analysis)", meaning]
+            for name, meaning in DIAGNOSTIC_SUBTYPES.items()]
+    rows += [[code(f"qdq.{name}"), ", ".join(code(f) for f in glue[name]), meaning]
+             for name, meaning in GLUE_SUBTYPE_MEANINGS.items() if name in glue]
+    rows += [[code(f"ref.{name}"), "Sphinx (unresolved role)", message % {"target": "…"}]
+             for name, message in QdqDomain.dangling_warnings.items()]
+    return table(["`suppress_warnings` entry", "Raised by", "Meaning"], rows)
+
+
+def reference_fragments(app: Sphinx) -> tuple[dict[str, str], list[str]]:
+    """The reference page's fragments and the problems found while making them."""
+    problems = ReferenceProblems()
+    fragments = {
+        "reference-config.md": config_table(app, problems),
+        "reference-directives.md": directive_tables(problems),
+        "reference-roles.md": role_table(problems),
+        "reference-subtypes.md": subtype_table(problems),
+    }
+    return fragments, list(problems)
