@@ -169,7 +169,7 @@ def dtype_ranges() -> str:
         low, high = integer_range(dtype)
         rows.append([dtype, bits, "signed" if signed else "unsigned", integer(low), integer(high),
                      uses[dtype]])
-    return table(["Type", "Bits", "", "$q_{min}$", "$q_{max}$", "Used for"], rows)
+    return table(["Type", "Bits", "", "$q_{\\min}$", "$q_{\\max}$", "Used for"], rows)
 
 
 def opset_history(ops: tuple[str, ...] = ("QuantizeLinear", "DequantizeLinear")) -> str:
@@ -338,7 +338,7 @@ def activation_zero_points(int8: ShowcaseModel, uint8: ShowcaseModel) -> str:
                      scale(unsigned.scale), integer(unsigned.zero_point),
                      integer(unsigned.zero_point - signed.zero_point), relu])
     return table(["Quantized tensor", "$s$ (INT8)", "$z$ (INT8)", "$s$ (UINT8)", "$z$ (UINT8)",
-                  "$z_{UINT8} - z_{INT8}$", "$z = q_{min}$"], rows)
+                  "$z_{\\mathrm{UINT8}} - z_{\\mathrm{INT8}}$", "$z = q_{\\min}$"], rows)
 
 
 def per_channel_table(per_tensor: ShowcaseModel, per_channel: ShowcaseModel) -> str:
@@ -430,7 +430,7 @@ def worked_example(group: IntegerGroup) -> str:
              f"{same_reference} of {len(acc)}.")
     if group.y.zero_point == group.y.qmin:
         saturated = int((real == group.y.qmin).sum())
-        text += (f" {saturated} outputs saturate at $q_{{min}} = {group.y.qmin}$, which is "
+        text += (f" {saturated} outputs saturate at $q_{{\\min}} = {group.y.qmin}$, which is "
                  "also the zero point: real value 0. This saturation is the ReLU that the "
                  "quantizer removed from the graph.")
     return text
@@ -571,7 +571,7 @@ def relu_fusion_count(model: ShowcaseModel) -> str:
              if model.affine(node.name).zero_point == model.affine(node.name).qmin]
     relu_outputs = [node for node in fused if "Relu" in node.input[0]]
     return (f"{len(fused)} of {len(model.nodes_of('QuantizeLinear'))} QuantizeLinear nodes "
-            f"have $z = q_{{min}}$; {len(relu_outputs)} of them quantize a tensor still named "
+            f"have $z = q_{{\\min}}$; {len(relu_outputs)} of them quantize a tensor still named "
             f"after a ReLU, and the graph holds {len(model.nodes_of('Relu'))} Relu nodes.")
 
 
