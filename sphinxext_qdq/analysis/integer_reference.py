@@ -1,0 +1,736 @@
+"""An integer-only reference of a QDQ model: what an INT8 accelerator computes.
+
+:func:`build_integer_program` turns every quantized-op group of the main graph into
+an :class:`IntegerStep` holding its :class:`~.requant.RequantRecipe` and its integer
+constants (weights as stored, the INT32 bias). :meth:`IntegerProgram.run` then
+executes the model on integer tensors only:
+
+- the float input is quantized once, exactly as QuantizeLinear specifies
+  (float32 division, round half to even, saturation);
+- Conv / Gemm / MatMul accumulate ``sum (x - z_x)(w - z_w) + b`` in INT32 (an
+  accumulator leaving the INT32 range is an error); padding is the input's zero
+  point, so a padded position contributes ``z_x - z_x = 0``;
+- every output is requantized by :func:`~.requant.requantize` with the Q31
+  multiplier and shift of the recipe, one rounding (``half_even`` by default, or
+  ``half_up``), plus the output zero point, saturated to the output type;
+- Add brings ``M_a (a - z_a)`` and ``M_b (b - z_b)`` onto one fixed-point grid
+  (exact, 64-bit) and rounds their sum once;
+- AveragePool / GlobalAveragePool sum the window in INT32 and fold ``1 / K`` into
+  the multiplier; Reshape, Flatten, Transpose, Identity and Relu move integers
+  (requantized by ``s_x / s_y``, Relu clamps at the output zero point).
+
+numpy has no fast integer matrix product, so the INT32 sums are computed with a
+float64 BLAS product of the centred integers: every partial sum is an integer
+below 2^53, hence exact (the bound is checked for every layer).
+
+:func:`compare_with_onnxruntime` runs the same images through ONNX Runtime (CPU,
+default optimisations) and reports per-layer and top-1 agreement. It is the only
+function here that imports ``onnxruntime`` (lazily).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import helper
+
+from sphinxext_qdq.analysis.loader import (
+    DEFAULT_MAX_BYTES,
+    load_qdq_model,
+    parse_model_bytes,
+    read_tensor_array,
+)
+from sphinxext_qdq.analysis.requant import (
+    INTEGER_RANGES,
+    ROUNDINGS,
+    FixedPointMultiplier,
+    RequantRecipe,
+    TensorQuantization,
+    requant_recipes,
+    requantize,
+    round_shift,
+    saturate,
+    side_of,
+)
+
+if TYPE_CHECKING:
+    import os
+    from collections.abc import Iterable, Sequence
+
+    import onnx
+
+    from sphinxext_qdq.analysis.model import QdqModel
+
+#: numpy type of each integer element type.
+NUMPY_TYPES: dict[str, type[np.integer]] = {
+    "INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16,
+    "INT32": np.int32,
+}
+
+#: Ops :meth:`IntegerProgram.run` executes.
+SUPPORTED_OPS = frozenset({"Conv", "Gemm", "MatMul", "Add", "AveragePool",
+                           "GlobalAveragePool", "Reshape", "Flatten", "Transpose",
+                           "Identity", "Relu"})
+
+#: Largest exact integer of a float64 product sum.
+_EXACT_FLOAT = 2 ** 53
+_INT32_LIMIT = 2 ** 31
+
+
+class IntegerReferenceError(Exception):
+    """The model (or one group of it) cannot be run by the integer reference."""
+
+
+# -- records ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class IntegerStep:
+    """One quantized-op group as an integer kernel: recipe, constants and attributes."""
+
+    recipe: RequantRecipe
+    inputs: tuple[str, ...]  # integer tensors read (the input DQs' inputs)
+    outputs: tuple[str, ...]  # integer tensors written (the output Qs' outputs)
+    weight: np.ndarray | None = None  # as stored (e.g. int8), not centred
+    bias: np.ndarray | None = None  # INT32
+    attributes: dict[str, Any] = field(default_factory=dict)
+    shape: np.ndarray | None = None  # Reshape's target shape
+
+    @property
+    def node(self) -> str:
+        return self.recipe.node
+
+    @property
+    def op_type(self) -> str:
+        return self.recipe.op_type
+
+
+@dataclass(frozen=True)
+class EntryQuantizer:
+    """A QuantizeLinear reading a float graph input: where the integer domain starts."""
+
+    graph_input: str
+    quantization: TensorQuantization  # .tensor is the integer tensor written
+
+
+@dataclass(frozen=True)
+class ExitDequantizer:
+    """A DequantizeLinear writing a graph output: where the integer domain ends."""
+
+    graph_output: str
+    quantization: TensorQuantization  # .tensor is the integer tensor read
+
+
+@dataclass(frozen=True, eq=False)
+class IntegerProgram:
+    """A QDQ model as a sequence of integer steps (see the module docstring)."""
+
+    path: str
+    entries: tuple[EntryQuantizer, ...]
+    steps: tuple[IntegerStep, ...]
+    exits: tuple[ExitDequantizer, ...]
+
+    def step(self, node: str) -> IntegerStep:
+        """The step of the compute node *node* (its key or name)."""
+        for step in self.steps:
+            if node in (step.node, step.recipe.name):
+                return step
+        raise KeyError(node)
+
+    def quantize_inputs(self, inputs: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """QuantizeLinear of the float graph inputs (one array: the only input)."""
+        if not isinstance(inputs, dict):
+            if len(self.entries) != 1:
+                raise IntegerReferenceError(f"the model has {len(self.entries)} quantized "
+                                            "inputs: pass a dict of arrays")
+            inputs = {self.entries[0].graph_input: inputs}
+        return {entry.quantization.tensor: quantize_linear(inputs[entry.graph_input],
+                                                           entry.quantization)
+                for entry in self.entries}
+
+    def run(self, inputs: np.ndarray | dict[str, np.ndarray], *, rounding: str = "half_even",
+            batch_size: int = 16) -> dict[str, np.ndarray]:
+        """Every integer tensor of the model for float *inputs* (batched along axis 0)."""
+        if rounding not in ROUNDINGS:
+            raise ValueError(f"unknown rounding {rounding!r}; expected one of "
+                             f"{', '.join(ROUNDINGS)}")
+        quantized = self.quantize_inputs(inputs)
+        count = len(next(iter(quantized.values())))
+        batches = []
+        for start in range(0, count, batch_size):
+            values = {name: array[start:start + batch_size] for name, array in quantized.items()}
+            for step in self.steps:
+                for name, result in zip(step.outputs, run_step(step, values, rounding)):
+                    values[name] = result
+            batches.append(values)
+        return {name: np.concatenate([batch[name] for batch in batches])
+                for name in batches[0]}
+
+    def output_tensors(self) -> tuple[str, ...]:
+        """Integer tensors the graph outputs are dequantized from."""
+        return tuple(exit.quantization.tensor for exit in self.exits)
+
+
+# -- building ---------------------------------------------------------------------------
+def build_integer_program(path: str | os.PathLike[str], *,
+                          max_bytes: int = DEFAULT_MAX_BYTES) -> IntegerProgram:
+    """Read the model at *path* (analysis cached by the loader) into an integer program."""
+    model = load_qdq_model(path, max_bytes=max_bytes)
+    proto = parse_model_bytes(Path(path).read_bytes(), path)
+    return program_from(model, proto, Path(path).parent)
+
+
+def program_from(model: QdqModel, proto: onnx.ModelProto,
+                 model_dir: str | os.PathLike[str] | None) -> IntegerProgram:
+    """The integer program of an analysed model and its protobuf (main graph only)."""
+    constants = _Constants(proto, model_dir)
+    nodes = {node.key: proto.graph.node[node.index] for node in model.main_nodes}
+    steps = []
+    for recipe in requant_recipes(model):
+        if recipe.graph:
+            continue
+        if recipe.op_type not in SUPPORTED_OPS:
+            raise IntegerReferenceError(f"{recipe.name}: {recipe.op_type} is not supported "
+                                        f"by the integer reference")
+        if not recipe.complete:
+            raise IntegerReferenceError(f"{recipe.name}: {'; '.join(recipe.notes)}")
+        steps.append(_step(model, recipe, nodes[recipe.node], constants))
+    program = IntegerProgram(path=model.path, entries=_entries(model), steps=tuple(steps),
+                             exits=_exits(model))
+    _check_connected(program)
+    return program
+
+
+class _Constants:
+    """Initializer and Constant values of the main graph, read on demand."""
+
+    def __init__(self, proto: onnx.ModelProto, model_dir: str | os.PathLike[str] | None) -> None:
+        self.model_dir = model_dir
+        self.tensors = {t.name: t for t in proto.graph.initializer}
+        for node in proto.graph.node:
+            if node.op_type == "Constant" and node.output:
+                for attribute in node.attribute:
+                    if attribute.name == "value":
+                        self.tensors[node.output[0]] = attribute.t
+
+    def array(self, name: str, what: str) -> np.ndarray:
+        if name not in self.tensors:
+            raise IntegerReferenceError(f"{what} {name!r} is not a constant of the model")
+        return read_tensor_array(self.tensors[name], self.model_dir)
+
+
+def _step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto,
+          constants: _Constants) -> IntegerStep:
+    group = model.group_of(recipe.node)
+    assert group is not None
+    weight = bias = shape = None
+    if group.weight_dq:
+        weight = constants.array(model.qdq(group.weight_dq).input, "weight")
+    if group.bias_dq:
+        bias = constants.array(model.qdq(group.bias_dq).input, "bias").astype(np.int64)
+    if recipe.op_type == "Reshape":
+        shape = constants.array(node.input[1], "Reshape shape")
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    outputs = tuple(model.qdq(key).output for key in group.output_qs)
+    return IntegerStep(recipe=recipe, inputs=tuple(side.tensor for side in recipe.inputs),
+                       outputs=outputs, weight=weight, bias=bias, attributes=attributes,
+                       shape=shape)
+
+
+def _entries(model: QdqModel) -> tuple[EntryQuantizer, ...]:
+    graph_inputs = set(model.inputs)
+    return tuple(EntryQuantizer(qdq.input, side_of(model, qdq)) for qdq in model.qdq_nodes
+                 if qdq.op_type == "QuantizeLinear" and not qdq.graph and qdq.input in graph_inputs)
+
+
+def _exits(model: QdqModel) -> tuple[ExitDequantizer, ...]:
+    graph_outputs = set(model.outputs)
+    return tuple(ExitDequantizer(qdq.output, side_of(model, qdq)) for qdq in model.qdq_nodes
+                 if qdq.op_type == "DequantizeLinear" and not qdq.graph
+                 and qdq.output in graph_outputs)
+
+
+def _check_connected(program: IntegerProgram) -> None:
+    """Every step reads integers an entry or an earlier step wrote."""
+    known = {entry.quantization.tensor for entry in program.entries}
+    if not known:
+        raise IntegerReferenceError("no QuantizeLinear reads a graph input: nothing to run")
+    for step in program.steps:
+        missing = [name for name in step.inputs if name not in known]
+        if missing:
+            raise IntegerReferenceError(f"{step.recipe.name}: its input {missing[0]!r} is not "
+                                        "computed in integers (a float op precedes it)")
+        known.update(step.outputs)
+    for exit in program.exits:
+        if exit.quantization.tensor not in known:
+            raise IntegerReferenceError(f"the output {exit.graph_output!r} is not computed in "
+                                        "integers")
+
+
+# -- the kernels ------------------------------------------------------------------------
+def quantize_linear(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
+    """ONNX QuantizeLinear, per tensor: float32 ``x / s``, round half to even, ``+ z``,
+    saturate."""
+    if side.per_channel or not side.known or side.dtype not in NUMPY_TYPES:
+        raise IntegerReferenceError(f"{side.qdq}: only a known per-tensor quantization to "
+                                    f"an integer type is supported at the input")
+    quotient = np.asarray(x, np.float32) / np.float32(side.scales[0])
+    rounded = np.rint(quotient).astype(np.int64) + side.zero_points[0]
+    return saturate(rounded, side.dtype).astype(NUMPY_TYPES[side.dtype])
+
+
+def dequantize_linear(q: np.ndarray, side: TensorQuantization) -> np.ndarray:
+    """ONNX DequantizeLinear, per tensor: ``(q - z) * s`` in float32."""
+    return ((np.asarray(q, np.int64) - side.zero_points[0]).astype(np.float32)
+            * np.float32(side.scales[0]))
+
+
+def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
+             ) -> list[np.ndarray]:
+    """The integer outputs of one step (one array per output Q, all the same values)."""
+    recipe = step.recipe
+    result = _KERNELS[recipe.kind](step, [values[name] for name in step.inputs], rounding)
+    if step.op_type == "Relu":
+        result = np.maximum(result, recipe.output.zero_points[0])
+    output = recipe.output
+    typed = saturate(result, output.dtype or "").astype(NUMPY_TYPES[output.dtype or ""])
+    return [typed] * len(step.outputs)
+
+
+def accumulate(step: IntegerStep, x: np.ndarray) -> np.ndarray:
+    """The INT32 accumulator of a Conv / Gemm / MatMul step (int64 array)."""
+    recipe = step.recipe
+    centred_x = _centred(x, recipe.inputs[0])
+    weight = step.weight
+    assert weight is not None and recipe.weight is not None
+    centred_w = _centred_weight(weight, recipe.weight, step)
+    if step.op_type == "Conv":
+        acc = conv_accumulate(centred_x, centred_w, step.attributes)
+    else:
+        acc = matmul_accumulate(centred_x, centred_w, step)
+    if step.bias is not None:
+        acc = acc + _channel_shaped(step.bias, acc.ndim, step)
+    if acc.size and int(np.abs(acc).max()) >= _INT32_LIMIT:
+        raise IntegerReferenceError(f"{recipe.name}: the accumulator leaves the INT32 range")
+    return acc
+
+
+def _matmul_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
+    acc = accumulate(step, inputs[0])
+    multipliers, shifts = _fixed_point(step, acc.ndim)
+    return requantize(acc, multipliers, shifts, rounding) + step.recipe.output.zero_points[0]
+
+
+def _add_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
+    """``z_y + round(M_a (a - z_a) + M_b (b - z_b))`` on one fixed-point grid."""
+    recipe = step.recipe
+    common = max(m.total_shift for m in recipe.multipliers)
+    total = np.int64(0)
+    for x, side, m in zip(inputs, recipe.inputs, recipe.multipliers):
+        centred = _centred(x, side)
+        extra = common - m.total_shift
+        bound = int(np.abs(centred).max(initial=0)) * m.multiplier * (1 << extra)
+        if bound >= 2 ** 62:
+            raise IntegerReferenceError(f"{recipe.name}: the input scales differ too much for "
+                                        "a 64-bit common grid")
+        total = total + (centred * np.int64(m.multiplier)) * np.int64(1 << extra)
+    return round_shift(total, common, rounding) + recipe.output.zero_points[0]
+
+
+def _pool_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
+    recipe = step.recipe
+    centred = _centred(inputs[0], recipe.inputs[0])
+    if step.op_type == "GlobalAveragePool":
+        acc = centred.sum(axis=tuple(range(2, centred.ndim)), keepdims=True)
+    else:
+        acc = average_pool_sum(centred, step)
+    m = recipe.multipliers[0]
+    return requantize(acc, m.multiplier, m.total_shift, rounding) + recipe.output.zero_points[0]
+
+
+def _rescale_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
+    recipe = step.recipe
+    moved = move_values(step, _centred(inputs[0], recipe.inputs[0]))
+    m = recipe.multipliers[0]
+    return requantize(moved, m.multiplier, m.total_shift, rounding) + recipe.output.zero_points[0]
+
+
+_KERNELS = {"matmul": _matmul_kernel, "add": _add_kernel, "pool": _pool_kernel,
+            "rescale": _rescale_kernel}
+
+
+def _centred(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
+    if side.per_channel:
+        raise IntegerReferenceError(f"{side.qdq}: per-channel activations are not supported")
+    return np.asarray(x, np.int64) - side.zero_points[0]
+
+
+def _centred_weight(weight: np.ndarray, side: TensorQuantization, step: IntegerStep
+                    ) -> np.ndarray:
+    zero_points = np.asarray(side.zero_points, np.int64)
+    if zero_points.size > 1:
+        axis = side.axis if side.axis is not None else 0
+        shape = [1] * weight.ndim
+        shape[axis] = zero_points.size
+        zero_points = zero_points.reshape(shape)
+    return np.asarray(weight, np.int64) - zero_points
+
+
+def _channel_shaped(values: np.ndarray, ndim: int, step: IntegerStep) -> np.ndarray:
+    """Per-output-channel constants shaped to broadcast over an accumulator."""
+    values = np.asarray(values)
+    if values.size == 1:
+        return values.reshape(())
+    shape = [1] * ndim
+    shape[1 if step.op_type == "Conv" else ndim - 1] = values.size
+    return values.reshape(shape)
+
+
+def _fixed_point(step: IntegerStep, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+    multipliers = step.recipe.multipliers
+    m0 = np.array([m.multiplier for m in multipliers], np.int64)
+    shifts = np.array([m.total_shift for m in multipliers], np.int64)
+    return _channel_shaped(m0, ndim, step), _channel_shaped(shifts, ndim, step)
+
+
+def _exact_product(left: np.ndarray, right: np.ndarray, terms: int, name: str) -> None:
+    bound = terms * int(np.abs(left).max(initial=0)) * int(np.abs(right).max(initial=0))
+    if bound >= _EXACT_FLOAT:
+        raise IntegerReferenceError(f"{name}: products too large for an exact float64 sum")
+
+
+def conv_accumulate(x: np.ndarray, w: np.ndarray, attributes: dict[str, Any]) -> np.ndarray:
+    """``sum (x - z_x)(w - z_w)`` of a 2-D Conv on centred integers (int64 result).
+
+    Padding adds zeros to the *centred* input: the zero point in integer terms. The
+    sum is one exact float64 matrix product per kernel offset (im2col by shifting)."""
+    if x.ndim != 4:
+        raise IntegerReferenceError("only 2-D convolutions are supported")
+    if attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        raise IntegerReferenceError("Conv auto_pad is not supported; give explicit pads")
+    kernel_h, kernel_w = w.shape[2:]
+    top, left, bottom, right = attributes.get("pads", [0, 0, 0, 0])
+    stride_h, stride_w = attributes.get("strides", [1, 1])
+    dilation_h, dilation_w = attributes.get("dilations", [1, 1])
+    groups = int(attributes.get("group", 1))
+    per_group_in, per_group_out = w.shape[1], w.shape[0] // groups
+    _exact_product(x, w, per_group_in * kernel_h * kernel_w, "Conv")
+    padded = np.pad(x.transpose(0, 2, 3, 1).astype(np.float64),  # NHWC: channels contiguous
+                    ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out_h = (padded.shape[1] - (kernel_h - 1) * dilation_h - 1) // stride_h + 1
+    out_w = (padded.shape[2] - (kernel_w - 1) * dilation_w - 1) // stride_w + 1
+    shifted = [padded[:, i * dilation_h: i * dilation_h + stride_h * (out_h - 1) + 1: stride_h,
+                      j * dilation_w: j * dilation_w + stride_w * (out_w - 1) + 1: stride_w]
+               for i in range(kernel_h) for j in range(kernel_w)]
+    filters = w.astype(np.float64).transpose(0, 2, 3, 1)  # (out, kh, kw, in): im2col order
+    sums = []
+    for g in range(groups):
+        columns = np.concatenate([s[..., g * per_group_in:(g + 1) * per_group_in]
+                                  for s in shifted], axis=-1)
+        taps = filters[g * per_group_out:(g + 1) * per_group_out].reshape(per_group_out, -1)
+        sums.append(columns @ taps.T)
+    acc = np.concatenate(sums, axis=-1)
+    return np.rint(acc.transpose(0, 3, 1, 2)).astype(np.int64)
+
+
+def matmul_accumulate(x: np.ndarray, w: np.ndarray, step: IntegerStep) -> np.ndarray:
+    """``A (x - z_x) @ B (w - z_w)`` of a Gemm (transA / transB, alpha = beta = 1) or
+    2-D MatMul, exact in float64."""
+    attributes = step.attributes
+    if step.op_type == "Gemm":
+        if attributes.get("alpha", 1.0) != 1.0 or attributes.get("beta", 1.0) != 1.0:
+            raise IntegerReferenceError(f"{step.recipe.name}: Gemm alpha / beta other than 1")
+        if attributes.get("transA", 0):
+            x = x.T
+        if attributes.get("transB", 0):
+            w = w.T
+    if x.ndim != 2 or w.ndim != 2:
+        raise IntegerReferenceError(f"{step.recipe.name}: only 2-D matrix products")
+    _exact_product(x, w, x.shape[1], step.recipe.name)
+    return np.rint(x.astype(np.float64) @ w.astype(np.float64)).astype(np.int64)
+
+
+def average_pool_sum(x: np.ndarray, step: IntegerStep) -> np.ndarray:
+    """The window sums of a 2-D AveragePool on centred integers (zero-point padding)."""
+    attributes = step.attributes
+    kernel = tuple(attributes["kernel_shape"])
+    pads = list(attributes.get("pads", [0] * 2 * len(kernel)))
+    if any(pads) and not attributes.get("count_include_pad", 0):
+        raise IntegerReferenceError(f"{step.recipe.name}: padding without count_include_pad "
+                                    "divides by a varying count")
+    if attributes.get("ceil_mode", 0) or any(d != 1 for d in attributes.get("dilations", [1])):
+        raise IntegerReferenceError(f"{step.recipe.name}: ceil_mode / dilations unsupported")
+    if x.ndim != 4 or len(kernel) != 2:
+        raise IntegerReferenceError(f"{step.recipe.name}: only 2-D pooling is supported")
+    strides = attributes.get("strides", [1, 1])
+    padded = np.pad(x, ((0, 0), (0, 0), (pads[0], pads[2]), (pads[1], pads[3])))
+    windows = sliding_window_view(padded, kernel, axis=(2, 3))[:, :, ::strides[0], ::strides[1]]
+    return windows.sum(axis=(-2, -1))
+
+
+def move_values(step: IntegerStep, x: np.ndarray) -> np.ndarray:
+    """Reshape / Flatten / Transpose / Identity / Relu on integers (Relu clamps later)."""
+    op = step.op_type
+    if op == "Reshape":
+        assert step.shape is not None
+        shape = [int(d) for d in step.shape]
+        if not step.attributes.get("allowzero", 0):
+            shape = [x.shape[i] if d == 0 else d for i, d in enumerate(shape)]
+        return x.reshape(shape)
+    if op == "Flatten":
+        axis = int(step.attributes.get("axis", 1)) % max(x.ndim, 1)
+        return x.reshape(math.prod(x.shape[:axis]), -1)
+    if op == "Transpose":
+        return x.transpose(step.attributes.get("perm", list(range(x.ndim))[::-1]))
+    return x  # Identity, Relu
+
+
+# -- agreement with ONNX Runtime -------------------------------------------------------
+@dataclass(frozen=True)
+class LayerAgreement:
+    """How one integer tensor of the reference compares with ONNX Runtime's."""
+
+    node: str  # the compute node (or the QuantizeLinear) writing the tensor
+    op_type: str
+    tensor: str
+    elements: int
+    exact: int  # elements equal
+    max_difference: int  # largest |difference| in LSB (units of the output scale)
+    ort_kernel: str = ""  # what ONNX Runtime ran for this node after optimisation
+
+    @property
+    def exact_fraction(self) -> float:
+        return self.exact / self.elements if self.elements else 1.0
+
+
+@dataclass(frozen=True)
+class AgreementReport:
+    """Reference against ONNX Runtime on a set of inputs."""
+
+    model: str
+    images: int
+    rounding: str
+    onnxruntime_version: str
+    layers: tuple[LayerAgreement, ...]  # every integer tensor (ORT run exposing them all)
+    final: tuple[LayerAgreement, ...]  # the unmodified model's outputs, before DequantizeLinear
+    top1_equal: int  # images whose arg-max (first output) is the same
+    #: (compute node, op ONNX Runtime runs for it) in the unmodified model
+    kernels: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def top1_fraction(self) -> float:
+        return self.top1_equal / self.images if self.images else 1.0
+
+
+def layer_agreement(node: str, op_type: str, tensor: str, ours: np.ndarray, theirs: np.ndarray,
+                    ort_kernel: str = "") -> LayerAgreement:
+    if ours.shape != theirs.shape:
+        raise IntegerReferenceError(f"{tensor}: shapes differ ({ours.shape} vs {theirs.shape})")
+    difference = np.abs(ours.astype(np.int64) - theirs.astype(np.int64))
+    return LayerAgreement(node=node, op_type=op_type, tensor=tensor, elements=int(difference.size),
+                          exact=int(np.count_nonzero(difference == 0)),
+                          max_difference=int(difference.max(initial=0)), ort_kernel=ort_kernel)
+
+
+def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *,
+                             rounding: str = "half_even", batch_size: int = 16
+                             ) -> AgreementReport:
+    """Run the integer reference and ONNX Runtime (CPU, default optimisations) on
+    *inputs*; compare every integer tensor and the top-1 class."""
+    import onnxruntime
+
+    program = build_integer_program(path)
+    ours = program.run(inputs, rounding=rounding, batch_size=batch_size)
+    proto = parse_model_bytes(Path(path).read_bytes(), path)
+    feeds = {program.entries[0].graph_input: np.asarray(inputs, np.float32)}
+    final_float = _ort_run(proto, feeds, [e.graph_output for e in program.exits])
+    final = []
+    for exit, values in zip(program.exits, final_float):
+        theirs = quantize_linear(values, exit.quantization)  # exact: undoes DequantizeLinear
+        final.append(layer_agreement(exit.graph_output, "DequantizeLinear input",
+                                     exit.quantization.tensor, ours[exit.quantization.tensor],
+                                     theirs))
+    first = program.exits[0].quantization.tensor
+    first_theirs = quantize_linear(final_float[0], program.exits[0].quantization)
+    top1 = int(np.count_nonzero(_top1(ours[first]) == _top1(first_theirs)))
+    kernels = onnxruntime_kernels(proto)
+    layers = _tapped_layers(program, proto, feeds, ours)
+    return AgreementReport(model=str(path), images=len(inputs), rounding=rounding,
+                           onnxruntime_version=onnxruntime.__version__, layers=tuple(layers),
+                           final=tuple(final), top1_equal=top1,
+                           kernels=tuple((step.node, kernels.get(step.recipe.name, ""))
+                                         for step in program.steps))
+
+
+def _top1(values: np.ndarray) -> np.ndarray:
+    return np.argmax(values.reshape(len(values), -1), axis=1)
+
+
+def _tapped_layers(program: IntegerProgram, proto: onnx.ModelProto,
+                   feeds: dict[str, np.ndarray], ours: dict[str, np.ndarray]
+                   ) -> list[LayerAgreement]:
+    """Every integer tensor, read from an ORT session that exposes them as outputs
+    (exposing a tensor changes which groups ORT fuses: ``ort_kernel`` is this run's)."""
+    taps = [(entry.quantization.tensor, entry.graph_input, "QuantizeLinear")
+            for entry in program.entries]
+    taps += [(step.outputs[0], step.recipe.name, step.op_type) for step in program.steps]
+    tapped = _with_outputs(proto, [(tensor, ours[tensor].dtype) for tensor, *_ in taps])
+    kernels = onnxruntime_kernels(tapped)
+    values = _ort_run(tapped, feeds, [tensor for tensor, *_ in taps])
+    return [layer_agreement(node, op_type, tensor, ours[tensor], theirs, kernels.get(node, ""))
+            for (tensor, node, op_type), theirs in zip(taps, values)]
+
+
+def _with_outputs(proto: onnx.ModelProto, tensors: Iterable[tuple[str, np.dtype]]
+                  ) -> onnx.ModelProto:
+    tapped = type(proto)()
+    tapped.CopyFrom(proto)
+    present = {output.name for output in tapped.graph.output}
+    for name, dtype in tensors:
+        if name not in present:
+            element = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+            tapped.graph.output.append(helper.make_tensor_value_info(name, element, None))
+    return tapped
+
+
+def _ort_session(proto: onnx.ModelProto, optimized_path: str | None = None, *,
+                 optimize: bool = True) -> Any:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    if not optimize:
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    if optimized_path:
+        options.optimized_model_filepath = optimized_path
+    return onnxruntime.InferenceSession(proto.SerializeToString(), options,
+                                        providers=["CPUExecutionProvider"])
+
+
+def _ort_run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: Sequence[str],
+             batch_size: int = 64, *, optimize: bool = True) -> list[np.ndarray]:
+    session = _ort_session(proto, optimize=optimize)
+    name, images = next(iter(feeds.items()))
+    batches = [session.run(list(outputs), {name: images[i:i + batch_size]})
+               for i in range(0, len(images), batch_size)]
+    return [np.concatenate([batch[k] for batch in batches]) for k in range(len(outputs))]
+
+
+def onnxruntime_kernels(proto: onnx.ModelProto) -> dict[str, str]:
+    """Compute-node name -> the op ONNX Runtime runs for it after its optimisations
+    (``QLinearConv``, ``QGemm``… for an integer kernel, the float op otherwise)."""
+    import tempfile
+
+    import onnx as onnx_module
+
+    with tempfile.TemporaryDirectory() as folder:
+        optimized = str(Path(folder) / "optimized.onnx")
+        _ort_session(proto, optimized)
+        graph = onnx_module.load(optimized, load_external_data=False).graph
+    kernels: dict[str, str] = {}
+    for node in graph.node:
+        original = node.name.split("_token_")[0]
+        kernels.setdefault(original, node.op_type)
+    return kernels
+
+
+# -- one output element, step by step ------------------------------------------------------
+@dataclass(frozen=True)
+class WorkedExample:
+    """How one output element of a Conv / Gemm is computed, with every number."""
+
+    node: str
+    op_type: str
+    image: int
+    position: tuple[int, ...]  # the output element's index without the batch axis
+    inputs: tuple[int, ...]  # the input values the element reads, as stored (flattened)
+    weights: tuple[int, ...]  # the matching weights, as stored
+    input_zero_point: int
+    weight_zero_point: int
+    dot: int  # sum (x - z_x)(w - z_w)
+    bias: int
+    accumulator: int  # dot + bias (INT32)
+    multiplier: FixedPointMultiplier
+    product: int  # accumulator * M0 (64-bit)
+    rounded: int  # round(product / 2^(31 + n))
+    output_zero_point: int
+    output: int  # saturate(rounded + z_y)
+    real_quotient: float  # accumulator * M exactly: what DQ -> op -> Q divides by s_y
+    float_path: int  # QuantizeLinear of the real value: the ONNX semantics of the group
+    rounding: str
+
+
+def worked_example(program: IntegerProgram, values: dict[str, np.ndarray], node: str, *,
+                   image: int = 0, position: Sequence[int] | None = None,
+                   rounding: str = "half_even") -> WorkedExample:
+    """Recompute one output element of the Conv / Gemm *node* from *values* (a
+    :meth:`IntegerProgram.run` result) with Python integers, step by step.
+
+    *position* is ``(channel, row, column)`` for a Conv, ``(column,)`` for a Gemm;
+    by default channel 0 at the centre of the output."""
+    step = program.step(node)
+    recipe = step.recipe
+    if recipe.kind != "matmul" or step.weight is None or recipe.weight is None:
+        raise IntegerReferenceError(f"{recipe.name}: worked examples exist for Conv, Gemm and "
+                                    "MatMul only")
+    output = values[step.outputs[0]][image]
+    position = tuple(position) if position is not None else _centre(output.shape)
+    x = values[step.inputs[0]][image]
+    inputs, weights, channel = _receptive_field(step, x, position)
+    z_x = recipe.inputs[0].zero_points[0]
+    zero_points = recipe.weight.zero_points
+    z_w = zero_points[channel] if len(zero_points) > 1 else zero_points[0]
+    dot = sum((int(a) - z_x) * (int(b) - z_w) for a, b in zip(inputs, weights))
+    bias = int(step.bias.reshape(-1)[channel if step.bias.size > 1 else 0]) \
+        if step.bias is not None else 0
+    multiplier = recipe.multipliers[channel if len(recipe.multipliers) > 1 else 0]
+    accumulator = dot + bias
+    product = accumulator * multiplier.multiplier
+    rounded = int(round_shift(np.int64(product), multiplier.total_shift, rounding))
+    z_y = recipe.output.zero_points[0]
+    low, high = INTEGER_RANGES[recipe.output.dtype or "INT8"]
+    real = accumulator * multiplier.real
+    float_path = min(max(int(np.rint(real)) + z_y, low), high)
+    return WorkedExample(
+        node=recipe.name, op_type=recipe.op_type, image=image, position=position,
+        inputs=tuple(int(v) for v in inputs), weights=tuple(int(v) for v in weights),
+        input_zero_point=z_x, weight_zero_point=int(z_w), dot=dot, bias=bias,
+        accumulator=accumulator, multiplier=multiplier, product=product, rounded=rounded,
+        output_zero_point=z_y, output=min(max(rounded + z_y, low), high),
+        real_quotient=real, float_path=float_path, rounding=rounding)
+
+
+def _centre(shape: tuple[int, ...]) -> tuple[int, ...]:
+    return (0, *(size // 2 for size in shape[1:]))
+
+
+def _receptive_field(step: IntegerStep, x: np.ndarray, position: tuple[int, ...]
+                     ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(inputs read, matching weights, output channel) of one output element."""
+    weight = step.weight
+    assert weight is not None
+    if step.op_type != "Conv":
+        (column,) = position[-1:]
+        matrix = weight.T if step.attributes.get("transB", 0) else weight
+        return x.reshape(-1), matrix[:, column], column
+    channel, row, col = position
+    attributes = step.attributes
+    top, left = attributes.get("pads", [0, 0, 0, 0])[:2]
+    stride_h, stride_w = attributes.get("strides", [1, 1])
+    dilation_h, dilation_w = attributes.get("dilations", [1, 1])
+    groups = int(attributes.get("group", 1))
+    per_group_in, per_group_out = weight.shape[1], weight.shape[0] // groups
+    first = (channel // per_group_out) * per_group_in
+    z_x = step.recipe.inputs[0].zero_points[0]
+    values = []
+    for c in range(first, first + per_group_in):
+        for i in range(weight.shape[2]):
+            for j in range(weight.shape[3]):
+                r = row * stride_h + i * dilation_h - top
+                k = col * stride_w + j * dilation_w - left
+                inside = 0 <= r < x.shape[1] and 0 <= k < x.shape[2]
+                values.append(int(x[c, r, k]) if inside else z_x)  # zero-point padding
+    return np.array(values), weight[channel].reshape(-1), channel
