@@ -1,0 +1,89 @@
+"""The benchmark plot: build time and layout time against model size (matplotlib, PNG).
+
+``python benchmarks/plot.py [RESULTS.json [OUT.png]]`` draws it from committed results;
+the documentation calls :func:`ensure_plot` at build time, so the PNG is never
+committed and never stale.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DEFAULT_JSON = HERE / "results.json"
+DEFAULT_PNG = HERE / "performance.png"
+
+_EXT, _STATIC = "#c0392b", "#3b6ea5"
+
+
+def ensure_plot(results_json: Path = DEFAULT_JSON, png: Path = DEFAULT_PNG) -> Path:
+    """Draw *png* from *results_json* unless it is already newer than the results."""
+    if not png.exists() or png.stat().st_mtime < results_json.stat().st_mtime:
+        write_plot(json.loads(results_json.read_text()), png)
+    return png
+
+
+def write_plot(results: dict, png: Path) -> None:
+    """Two panels: cold build (with the extension vs static twin), dot layout (compact vs
+    full, and the capped 10,000-node model), both against ONNX node count."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    nodes = {m["name"]: m["nodes"] for m in results["models"]}
+    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 3.4), dpi=110)
+    _build_panel(build, results.get("build", []), nodes)
+    _layout_panel(layout, results.get("layout", []), results.get("capped"), nodes)
+    machine = results.get("machine", {})
+    figure.suptitle(f"sphinxext_qdq cost, median of {results.get('runs', '?')} runs "
+                    f"({machine.get('cores', '?')} cores, {results.get('date', '')})", fontsize=9)
+    figure.tight_layout()
+    png.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(png, metadata={"Software": None})
+    pyplot.close(figure)
+
+
+def _build_panel(axes, rows: list[dict], nodes: dict[str, int]) -> None:
+    rows = sorted(rows, key=lambda r: nodes[r["model"]])
+    x = [nodes[r["model"]] for r in rows]
+    axes.plot(x, [statistics.median(r["ext_wall"]) for r in rows], "o-", color=_EXT,
+              label="with the directives")
+    axes.plot(x, [statistics.median(r["static_wall"]) for r in rows], "s--", color=_STATIC,
+              label="static SVG + tables")
+    for row, position in zip(rows, x):
+        axes.annotate(f"{row['ratio']:.2f}×", (position, statistics.median(row["ext_wall"])),
+                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    _axes(axes, "cold sphinx-build (s)")
+
+
+def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, int]) -> None:
+    rows = sorted(rows, key=lambda r: nodes[r["model"]])
+    x = [nodes[r["model"]] for r in rows]
+    for mode, style, colour in (("compact", "o-", _EXT), ("full", "s--", _STATIC)):
+        axes.plot(x, [statistics.median(r[mode]["dot_wall"]) for r in rows], style,
+                  color=colour, label=f"{mode} mode")
+    if capped:
+        axes.plot([nodes[capped["model"]]], [statistics.median(capped["whole"])], "D",
+                  color="#7d6608", label="over the node cap (note)")
+    _axes(axes, "dot layout (s)")
+
+
+def _axes(axes, ylabel: str) -> None:
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("ONNX nodes in the model", fontsize=8)
+    axes.set_ylabel(ylabel, fontsize=8)
+    axes.tick_params(labelsize=7)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend(fontsize=7)
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_JSON
+    target = Path(sys.argv[2]) if len(sys.argv) > 2 else DEFAULT_PNG
+    write_plot(json.loads(source.read_text()), target)
+    print(target)

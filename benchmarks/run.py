@@ -1,0 +1,291 @@
+"""``make bench``: what the extension costs, side by side with what users would do otherwise.
+
+Generates its models (:mod:`models`), builds benchmark Sphinx projects (:mod:`project`)
+in a temporary folder, and measures, each figure the median of ``--runs`` runs (5 by
+default), every ratio from numbers of the same run:
+
+1. ``build``      cold ``sphinx-build`` of the project using the directives vs its static
+                  twin (pre-rendered SVG, plain tables); target ratio <= 1.25
+2. ``analysis``   ``load_qdq_model`` (cold) vs ``onnx.load`` of the same file; target
+                  <= 1.5 on the 5 MB and 50 MB models
+3. ``layout``     dot layout of the compact vs the full drawing; compact >= 5x faster on
+                  the ~700-node model, the ~2,000-node model compact < 20 s; ``capped``:
+                  the 10,000-node model handled within the node cap in < 5 s
+4. ``directives`` 20 directives on one model: parses and dot runs of a cold build and of
+                  a no-op rebuild (1 parse, then 0 parses and 0 dot runs)
+5. ``memory``     peak RSS while analysing the 50 MB model <= 2 x file size + 200 MB
+
+Writes ``benchmarks/results.json``, the tables of ``benchmarks/RESULTS.md`` (between
+its ``results`` markers) and the plot (:mod:`plot`). ``--only`` runs some sections and
+keeps the others from the previous results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(ROOT))
+
+import plot
+import report
+import resnets
+
+RESULTS = HERE / "results.json"
+MODEL_DIR = HERE / ".models"
+SECTIONS = ("build", "analysis", "layout", "capped", "directives", "memory")
+BUILD_MODELS = ("resnet-250", "resnet-700", "resnet-2k", "resnet-10k", "resnet-50mb")
+LAYOUT_MODELS = ("resnet-250", "resnet-700", "resnet-2k")
+PYTHON = sys.executable
+SPHINX_BUILD = str(Path(PYTHON).with_name("sphinx-build"))
+
+TARGETS = {
+    "build_ratio": 1.25,
+    "analysis_ratio": 1.5,
+    "analysis_models": ["resnet-250", "resnet-50mb"],  # the ~5 MB and ~50 MB models
+    "layout_speedup": 5.0,
+    "layout_speedup_model": "resnet-700",
+    "compact_2k_seconds": 20.0,
+    "capped_seconds": 5.0,
+    "memory_model": "resnet-50mb",
+}
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def child(task: str, **arguments: object) -> dict:
+    """Run one :mod:`child` task in a fresh interpreter; its JSON answer."""
+    result = subprocess.run([PYTHON, str(HERE / "child.py"), task, json.dumps(arguments)],
+                            capture_output=True, text=True, check=False, cwd=ROOT)
+    if result.returncode != 0:
+        raise RuntimeError(f"child {task} failed:\n{result.stderr}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# -- machine ------------------------------------------------------------------------
+def machine() -> dict:
+    def first(path: str, key: str) -> str:
+        try:
+            for line in Path(path).read_text().splitlines():
+                if line.startswith(key):
+                    return line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+        return "unknown"
+
+    import onnx
+    import sphinx
+
+    dot = subprocess.run(["dot", "-V"], capture_output=True, text=True, check=False).stderr.strip()
+    return {
+        "cpu": first("/proc/cpuinfo", "model name"),
+        "cores": os.cpu_count(),
+        "memory_gb": round(int(first("/proc/meminfo", "MemTotal").split()[0]) / 2**20, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sphinx": sphinx.__version__,
+        "onnx": onnx.__version__,
+        "graphviz": dot.replace("dot - graphviz version ", ""),
+        "load_average_start": os.getloadavg()[0],
+    }
+
+
+# -- 1. builds --------------------------------------------------------------------------
+def timed_build(srcdir: Path, outdir: Path) -> tuple[float, float]:
+    """(wall, CPU) seconds of one cold ``sphinx-build`` into an empty *outdir*."""
+    shutil.rmtree(outdir, ignore_errors=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    subprocess.run([SPHINX_BUILD, "-b", "html", "-q", "-E", "-W", "-d", str(outdir / ".doctrees"),
+                    str(srcdir), str(outdir)], check=True, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu
+
+
+def bench_build(paths: dict[str, Path], work: Path, runs: int) -> list[dict]:
+    import project
+
+    rows = []
+    for name in BUILD_MODELS:
+        spec = resnets.spec_named(name)
+        ext, static = project.write_projects(paths[name], project.block_region(spec.blocks[0]),
+                                             work / f"build-{name}")
+        times: dict[str, list[tuple[float, float]]] = {"ext": [], "static": []}
+        for _ in range(runs):  # interleaved, so that drifting load hits both alike
+            for kind, src in (("ext", ext), ("static", static)):
+                times[kind].append(timed_build(src, work / f"out-{name}-{kind}"))
+        row = {"model": name}
+        for kind in ("ext", "static"):
+            row[f"{kind}_wall"] = [w for w, _ in times[kind]]
+            row[f"{kind}_cpu"] = [c for _, c in times[kind]]
+        row["ratio"] = median(row["ext_wall"]) / median(row["static_wall"])
+        row["cpu_ratio"] = median(row["ext_cpu"]) / median(row["static_cpu"])
+        log(f"build {name}: ext {median(row['ext_wall']):.2f} s, static "
+            f"{median(row['static_wall']):.2f} s, ratio {row['ratio']:.2f}")
+        rows.append(row)
+    return rows
+
+
+# -- 2. analysis ------------------------------------------------------------------------
+def bench_analysis(paths: dict[str, Path], runs: int) -> list[dict]:
+    rows = []
+    for name, path in paths.items():
+        answer = child("analysis", path=str(path), runs=runs)
+        row = {"model": name, **answer,
+               "ratio": median(answer["analysis"]) / median(answer["onnx_load"])}
+        log(f"analysis {name}: {median(answer['analysis']) * 1000:.1f} ms vs onnx.load "
+            f"{median(answer['onnx_load']) * 1000:.1f} ms, ratio {row['ratio']:.2f}")
+        rows.append(row)
+    return rows
+
+
+# -- 3. layout ----------------------------------------------------------------------------
+def bench_layout(paths: dict[str, Path], runs: int) -> list[dict]:
+    rows = []
+    for name in LAYOUT_MODELS:
+        row: dict = {"model": name}
+        for mode in ("compact", "full"):
+            answer = child("layout", path=str(paths[name]), mode=mode, runs=runs, max_nodes=0)
+            row[mode] = answer
+        row["speedup"] = median(row["full"]["dot_wall"]) / median(row["compact"]["dot_wall"])
+        row["cpu_speedup"] = median(row["full"]["dot_cpu"]) / median(row["compact"]["dot_cpu"])
+        log(f"layout {name}: compact {median(row['compact']['dot_wall']):.2f} s "
+            f"({row['compact']['graph_nodes']} nodes), full {median(row['full']['dot_wall']):.2f} s "
+            f"({row['full']['graph_nodes']} nodes), speedup {row['speedup']:.1f}")
+        rows.append(row)
+    return rows
+
+
+def bench_capped(paths: dict[str, Path], runs: int) -> dict:
+    import project
+
+    spec = resnets.spec_named("resnet-10k")
+    region = project.block_region(spec.blocks[0])
+    answers = [child("capped", path=str(paths["resnet-10k"]), max_nodes=project.MAX_GRAPH_NODES,
+                     source=region.source, target=region.target) for _ in range(runs)]
+    row = {"model": "resnet-10k", "max_nodes": project.MAX_GRAPH_NODES,
+           "analysis": [a["analysis"] for a in answers],
+           "whole": [a["whole"]["seconds"] for a in answers],
+           "region": [a["region"]["seconds"] for a in answers],
+           "whole_fallback": answers[0]["whole"]["fallback"],
+           "region_fallback": answers[0]["region"]["fallback"]}
+    log(f"capped 10k: analysis {median(row['analysis']):.2f} s, whole {median(row['whole']):.2f} s "
+        f"(fallback {row['whole_fallback']}), region {median(row['region']):.2f} s")
+    return row
+
+
+# -- 4. twenty directives -------------------------------------------------------------------
+def bench_directives(paths: dict[str, Path], work: Path, runs: int) -> dict:
+    import project
+
+    name = "resnet-250"
+    spec = resnets.spec_named(name)
+    src = project.write_directive_project(paths[name], project.block_region(spec.blocks[0]),
+                                          work / "directives")
+    cold, noop = [], []
+    for _ in range(runs):
+        out = work / "directives-out"
+        shutil.rmtree(out, ignore_errors=True)
+        cold.append(child("directives", srcdir=str(src), outdir=str(out)))
+        noop.append(child("directives", srcdir=str(src), outdir=str(out)))
+    row = {"model": name, "directives": 20, "pages": 4,
+           "cold_seconds": [c["seconds"] for c in cold],
+           "noop_seconds": [n["seconds"] for n in noop],
+           "cold_parses": max(c["parses"] for c in cold),
+           "cold_dot_runs": max(c["dot_runs"] for c in cold),
+           "noop_parses": max(n["parses"] for n in noop),
+           "noop_dot_runs": max(n["dot_runs"] for n in noop)}
+    log(f"directives: cold {median(row['cold_seconds']):.2f} s ({row['cold_parses']} parse, "
+        f"{row['cold_dot_runs']} dot), no-op {median(row['noop_seconds']):.2f} s "
+        f"({row['noop_parses']} parses, {row['noop_dot_runs']} dot)")
+    return row
+
+
+# -- 5. memory ------------------------------------------------------------------------------
+def bench_memory(paths: dict[str, Path], runs: int) -> dict:
+    name = TARGETS["memory_model"]
+    path = paths[name]
+    analysis = [child("memory", path=str(path), what="analysis") for _ in range(runs)]
+    load = [child("memory", path=str(path), what="onnx_load") for _ in range(runs)]
+    row = {"model": name, "file_bytes": path.stat().st_size,
+           "analysis_maxrss": [a["maxrss"] for a in analysis],
+           "analysis_maxrss_after_imports": [a["maxrss_after_imports"] for a in analysis],
+           "onnx_load_maxrss": [a["maxrss"] for a in load]}
+    row["limit"] = 2 * row["file_bytes"] + 200 * 2**20
+    log(f"memory {name}: peak {median(row['analysis_maxrss']) / 2**20:.0f} MiB (imports "
+        f"{median(row['analysis_maxrss_after_imports']) / 2**20:.0f} MiB), onnx.load "
+        f"{median(row['onnx_load_maxrss']) / 2**20:.0f} MiB, limit {row['limit'] / 2**20:.0f} MiB")
+    return row
+
+
+# -- main -------------------------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (default 5)")
+    parser.add_argument("--only", default=",".join(SECTIONS),
+                        help=f"comma-separated sections ({', '.join(SECTIONS)})")
+    parser.add_argument("--work", type=Path, help="working folder (default: a temporary one)")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    args = parser.parse_args(argv)
+    sections = [s for s in args.only.split(",") if s]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
+    if shutil.which("dot") is None:
+        parser.error("graphviz 'dot' is needed (make bench installs it)")
+
+    paths = resnets.ensure_models(MODEL_DIR)
+    results = json.loads(args.results.read_text()) if args.results.exists() else {}
+    results.update({"machine": machine(), "runs": args.runs, "targets": TARGETS,
+                    "models": resnets.describe_models(paths)})
+    work = args.work or Path(tempfile.mkdtemp(prefix="qdq-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    steps: dict[str, Callable[[], object]] = {
+        "build": lambda: bench_build(paths, work, args.runs),
+        "analysis": lambda: bench_analysis(paths, args.runs),
+        "layout": lambda: bench_layout(paths, args.runs),
+        "capped": lambda: bench_capped(paths, args.runs),
+        "directives": lambda: bench_directives(paths, work, args.runs),
+        "memory": lambda: bench_memory(paths, args.runs),
+    }
+    try:
+        for section in SECTIONS:
+            if section in sections:
+                results[section] = steps[section]()
+    finally:
+        if args.work is None:
+            shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["load_average_end"] = os.getloadavg()[0]
+    results["date"] = time.strftime("%Y-%m-%d")
+    args.results.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+    if args.results == RESULTS:
+        report.update_results_md(results, HERE / "RESULTS.md")
+        plot.write_plot(results, plot.DEFAULT_PNG)
+    print(report.summary(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
