@@ -13,35 +13,42 @@ from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
+from sphinxext_qdq.analysis import integer_reference as reference
 from sphinxext_qdq.analysis.dot import DotOptions, link_keys
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.model import Role
-from sphinxext_qdq.analysis.patterns import (
-    QdqSelectionError,
-    describe,
-    nodes_between,
-    summarize,
-)
+from sphinxext_qdq.analysis.patterns import QdqSelectionError, describe, summarize
+from sphinxext_qdq.analysis.requant import ROUNDINGS, requant_recipes
+from sphinxext_qdq.analysis.selection import select_region
 from sphinxext_qdq.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.nodes import qdq_graph
 from sphinxext_qdq.tables import (
+    AGREEMENT_HEADERS,
+    AGREEMENT_WIDTHS,
     NODE_HEADERS,
     NODE_WIDTHS,
     PARAM_HEADERS,
     PARAM_WIDTHS,
+    REQUANT_HEADERS,
+    REQUANT_WIDTHS,
     Row,
+    agreement_rows,
     anchors_for,
     build_table,
+    example_rows,
     node_rows,
     param_rows,
+    requant_rows,
     summary_rows,
 )
 
 if TYPE_CHECKING:
+    import numpy as np
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
     from sphinxext_qdq.analysis.model import QdqModel, QdqNode, QuantParam
+    from sphinxext_qdq.analysis.requant import RequantRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +68,14 @@ def name_list(argument: str | None) -> list[str]:
     if not names:
         raise ValueError("expected one or more comma-separated names")
     return names
+
+
+def rankdir_option(argument: str | None) -> str:
+    """``TB`` or ``LR`` (any case); ``directives.choice`` would lowercase it."""
+    value = (argument or "").strip().upper()
+    if value not in ("TB", "LR"):
+        raise ValueError(f"{argument!r} unknown; choose from TB or LR")
+    return value
 
 
 class QdqModelDirective(SphinxDirective):
@@ -118,7 +133,7 @@ class QdqGraphDirective(QdqModelDirective):
 
     option_spec: ClassVar[OptionSpec] = {
         "mode": lambda arg: directives.choice(arg, ("compact", "full")),
-        "rankdir": lambda arg: directives.choice(arg, ("TB", "LR")),
+        "rankdir": rankdir_option,
         "from": name_list,
         "to": name_list,
         "legend": directives.flag,
@@ -166,7 +181,7 @@ class QdqGraphDirective(QdqModelDirective):
         if not sources and not targets:
             return None
         try:
-            return nodes_between(analysis, sources or [], targets or [])
+            return select_region(analysis, sources or [], targets or [])
         except QdqSelectionError as exc:
             raise self.error(f"qdq-graph: {exc}") from None
 
@@ -314,3 +329,160 @@ class QdqSummaryDirective(QdqModelDirective):
         self.set_source_info(table)
         self.add_name(table)
         return [table]
+
+
+# -- qdq-requant ------------------------------------------------------------------------------
+def position_option(argument: str | None) -> tuple[int, ...]:
+    """``:position: 3, 0, 17``: an output element (channel, row, column; or column)."""
+    try:
+        values = tuple(int(value) for value in name_list(argument))
+    except ValueError:
+        raise ValueError("expected comma-separated non-negative integers") from None
+    if any(value < 0 for value in values):
+        raise ValueError("expected comma-separated non-negative integers")
+    return values
+
+
+#: Agreement reports computed in this process: (content hash, inputs, images, rounding).
+_agreement_cache: dict[tuple[str, str, int | None, str], reference.AgreementReport] = {}
+
+
+class QdqRequantDirective(QdqParamsDirective):
+    """``.. qdq-requant:: MODEL``: the integer recipe of every quantized-op group
+    (``:show: table``, rows are ``qdq:node`` targets of the compute nodes), one Conv /
+    Gemm output element computed step by step (``:show: example``), or the integer
+    reference against ONNX Runtime on real inputs (``:show: agreement``)."""
+
+    option_spec: ClassVar[OptionSpec] = {
+        "show": lambda arg: directives.choice(arg, ("table", "example", "agreement")),
+        "nodes": regex_option,
+        "ops": name_list,
+        "values": lambda arg: directives.choice(arg, ("summary", "full")),
+        "limit": directives.positive_int,
+        "no-index": directives.flag,
+        "node": directives.unchanged_required,
+        "inputs": directives.unchanged_required,
+        "images": directives.positive_int,
+        "image": directives.nonnegative_int,
+        "position": position_option,
+        "rounding": lambda arg: directives.choice(arg, ROUNDINGS),
+        "caption": directives.unchanged,
+        "name": directives.unchanged,
+        "class": directives.class_option,
+    }
+
+    def run(self) -> list[Node]:
+        show = self.options.get("show", "table")
+        if show != "table" and "inputs" not in self.options:
+            raise self.error(f"qdq-requant: :show: {show} needs :inputs: (module:attribute or "
+                             "a .npy file of model inputs)")
+        if show == "example" and "node" not in self.options:
+            raise self.error("qdq-requant: :show: example needs :node: (a Conv or Gemm node)")
+        loaded = self.load_model()
+        if loaded is None:
+            return []
+        if show == "table":
+            return self.recipe_table(loaded)
+        try:
+            return self.example(loaded) if show == "example" else self.agreement(loaded)
+        except (reference.IntegerReferenceError, QdqModelError, KeyError) as exc:
+            self.warn_reference(f"{loaded.key}: {exc}")
+        except ImportError as exc:
+            self.warn_reference(f"the integer reference needs {exc.name or exc}")
+        return []
+
+    def warn_reference(self, message: str) -> None:
+        logger.warning("qdq-requant: %s", message, location=self.get_location(), type="qdq",
+                       subtype="reference")
+
+    def recipe_table(self, loaded: LoadedModel) -> list[Node]:
+        recipes = self.selected_recipes(loaded.analysis)
+        if not recipes:
+            return []
+        rows = requant_rows(loaded.key, recipes, full=self.options.get("values") == "full")
+        anchors = self.register_targets(loaded.key, rows)
+        return [self.index_node(loaded.key, rows, anchors),
+                self.table(REQUANT_HEADERS, rows, REQUANT_WIDTHS, "qdq-requant", anchors)]
+
+    def table(self, headers: list[str], rows: list[Row], widths: list[int], css: str,
+              anchors: list[list[str]] | None = None) -> nodes.table:
+        table = build_table(headers, rows, widths, anchors=anchors,
+                            classes=[css, *self.options.get("class", [])],
+                            title=self.options.get("caption"))
+        self.set_source_info(table)
+        self.add_name(table)
+        return table
+
+    def selected_recipes(self, analysis: QdqModel) -> list[RequantRecipe]:
+        """Recipes passing ``:nodes:`` (on compute node names), ``:ops:`` and ``:limit:``."""
+        pattern = self.options.get("nodes")
+        ops = self.options.get("ops")
+        selected = [recipe for recipe in requant_recipes(analysis)
+                    if (pattern is None or pattern.search(recipe.name))
+                    and (not ops or recipe.op_type in ops)][: self.options.get("limit")]
+        if not selected:
+            what = "the filters" if pattern or ops else "this model"
+            logger.warning("qdq-requant: no quantized-op group matches %s in %s; no table", what,
+                           self.arguments[0], location=self.get_location(), type="qdq",
+                           subtype="filter")
+        return selected
+
+    def model_inputs(self) -> np.ndarray | None:
+        """The float inputs named by ``:inputs:`` (a .npy file or module:attribute)."""
+        spec = self.options["inputs"].strip()
+        try:
+            if spec.endswith(".npy"):
+                _rel, path = self.env.relfn2path(spec, self.env.docname)
+                self.env.note_dependency(path)
+                return reference.load_input_file(path)
+            return reference.load_named_inputs(spec)
+        except ImportError:
+            raise
+        except Exception as exc:  # noqa: BLE001  (user code: never crash the build)
+            self.warn_reference(f"cannot read the inputs {spec!r} ({type(exc).__name__}: {exc})")
+            return None
+
+    def example(self, loaded: LoadedModel) -> list[Node]:
+        inputs = self.model_inputs()
+        if inputs is None:
+            return []
+        image = self.options.get("image", 0)
+        if image >= len(inputs):
+            raise reference.IntegerReferenceError(f":image: {image} but only {len(inputs)} "
+                                                  "inputs")
+        program = reference.build_integer_program(loaded.path,
+                                                  max_bytes=self.config.qdq_max_model_bytes)
+        rounding = self.options.get("rounding", "half_even")
+        values = program.run(inputs[:image + 1], rounding=rounding)
+        step = program.step(self.options["node"])
+        try:
+            example = reference.worked_example(program, values, step.node, image=image,
+                                               rounding=rounding,
+                                               position=self.options.get("position"))
+        except IndexError:
+            raise self.error(f"qdq-requant: :position: {self.options['position']} lies outside "
+                             f"the output of {step.recipe.name}") from None
+        per_line = step.weight.shape[-1] * step.weight.shape[-2] \
+            if step.op_type == "Conv" and step.weight is not None else 16
+        rows = example_rows(example, step.recipe, per_line)
+        return [self.table(["Step", "Value"], rows, [30, 70], "qdq-requant-example")]
+
+    def agreement(self, loaded: LoadedModel) -> list[Node]:
+        inputs = self.model_inputs()
+        if inputs is None:
+            return []
+        count = self.options.get("images")
+        rounding = self.options.get("rounding", "half_even")
+        key = (loaded.analysis.content_hash, self.options["inputs"], count, rounding)
+        report = _agreement_cache.get(key)
+        if report is None:
+            report = reference.compare_with_onnxruntime(loaded.path, inputs[:count],
+                                                        rounding=rounding)
+            _agreement_cache[key] = report
+        rows = agreement_rows(loaded.key, report)
+        summary = nodes.paragraph("", nodes.Text(
+            f"Top-1 class identical on {report.top1_equal} of {report.images} inputs; "
+            f"integer reference with {rounding.replace('_', ' ')} rounding against ONNX "
+            f"Runtime {report.onnxruntime_version} (CPU provider, default optimisations)."))
+        return [self.table(AGREEMENT_HEADERS, rows, AGREEMENT_WIDTHS, "qdq-requant-agreement"),
+                summary]

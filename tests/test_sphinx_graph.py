@@ -179,6 +179,20 @@ def test_from_to_draws_only_the_region(tmp_path):
     text = graph_svgs(result.outdir)[0].read_text()
     assert "conv1" in text and "conv2" in text and ">add<" in text
     assert "GlobalAveragePool" not in text and "Gemm" not in text
+    # the region's kernels are drawn with their weight and bias dequantizers
+    for constant in ("conv1.weight_DequantizeLinear", "conv1.bias_DequantizeLinear",
+                     "conv2.weight_DequantizeLinear"):
+        assert f">{constant}<" in text
+
+
+@pytest.mark.parametrize("rankdir", ["LR", "lr", "TB"])
+def test_rankdir_option_accepts_either_case(tmp_path, rankdir):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + f".. qdq-graph:: tiny\n   :rankdir: {rankdir}\n"})
+    result = build(src, "html")
+    assert result.warnings == ""
+    graph = next(result.app.env.get_doctree("index").findall(qdq_graph))
+    assert graph["qdq_options"].rankdir == rankdir.upper()
 
 
 class Counters:
