@@ -38,7 +38,8 @@ def build_table(
     anchors: list[list[str]] | None = None, title: str | None = None,
 ) -> nodes.table:
     """A docutils table; ``anchors[i]`` are the ids given to row *i* (its first cell)."""
-    table = nodes.table(classes=["qdq-table", "longtable", *classes])
+    # colwidths-given: LaTeX and HTML use the colspec widths (wrapping p{} columns)
+    table = nodes.table(classes=["qdq-table", "longtable", "colwidths-given", *classes])
     if title:
         table += nodes.title(title, title)
     group = nodes.tgroup(cols=len(headers))
@@ -125,8 +126,8 @@ def param_rows(model: QdqModel, params: list[QuantParam], *, full: bool) -> list
     """``:layout: initializer``: one row per scale or zero-point tensor."""
     rows = []
     for param in params:
-        users = "; ".join(f"input[{use.input_index}] of {model.node(use.node).name or use.node}"
-                          for use in param.users)
+        users = Lines([[nodes.Text(f"input[{use.input_index}] of "),
+                        code(model.node(use.node).name or use.node)] for use in param.users])
         first_user = model.qdq(param.users[0].node) if param.users else None
         rows.append(Row(
             cells=[
