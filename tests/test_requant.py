@@ -1,0 +1,220 @@
+"""Requantization recipes: the fixed-point multiplier, the rounding, and the recipe of
+every group, checked against exact rational arithmetic (``fractions.Fraction``) and
+against the scales read from the models with ``onnx.numpy_helper``."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import qdq_factories as factories
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from onnx import helper, numpy_helper
+
+from sphinxext_qdq.analysis import load_qdq_model
+from sphinxext_qdq.analysis.requant import (
+    quantize_multiplier,
+    requant_recipes,
+    requantize,
+    round_shift,
+)
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"
+
+
+# -- the fixed-point multiplier ----------------------------------------------------------------
+@pytest.mark.parametrize(("real", "multiplier", "shift"), [
+    (0.5, 1 << 30, 0),           # 0.5 = 2^30 / 2^31
+    (0.25, 1 << 30, 1),
+    (1.0, 1 << 30, -1),          # a left shift
+    (0.75, 3 << 29, 0),
+    (2.0 ** -20, 1 << 30, 19),
+    (1.5, 3 << 29, -1),
+])
+def test_quantize_multiplier_on_values_worked_by_hand(real: float, multiplier: int,
+                                                      shift: int) -> None:
+    m = quantize_multiplier(real)
+    assert (m.multiplier, m.shift) == (multiplier, shift)
+    assert m.applied == real and m.relative_error == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.floats(min_value=2.0 ** -40, max_value=2.0 ** 10, allow_nan=False,
+                 allow_infinity=False))
+def test_multiplier_is_q31_and_within_half_a_step_of_the_real_value(real: float) -> None:
+    m = quantize_multiplier(real)
+    assert (1 << 30) <= m.multiplier < (1 << 31)
+    step = Fraction(1, 2 ** (31 + m.shift)) if m.shift >= -31 else Fraction(2 ** -(31 + m.shift))
+    applied = m.multiplier * step
+    assert abs(applied - Fraction(real)) <= step / 2
+    assert abs(m.relative_error) <= 2.0 ** -31
+    assert m.applied == float(applied)
+
+
+def test_a_mantissa_rounding_up_to_two_to_the_31_is_halved() -> None:
+    m = quantize_multiplier(1 - 2.0 ** -40)  # the Q31 mantissa rounds to exactly 2^31
+    assert (m.multiplier, m.shift) == (1 << 30, -1)
+    assert m.applied == 1.0
+
+
+def test_zero_and_invalid_multipliers() -> None:
+    zero = quantize_multiplier(0.0)
+    assert (zero.multiplier, zero.shift, zero.relative_error) == (0, 0, 0.0)
+    for bad in (-0.5, math.nan, math.inf):
+        with pytest.raises(ValueError):
+            quantize_multiplier(bad)
+
+
+# -- rounding ------------------------------------------------------------------------------------
+@settings(max_examples=400, deadline=None)
+@given(st.integers(-(2 ** 31) + 1, 2 ** 31 - 1), st.integers(1 << 30, (1 << 31) - 1),
+       st.integers(1, 62))
+def test_requantize_rounds_the_exact_quotient_once(accumulator: int, multiplier: int,
+                                                  total_shift: int) -> None:
+    exact = Fraction(accumulator * multiplier, 2 ** total_shift)
+    values = np.array([accumulator])
+    assert requantize(values, multiplier, total_shift, "half_even")[0] == round(exact)  # banker's
+    assert requantize(values, multiplier, total_shift, "half_up")[0] == math.floor(exact + Fraction(1, 2))
+
+
+def test_ties_go_to_even_or_up() -> None:
+    halves = np.array([1, 3, 5, -1, -3, -5, 2])  # /2: 0.5 1.5 2.5 -0.5 -1.5 -2.5 1
+    assert round_shift(halves, 1, "half_even").tolist() == [0, 2, 2, 0, -2, -2, 1]
+    assert round_shift(halves, 1, "half_up").tolist() == [1, 2, 3, 0, -1, -2, 1]
+
+
+def test_per_channel_constants_broadcast() -> None:
+    accumulators = np.array([[100, 100], [-100, -100]])
+    multipliers = np.array([1 << 30, 3 << 29])  # 0.5 and 0.75 at shift 0
+    shifts = np.array([31, 31])
+    assert requantize(accumulators, multipliers, shifts).tolist() == [[50, 75], [-50, -75]]
+
+
+def test_bad_rounding_and_shift_are_refused() -> None:
+    with pytest.raises(ValueError):
+        requantize(np.array([1]), 1, 1, "nearest")
+    with pytest.raises(ValueError):
+        round_shift(np.array([1]), 0)
+
+
+# -- recipes read against the model files ----------------------------------------------------
+class Initializers:
+    """Scales and zero points of a model, read with numpy_helper, found through its Q/DQ nodes."""
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        self.producer = {out: node for node in proto.graph.node for out in node.output}
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+        self.nodes = {node.name: node for node in proto.graph.node}
+
+    def dq_of(self, tensor: str) -> tuple[np.ndarray, np.ndarray]:
+        """(scale, zero point) of the DequantizeLinear producing *tensor*."""
+        dq = self.producer[tensor]
+        assert dq.op_type == "DequantizeLinear"
+        return self.values[dq.input[1]], self.values[dq.input[2]]
+
+    def output_q(self, node: str) -> tuple[np.ndarray, np.ndarray]:
+        (q,) = self.readers[self.nodes[node].output[0]]
+        assert q.op_type == "QuantizeLinear"
+        return self.values[q.input[1]], self.values[q.input[2]]
+
+
+def analysed(model: onnx.ModelProto, folder: Path) -> tuple:
+    path = factories.save(model, folder / "model.onnx")
+    return load_qdq_model(path), Initializers(model)
+
+
+@pytest.mark.parametrize("per_channel", [False, True])
+def test_recipes_of_an_ort_quantized_model_use_its_scales(tmp_path: Path, per_channel: bool) -> None:
+    model, inits = analysed(factories.tiny_resnet_qdq(per_channel=per_channel), tmp_path)
+    recipes = {recipe.name: recipe for recipe in requant_recipes(model)}
+    assert sorted(recipes) == ["add", "conv1", "conv2", "fc", "flatten", "pool", "skip"]
+    for name in ("conv1", "conv2", "skip", "fc"):
+        node = inits.nodes[name]
+        s_x, _ = inits.dq_of(node.input[0])
+        s_w, z_w = inits.dq_of(node.input[1])
+        s_b, _ = inits.dq_of(node.input[2])
+        s_y, z_y = inits.output_q(name)
+        recipe = recipes[name]
+        expected = [float(s_x) * float(s) / float(s_y) for s in np.atleast_1d(s_w)]
+        assert [m.real for m in recipe.multipliers] == pytest.approx(expected, rel=1e-15)
+        assert len(recipe.multipliers) == (s_w.size if per_channel else 1)
+        assert all(abs(m.relative_error) <= 2.0 ** -31 for m in recipe.multipliers)
+        assert recipe.output.zero_points == (int(z_y),)
+        assert recipe.weight is not None and recipe.weight.zero_points == tuple(np.atleast_1d(z_w))
+        assert recipe.bias is not None
+        assert recipe.bias.tensor == inits.producer[node.input[2]].input[0]  # the INT32 initializer
+        assert recipe.bias.scale_matches  # ORT writes s_b = s_x * s_w
+        assert np.allclose(np.atleast_1d(s_b), np.float32(s_x) * np.atleast_1d(s_w), rtol=0)
+    add = recipes["add"]
+    s_a, _ = inits.dq_of(inits.nodes["add"].input[0])
+    s_c, _ = inits.dq_of(inits.nodes["add"].input[1])
+    s_y, _ = inits.output_q("add")
+    assert [m.real for m in add.multipliers] == pytest.approx(
+        [float(s_a) / float(s_y), float(s_c) / float(s_y)], rel=1e-15)
+    pool = recipes["pool"]
+    assert pool.kind == "pool" and pool.pool_size == 8 * 8  # the tiny input is 8x8, convs keep it
+    s_x, _ = inits.dq_of(inits.nodes["pool"].input[0])
+    s_y, _ = inits.output_q("pool")
+    assert pool.multipliers[0].real == pytest.approx(float(s_x) / (float(s_y) * 64), rel=1e-15)
+    assert recipes["flatten"].kind == "rescale"
+
+
+def test_resnet8_recipes_against_its_initializers() -> None:
+    proto = onnx.load(str(RESNET8))
+    inits = Initializers(proto)
+    recipes = requant_recipes(load_qdq_model(RESNET8))
+    ops = [recipe.op_type for recipe in recipes]
+    assert ops.count("Conv") == 9 and ops.count("Add") == 3 and ops.count("Gemm") == 1
+    assert {"AveragePool", "Reshape"} <= set(ops) and len(recipes) == 15
+    kernel = [a for a in inits.nodes["pool/AveragePool"].attribute if a.name == "kernel_shape"]
+    pool = next(r for r in recipes if r.op_type == "AveragePool")
+    assert pool.pool_size == math.prod(helper.get_attribute_value(kernel[0]))
+    for recipe in recipes:
+        assert recipe.complete and not recipe.notes
+        if recipe.bias is not None:
+            assert recipe.bias.scale_matches
+        s_y, z_y = inits.output_q(recipe.name)
+        assert recipe.output.scales == (float(s_y),) and recipe.output.zero_points == (int(z_y),)
+
+
+def test_a_bias_scale_other_than_sx_sw_is_reported(tmp_path: Path) -> None:
+    good, _ = analysed(factories.weight_dq_model(bias_scale=0.1 * 0.02), tmp_path / "good")
+    bad, _ = analysed(factories.weight_dq_model(bias_scale=0.5), tmp_path / "bad")
+    (good_recipe,) = requant_recipes(good)
+    (bad_recipe,) = requant_recipes(bad)
+    assert good_recipe.bias is not None and good_recipe.bias.scale_matches
+    assert bad_recipe.bias is not None and not bad_recipe.bias.scale_matches
+    assert bad_recipe.bias.relative_difference == pytest.approx(0.5 / (0.1 * 0.02) - 1, rel=1e-6)
+
+
+def test_per_axis_weights_give_one_multiplier_per_output_channel(tmp_path: Path) -> None:
+    scales = [0.01, 0.02, 0.03, 0.04]
+    model, _ = analysed(factories.weight_dq_model(scale=scales, zero_point=[0, 0, 0, 0], axis=0),
+                        tmp_path)
+    (recipe,) = requant_recipes(model)
+    reals = [float(np.float32(0.1)) * float(np.float32(s)) / float(np.float32(0.2))
+             for s in scales]
+    assert [m.real for m in recipe.multipliers] == pytest.approx(reals, rel=1e-15)
+    assert recipe.weight is not None and recipe.weight.per_channel
+
+
+def test_an_unknown_scale_leaves_the_recipe_incomplete_with_a_note(tmp_path: Path) -> None:
+    proto = factories.weight_dq_model()
+    kept = [t for t in proto.graph.initializer if t.name != "y_scale"]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(kept)
+    proto.graph.input.append(helper.make_tensor_value_info("y_scale", onnx.TensorProto.FLOAT, []))
+    model, _ = analysed(proto, tmp_path)
+    (recipe,) = requant_recipes(model)
+    assert not recipe.complete and recipe.multipliers == ()
+    assert any("y_scale" in note for note in recipe.notes)
