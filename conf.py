@@ -76,14 +76,23 @@ latex_elements = {
 % Model names (stack2/shortcut/Conv_output_0_QuantizeLinear) must wrap inside narrow
 % table columns: ragged-right cells, a break point after every underscore, and
 % hyphenation allowed in monospace words (DequantizeLinear -> Dequantize-Linear).
-\newcolumntype{\X}[2]{>{\RaggedRight\arraybackslash}p{\dimexpr
+\newcolumntype{\X}[2]{>{\raggedright\arraybackslash}p{\dimexpr
       (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
 \makeatother
-\DeclareRobustCommand{\_}{\textunderscore\hskip0pt\relax}
+\DeclareRobustCommand{\_}{\ifmmode\mbox{\textunderscore}\else\textunderscore\hskip0pt\relax\fi}
 \hyphenation{Dequantize-Linear Quantize-Linear}
-\newcommand{\qdqtablefont}{\small{\ttfamily\hyphenchar\font=`\-}}
+\DeclareUnicodeCharacter{2212}{\textminus}
+\DeclareUnicodeCharacter{2264}{\ensuremath{\leq}}
+\DeclareUnicodeCharacter{2265}{\ensuremath{\geq}}
+\newcommand{\qdqhyphenatett}{\hyphenchar\font=`\-}
+\newcommand{\qdqtablefont}{\small\setlength{\tabcolsep}{3pt}{\ttfamily\qdqhyphenatett\itshape\qdqhyphenatett
+  \upshape\slshape\qdqhyphenatett}}
 \appto\sphinxatlongtablestart{\qdqtablefont}
 \appto\sphinxattablestart{\qdqtablefont}
+% Leave room for the caption under a full-height graph (Sphinx allows \textheight).
+\makeatletter
+\AtBeginDocument{\spx@image@maxheight=0.82\textheight}
+\makeatother
 """,
 }
 

@@ -82,6 +82,27 @@ DIRECTIVE_OPTIONS = {
         **COMMON_OPTIONS,
     },
     "qdq-summary": dict(COMMON_OPTIONS),
+    "qdq-requant": {
+        "show": ("`table`, `example` or `agreement`",
+                 ("`table` (default): the integer recipe of every quantized-op group (rows "
+                 "are `qdq:node` targets of the compute nodes); `example`: one Conv / Gemm "
+                 "output element computed step by step; `agreement`: the integer reference "
+                 "against ONNX Runtime on real inputs.")),
+        "nodes": ("regular expression", "Keep the groups whose compute node name matches."),
+        "ops": ("op types, comma-separated", "Keep the groups of these compute op types."),
+        "values": ("`summary` or `full`", "As for `qdq-params`."),
+        "limit": ("positive integer", "At most this many rows."),
+        "no-index": ("flag", "Rows are not cross-reference targets."),
+        "node": ("node name", "The Conv or Gemm node of `:show: example`."),
+        "inputs": ("`module:attribute` or a `.npy` file",
+                   "Float model inputs for `example` and `agreement`."),
+        "images": ("positive integer", "How many inputs `agreement` runs."),
+        "image": ("non-negative integer", "Which input `example` uses."),
+        "position": ("integers, comma-separated",
+                     "The output element of `example`: channel, row, column (or column)."),
+        "rounding": ("`half_even` or `half_up`", "Rounding of the requantization."),
+        **COMMON_OPTIONS,
+    },
 }
 
 OBJECT_OPTIONS = {
@@ -111,6 +132,8 @@ GLUE_SUBTYPE_MEANINGS = {
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
     "dot": "Graphviz `dot` failed on a graph.",
+    "reference": "`qdq-requant` could not run the integer reference: unreadable inputs, "
+                 "a missing package (ONNX Runtime), a node that is not a Conv or Gemm.",
 }
 
 
