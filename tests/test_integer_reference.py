@@ -1,0 +1,248 @@
+"""The integer-only reference: equal to the real-number semantics of every QDQ group
+(an independent float64 oracle reading the protobuf), and to ONNX Runtime's integer
+kernels on the ResNet8 test split."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import onnx
+import pytest
+import qdq_factories as factories
+from numpy.lib.stride_tricks import sliding_window_view
+from onnx import TensorProto, helper, numpy_helper
+
+from sphinxext_qdq.analysis.integer_reference import (
+    IntegerReferenceError,
+    build_integer_program,
+    compare_with_onnxruntime,
+    load_named_inputs,
+    worked_example,
+)
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"
+sys.path.insert(0, str(REPOSITORY / "scripts"))
+import resnet8_data  # the build's own data preparation
+
+
+# -- an independent oracle: DQ -> float64 op -> Q ----------------------------------------------
+class QdqOracle:
+    """What DequantizeLinear -> op -> QuantizeLinear means in real numbers, computed in
+    float64 from the protobuf's initializers (no code of the extension involved)."""
+
+    RANGES: ClassVar[dict[int, tuple[int, int]]] = {TensorProto.INT8: (-128, 127), TensorProto.UINT8: (0, 255),
+                                                    TensorProto.INT16: (-32768, 32767),
+                                                    TensorProto.UINT16: (0, 65535)}
+
+    def __init__(self, proto: onnx.ModelProto) -> None:
+        self.values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+        self.producer = {out: node for node in proto.graph.node for out in node.output}
+        self.readers: dict[str, list[onnx.NodeProto]] = {}
+        for node in proto.graph.node:
+            for name in node.input:
+                self.readers.setdefault(name, []).append(node)
+        self.nodes = {node.name: node for node in proto.graph.node}
+
+    def dequantized(self, tensor: str, ints: np.ndarray | None = None) -> np.ndarray:
+        """Real values of the DQ output *tensor* (its integers given, or an initializer)."""
+        dq = self.producer[tensor]
+        q = self.values[dq.input[0]] if ints is None else ints
+        scale = self.values[dq.input[1]].astype(np.float64)
+        zero = self.values[dq.input[2]].astype(np.float64) if len(dq.input) > 2 else 0.0
+        if np.ndim(scale) == 1 and scale.size > 1:  # per-axis (axis 0 for these weights)
+            shape = [-1] + [1] * (q.ndim - 1)
+            scale, zero = scale.reshape(shape), np.reshape(zero, shape)
+        return (q.astype(np.float64) - zero) * scale
+
+    def integer_input(self, tensor: str) -> str:
+        return self.producer[tensor].input[0]
+
+    def run(self, name: str, ints: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
+        """(integer output tensor, its expected values) of the group of node *name*."""
+        node = self.nodes[name]
+        real = [self.dequantized(t, ints[self.integer_input(t)]) if i == 0 or node.op_type == "Add"
+                else self.dequantized(t) if t in self.producer else self.values[t]
+                for i, t in enumerate(node.input)]
+        y = getattr(self, f"op_{node.op_type}")(node, *real)
+        (q,) = self.readers[node.output[0]]
+        scale, zero = self.values[q.input[1]], self.values[q.input[2]]
+        low, high = self.RANGES[helper.np_dtype_to_tensor_dtype(zero.dtype)]
+        return q.output[0], np.clip(np.rint(y / np.float64(scale)) + int(zero), low, high)
+
+    @staticmethod
+    def attributes(node: onnx.NodeProto) -> dict:
+        return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+    def op_Conv(self, node: onnx.NodeProto, x: np.ndarray, w: np.ndarray, b: np.ndarray
+                ) -> np.ndarray:
+        a = self.attributes(node)
+        top, left, bottom, right = a.get("pads", [0, 0, 0, 0])
+        sh, sw = a.get("strides", [1, 1])
+        padded = np.pad(x, ((0, 0), (0, 0), (top, bottom), (left, right)))  # real zero
+        windows = sliding_window_view(padded, w.shape[2:], axis=(2, 3))[:, :, ::sh, ::sw]
+        return np.einsum("nchwij,ocij->nohw", windows, w) + b.reshape(1, -1, 1, 1)
+
+    def op_Gemm(self, node: onnx.NodeProto, x: np.ndarray, w: np.ndarray, b: np.ndarray
+                ) -> np.ndarray:
+        return x @ (w.T if self.attributes(node).get("transB") else w) + b
+
+    def op_Add(self, node: onnx.NodeProto, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return a + b
+
+    def op_AveragePool(self, node: onnx.NodeProto, x: np.ndarray) -> np.ndarray:
+        a = self.attributes(node)
+        kernel, strides = a["kernel_shape"], a.get("strides", [1, 1])
+        windows = sliding_window_view(x, kernel, axis=(2, 3))[:, :, ::strides[0], ::strides[1]]
+        return windows.mean(axis=(-2, -1))
+
+    def op_GlobalAveragePool(self, node: onnx.NodeProto, x: np.ndarray) -> np.ndarray:
+        return x.mean(axis=(2, 3), keepdims=True)
+
+    def op_Reshape(self, node: onnx.NodeProto, x: np.ndarray, shape: np.ndarray) -> np.ndarray:
+        return x.reshape([int(d) for d in shape])
+
+    def op_Flatten(self, node: onnx.NodeProto, x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(x), -1)
+
+
+def assert_every_group_matches_the_oracle(path: Path, inputs: np.ndarray) -> int:
+    """Each group, fed the reference's own integer inputs, gives the oracle's integers."""
+    program = build_integer_program(path)
+    values = program.run(inputs)
+    oracle = QdqOracle(onnx.load(str(path)))
+    for step in program.steps:
+        tensor, expected = oracle.run(step.recipe.name, values)
+        assert tensor == step.outputs[0]
+        np.testing.assert_array_equal(values[tensor], expected, err_msg=step.recipe.name)
+    return len(program.steps)
+
+
+@pytest.mark.parametrize("variant", ["uint8", "per_channel", "int8", "int16"])
+def test_every_group_of_ort_quantized_models_equals_real_number_semantics(
+        tmp_path: Path, variant: str) -> None:
+    model = {"uint8": lambda: factories.tiny_resnet_qdq(),
+             "per_channel": lambda: factories.tiny_resnet_qdq(per_channel=True),
+             "int8": lambda: factories.tiny_resnet_qdq(activation_type="QInt8"),
+             "int16": factories.tiny_resnet_qdq_int16}[variant]()
+    path = factories.save(model, tmp_path / "tiny.onnx")
+    inputs = np.random.default_rng(7).normal(0, 1.5, (6, *factories.TINY_INPUT_SHAPE[1:]))
+    assert assert_every_group_matches_the_oracle(path, inputs.astype(np.float32)) == 7
+
+
+@pytest.fixture(scope="module")
+def test_images() -> np.ndarray:
+    return resnet8_data.load_digits_splits().test_images
+
+
+@pytest.mark.parametrize("name", ["resnet8_int8", "resnet8_uint8", "resnet8_int8_per_channel"])
+def test_every_resnet8_group_equals_real_number_semantics(test_images: np.ndarray,
+                                                          name: str) -> None:
+    path = REPOSITORY / "models" / f"{name}.onnx"
+    assert assert_every_group_matches_the_oracle(path, test_images[::45]) == 15
+
+
+# -- against ONNX Runtime ---------------------------------------------------------------------
+def test_resnet8_int8_agrees_with_onnxruntime_on_the_test_split(test_images: np.ndarray) -> None:
+    assert len(test_images) == 360
+    report = compare_with_onnxruntime(RESNET8, test_images)
+    (final,) = report.final
+    assert final.elements == 360 * 10
+    assert final.exact_fraction >= 0.99
+    assert final.max_difference <= 1
+    assert report.top1_equal == report.images == 360
+    layers = {layer.node: layer for layer in report.layers}
+    assert len(layers) == 16  # the input QuantizeLinear and the 15 groups
+    assert layers["input"].exact == layers["input"].elements  # QuantizeLinear is exact
+    assert all(layer.exact_fraction >= 0.99 for layer in report.layers)
+    kernels = dict(report.kernels)
+    assert kernels["dense/Gemm"] == "QGemm"  # ORT ran the last group as an integer kernel
+
+
+def test_onnxruntime_x64_precision_option_reaches_the_sessions(tmp_path: Path) -> None:
+    path = factories.save(factories.tiny_resnet_qdq(activation_type="QInt8"), tmp_path / "t.onnx")
+    inputs = np.random.default_rng(3).normal(0, 1, (4, *factories.TINY_INPUT_SHAPE[1:]))
+    report = compare_with_onnxruntime(path, inputs.astype(np.float32),
+                                      session_config={"session.x64quantprecision": "1"})
+    assert report.images == 4 and report.final[0].max_difference <= 1
+
+
+# -- worked example -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("node", "weight", "position"), [
+    ("conv/Conv", "conv.weight_quantized", (0, 16, 16)),
+    ("conv/Conv", "conv.weight_quantized", (5, 0, 31)),  # a corner: zero-point padding
+    ("stack2/conv1/Conv", "stack2.conv1.weight_quantized", (7, 0, 0)),
+    ("dense/Gemm", "dense.weight_quantized", (3,)),
+])
+def test_worked_example_recomputes_one_output(test_images: np.ndarray, node: str, weight: str,
+                                              position: tuple[int, ...]) -> None:
+    program = build_integer_program(RESNET8)
+    values = program.run(test_images[:2])
+    example = worked_example(program, values, node, image=1, position=position)
+    step = program.step(node)
+    assert example.output == values[step.outputs[0]][1][position]
+    assert example.output == example.float_path
+    proto = onnx.load(str(RESNET8))
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    assert example.weights == tuple(weights[weight][position[0]].reshape(-1))  # transB: row c
+    if position[1:] == (0, 0) or position[1:] == (0, 31):
+        z_x = example.input_zero_point
+        assert example.inputs[:3] == (z_x, z_x, z_x)  # the first kernel row lies in the padding
+    assert example.accumulator == example.dot + example.bias
+    assert example.product == example.accumulator * example.multiplier.multiplier
+
+
+def test_worked_example_refuses_an_add(test_images: np.ndarray) -> None:
+    program = build_integer_program(RESNET8)
+    values = program.run(test_images[:1])
+    with pytest.raises(IntegerReferenceError):
+        worked_example(program, values, "stack1/Add")
+
+
+# -- what the reference refuses ---------------------------------------------------------------
+def qdq(name: str, source: str, scale: str, zero: str) -> list[onnx.NodeProto]:
+    return [helper.make_node("QuantizeLinear", [source, scale, zero], [f"{name}_q"],
+                             name=f"{name}_Q"),
+            helper.make_node("DequantizeLinear", [f"{name}_q", scale, zero], [f"{name}_dq"],
+                             name=f"{name}_DQ")]
+
+
+def test_a_float_op_inside_the_path_is_refused(tmp_path: Path) -> None:
+    nodes = [*qdq("x", "x", "s", "z"),
+             helper.make_node("Sigmoid", ["x_dq"], ["sig"], name="sigmoid"),
+             *qdq("y", "sig", "s", "z")]
+    model = factories.make_model(
+        nodes, [factories.tensor_input("x", [1, 4])], [factories.tensor_input("y_dq", [1, 4])],
+        [factories.scalar("s", 0.05), factories.scalar("z", 0, TensorProto.INT8)])
+    path = factories.save(model, tmp_path / "sigmoid.onnx")
+    with pytest.raises(IntegerReferenceError, match="not computed in integers"):
+        build_integer_program(path)
+    assert build_integer_program(path, strict=False).steps == ()
+
+
+def test_an_accumulator_leaving_int32_is_refused(tmp_path: Path) -> None:
+    depth = 70_000  # 70000 * 255 * 127 > 2^31
+    nodes = [*qdq("x", "x", "s", "zu"),
+             helper.make_node("DequantizeLinear", ["w", "ws", "wz"], ["w_dq"], name="w_DQ"),
+             helper.make_node("MatMul", ["x_dq", "w_dq"], ["mm"], name="matmul"),
+             *qdq("y", "mm", "s", "zu")]
+    initializers = [factories.scalar("s", 1.0), factories.scalar("zu", 0, TensorProto.UINT8),
+                    numpy_helper.from_array(np.full((depth, 1), 127, np.int8), "w"),
+                    factories.scalar("ws", 1.0), factories.scalar("wz", 0, TensorProto.INT8)]
+    model = factories.make_model(nodes, [factories.tensor_input("x", [1, depth])],
+                                 [factories.tensor_input("y_dq", [1, 1])], initializers)
+    program = build_integer_program(factories.save(model, tmp_path / "deep.onnx"))
+    with pytest.raises(IntegerReferenceError, match="INT32"):
+        program.run(np.full((1, depth), 255, np.float32))
+    assert program.run(np.full((1, depth), 1, np.float32))["y_q"].tolist() == [[255]]  # saturated
+
+
+def test_named_inputs_call_and_read_attributes() -> None:
+    images = load_named_inputs("resnet8_data:load_digits_splits().test_images")
+    assert images.shape == (360, 3, 32, 32) and images.dtype == np.float32
+    for bad in ("resnet8_data", "resnet8_data:load_digits_splits(1)", "os:system('x')"):
+        with pytest.raises(ValueError):
+            load_named_inputs(bad)
