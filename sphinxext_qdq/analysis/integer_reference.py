@@ -30,7 +30,9 @@ function here that imports ``onnxruntime`` (lazily).
 
 from __future__ import annotations
 
+import importlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -175,16 +177,20 @@ class IntegerProgram:
 
 
 # -- building ---------------------------------------------------------------------------
-def build_integer_program(path: str | os.PathLike[str], *,
-                          max_bytes: int = DEFAULT_MAX_BYTES) -> IntegerProgram:
-    """Read the model at *path* (analysis cached by the loader) into an integer program."""
+def build_integer_program(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                          strict: bool = True) -> IntegerProgram:
+    """Read the model at *path* (analysis cached by the loader) into an integer program.
+
+    *strict*: every group must be runnable and the whole path from the inputs to the
+    outputs integer; otherwise groups the reference cannot run are left out."""
     model = load_qdq_model(path, max_bytes=max_bytes)
     proto = parse_model_bytes(Path(path).read_bytes(), path)
-    return program_from(model, proto, Path(path).parent)
+    return program_from(model, proto, Path(path).parent, strict=strict)
 
 
 def program_from(model: QdqModel, proto: onnx.ModelProto,
-                 model_dir: str | os.PathLike[str] | None) -> IntegerProgram:
+                 model_dir: str | os.PathLike[str] | None, *, strict: bool = True
+                 ) -> IntegerProgram:
     """The integer program of an analysed model and its protobuf (main graph only)."""
     constants = _Constants(proto, model_dir)
     nodes = {node.key: proto.graph.node[node.index] for node in model.main_nodes}
@@ -192,16 +198,30 @@ def program_from(model: QdqModel, proto: onnx.ModelProto,
     for recipe in requant_recipes(model):
         if recipe.graph:
             continue
-        if recipe.op_type not in SUPPORTED_OPS:
-            raise IntegerReferenceError(f"{recipe.name}: {recipe.op_type} is not supported "
-                                        f"by the integer reference")
-        if not recipe.complete:
-            raise IntegerReferenceError(f"{recipe.name}: {'; '.join(recipe.notes)}")
-        steps.append(_step(model, recipe, nodes[recipe.node], constants))
+        problem = _unsupported(recipe)
+        if problem and strict:
+            raise IntegerReferenceError(f"{recipe.name}: {problem}")
+        if not problem:
+            steps.append(_step(model, recipe, nodes[recipe.node], constants))
     program = IntegerProgram(path=model.path, entries=_entries(model), steps=tuple(steps),
                              exits=_exits(model))
-    _check_connected(program)
+    if strict:
+        _check_connected(program)
     return program
+
+
+def _unsupported(recipe: RequantRecipe) -> str:
+    """Why the reference cannot run a group ("" when it can)."""
+    if recipe.op_type not in SUPPORTED_OPS:
+        return f"{recipe.op_type} is not supported by the integer reference"
+    if not recipe.complete:
+        return "; ".join(recipe.notes)
+    sides = [*recipe.inputs, recipe.output]
+    if any(side.per_channel for side in sides):
+        return "per-channel activations are not supported"
+    if any(side.dtype not in NUMPY_TYPES for side in sides):
+        return "only INT8 / UINT8 / INT16 / UINT16 / INT32 activations are supported"
+    return ""
 
 
 class _Constants:
@@ -536,17 +556,23 @@ def layer_agreement(node: str, op_type: str, tensor: str, ours: np.ndarray, thei
 
 
 def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *,
-                             rounding: str = "half_even", batch_size: int = 16
-                             ) -> AgreementReport:
+                             rounding: str = "half_even", batch_size: int = 16,
+                             session_config: dict[str, str] | None = None) -> AgreementReport:
     """Run the integer reference and ONNX Runtime (CPU, default optimisations) on
-    *inputs*; compare every integer tensor and the top-1 class."""
+    *inputs*; compare every integer tensor and the top-1 class.
+
+    *session_config* entries go to ``SessionOptions.add_session_config_entry``
+    (e.g. ``{"session.x64quantprecision": "1"}``: ONNX Runtime's U8U8 fallback for x86
+    CPUs without VNNI, whose U8S8 kernels can saturate 16-bit intermediate sums)."""
     import onnxruntime
+
+    config = dict(session_config or {})
 
     program = build_integer_program(path)
     ours = program.run(inputs, rounding=rounding, batch_size=batch_size)
     proto = parse_model_bytes(Path(path).read_bytes(), path)
     feeds = {program.entries[0].graph_input: np.asarray(inputs, np.float32)}
-    final_float = _ort_run(proto, feeds, [e.graph_output for e in program.exits])
+    final_float = _ort_run(proto, feeds, [e.graph_output for e in program.exits], config=config)
     final = []
     for exit, values in zip(program.exits, final_float):
         theirs = quantize_linear(values, exit.quantization)  # exact: undoes DequantizeLinear
@@ -556,8 +582,8 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
     first = program.exits[0].quantization.tensor
     first_theirs = quantize_linear(final_float[0], program.exits[0].quantization)
     top1 = int(np.count_nonzero(_top1(ours[first]) == _top1(first_theirs)))
-    kernels = onnxruntime_kernels(proto)
-    layers = _tapped_layers(program, proto, feeds, ours)
+    kernels = onnxruntime_kernels(proto, config)
+    layers = _tapped_layers(program, proto, feeds, ours, config)
     return AgreementReport(model=str(path), images=len(inputs), rounding=rounding,
                            onnxruntime_version=onnxruntime.__version__, layers=tuple(layers),
                            final=tuple(final), top1_equal=top1,
@@ -570,16 +596,16 @@ def _top1(values: np.ndarray) -> np.ndarray:
 
 
 def _tapped_layers(program: IntegerProgram, proto: onnx.ModelProto,
-                   feeds: dict[str, np.ndarray], ours: dict[str, np.ndarray]
-                   ) -> list[LayerAgreement]:
+                   feeds: dict[str, np.ndarray], ours: dict[str, np.ndarray],
+                   config: dict[str, str]) -> list[LayerAgreement]:
     """Every integer tensor, read from an ORT session that exposes them as outputs
     (exposing a tensor changes which groups ORT fuses: ``ort_kernel`` is this run's)."""
     taps = [(entry.quantization.tensor, entry.graph_input, "QuantizeLinear")
             for entry in program.entries]
     taps += [(step.outputs[0], step.recipe.name, step.op_type) for step in program.steps]
     tapped = _with_outputs(proto, [(tensor, ours[tensor].dtype) for tensor, *_ in taps])
-    kernels = onnxruntime_kernels(tapped)
-    values = _ort_run(tapped, feeds, [tensor for tensor, *_ in taps])
+    kernels = onnxruntime_kernels(tapped, config)
+    values = _ort_run(tapped, feeds, [tensor for tensor, *_ in taps], config=config)
     return [layer_agreement(node, op_type, tensor, ours[tensor], theirs, kernels.get(node, ""))
             for (tensor, node, op_type), theirs in zip(taps, values)]
 
@@ -597,11 +623,13 @@ def _with_outputs(proto: onnx.ModelProto, tensors: Iterable[tuple[str, np.dtype]
 
 
 def _ort_session(proto: onnx.ModelProto, optimized_path: str | None = None, *,
-                 optimize: bool = True) -> Any:
+                 optimize: bool = True, config: dict[str, str] | None = None) -> Any:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
+    for key, value in (config or {}).items():
+        options.add_session_config_entry(key, value)
     if not optimize:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
     if optimized_path:
@@ -611,15 +639,19 @@ def _ort_session(proto: onnx.ModelProto, optimized_path: str | None = None, *,
 
 
 def _ort_run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: Sequence[str],
-             batch_size: int = 64, *, optimize: bool = True) -> list[np.ndarray]:
-    session = _ort_session(proto, optimize=optimize)
+             batch_size: int = 64, *, optimize: bool = True,
+             config: dict[str, str] | None = None) -> list[np.ndarray]:
+    session = _ort_session(proto, optimize=optimize, config=config)
     name, images = next(iter(feeds.items()))
+    fixed = session.get_inputs()[0].shape[0]
+    batch_size = fixed if isinstance(fixed, int) and fixed > 0 else batch_size
     batches = [session.run(list(outputs), {name: images[i:i + batch_size]})
                for i in range(0, len(images), batch_size)]
     return [np.concatenate([batch[k] for batch in batches]) for k in range(len(outputs))]
 
 
-def onnxruntime_kernels(proto: onnx.ModelProto) -> dict[str, str]:
+def onnxruntime_kernels(proto: onnx.ModelProto, config: dict[str, str] | None = None
+                        ) -> dict[str, str]:
     """Compute-node name -> the op ONNX Runtime runs for it after its optimisations
     (``QLinearConv``, ``QGemm``… for an integer kernel, the float op otherwise)."""
     import tempfile
@@ -628,7 +660,7 @@ def onnxruntime_kernels(proto: onnx.ModelProto) -> dict[str, str]:
 
     with tempfile.TemporaryDirectory() as folder:
         optimized = str(Path(folder) / "optimized.onnx")
-        _ort_session(proto, optimized)
+        _ort_session(proto, optimized, config=config)
         graph = onnx_module.load(optimized, load_external_data=False).graph
     kernels: dict[str, str] = {}
     for node in graph.node:
@@ -734,3 +766,183 @@ def _receptive_field(step: IntegerStep, x: np.ndarray, position: tuple[int, ...]
                 inside = 0 <= r < x.shape[1] and 0 <= k < x.shape[2]
                 values.append(int(x[c, r, k]) if inside else z_x)  # zero-point padding
     return np.array(values), weight[channel].reshape(-1), channel
+
+
+# -- test vectors for one kernel -----------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class KernelVectors:
+    """Everything a hardware test bench needs for one group: integer arrays by name
+    (``input`` or ``input0``/``input1``, ``weight``, ``bias``, ``multiplier``,
+    ``shift``, ``output``) and scalar constants (zero points, pool size)."""
+
+    step: IntegerStep
+    arrays: dict[str, np.ndarray]
+    constants: dict[str, int]
+    rounding: str
+
+
+def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
+                   rounding: str = "half_even") -> KernelVectors:
+    """The test vectors of *step* for integer *inputs* (one array per input, as stored)."""
+    recipe = step.recipe
+    if len(inputs) != len(step.inputs):
+        raise IntegerReferenceError(f"{recipe.name} reads {len(step.inputs)} input(s), "
+                                    f"{len(inputs)} given")
+    values = dict(zip(step.inputs, inputs))
+    output = run_step(step, values, rounding)[0]
+    names = ["input"] if len(inputs) == 1 else [f"input{i}" for i in range(len(inputs))]
+    arrays: dict[str, np.ndarray] = {name: np.asarray(x) for name, x in zip(names, inputs)}
+    if step.weight is not None:
+        arrays["weight"] = np.asarray(step.weight)
+    if step.bias is not None:
+        arrays["bias"] = np.asarray(step.bias, np.int32)
+    arrays["multiplier"] = np.array([m.multiplier for m in recipe.multipliers], np.int32)
+    arrays["shift"] = np.array([m.shift for m in recipe.multipliers], np.int32)
+    arrays["output"] = output
+    constants = {f"{name}_zero_point": side.zero_points[0]
+                 for name, side in zip(names, recipe.inputs)}
+    if recipe.weight is not None and len(recipe.weight.zero_points) == 1:
+        constants["weight_zero_point"] = recipe.weight.zero_points[0]
+    constants["output_zero_point"] = recipe.output.zero_points[0]
+    low, high = INTEGER_RANGES[recipe.output.dtype or "INT8"]
+    constants.update(output_min=low, output_max=high)
+    if recipe.pool_size:
+        constants["pool_size"] = recipe.pool_size
+    return KernelVectors(step=step, arrays=arrays, constants=constants, rounding=rounding)
+
+
+def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1
+                       ) -> list[tuple[int, ...]]:
+    """Shapes of a step's integer inputs, symbolic dimensions replaced by *batch*."""
+    shapes = []
+    for name in step.inputs:
+        tensor = model.tensors.get(name)
+        if tensor is None or tensor.shape is None or any(
+                d is None for d in tensor.shape[1:]) or not tensor.shape:
+            raise IntegerReferenceError(f"{step.recipe.name}: the shape of {name!r} is unknown; "
+                                        "give model inputs instead")
+        shapes.append(tuple(d if isinstance(d, int) else batch for d in tensor.shape))
+    return shapes
+
+
+def random_group_inputs(step: IntegerStep, shapes: Sequence[tuple[int, ...]], seed: int = 0
+                        ) -> list[np.ndarray]:
+    """Uniform integers over each input's full range (seeded)."""
+    rng = np.random.default_rng(seed)
+    arrays = []
+    for shape, side in zip(shapes, step.recipe.inputs):
+        dtype = side.dtype or "INT8"
+        low, high = INTEGER_RANGES[dtype]
+        arrays.append(rng.integers(low, high, size=shape, endpoint=True).astype(NUMPY_TYPES[dtype]))
+    return arrays
+
+
+_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
+            np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t",
+            np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
+
+
+def c_identifier(text: str) -> str:
+    """A C identifier (lower case) made of *text*: other characters become ``_``."""
+    identifier = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in text).strip("_")
+    identifier = "_".join(part for part in identifier.split("_") if part).lower() or "group"
+    return f"g_{identifier}" if identifier[0].isdigit() else identifier
+
+
+def c_comment(text: str) -> str:
+    """*text* safe inside ``/* ... */`` on one line."""
+    return "".join(ch if ch.isprintable() else "?" for ch in str(text)).replace("*/", "* /")
+
+
+_FORMULAS = {
+    "matmul": "acc[c] = sum (input - INPUT_ZERO_POINT)(weight - WEIGHT_ZERO_POINT) + bias[c]; "
+              "output = clamp(OUTPUT_ZERO_POINT + round(acc[c] * multiplier[c] / "
+              "2^(31 + shift[c])))",
+    "add": "output = clamp(OUTPUT_ZERO_POINT + round(sum_i (input_i - INPUTi_ZERO_POINT) "
+           "* multiplier[i] / 2^(31 + shift[i])))",
+    "pool": "acc = sum over the window of (input - INPUT_ZERO_POINT); output = "
+            "clamp(OUTPUT_ZERO_POINT + round(acc * multiplier[0] / 2^(31 + shift[0])))",
+    "rescale": "output = clamp(OUTPUT_ZERO_POINT + round((input - INPUT_ZERO_POINT) "
+               "* multiplier[0] / 2^(31 + shift[0])))",
+}
+
+
+def c_header(vectors: KernelVectors, *, prefix: str, source: str = "") -> str:
+    """A self-contained C header: constants as ``#define``, arrays as ``static const``."""
+    recipe = vectors.step.recipe
+    guard = f"QDQ_{prefix.upper()}_H"
+    lines = [
+        f"/* Test vectors for {c_comment(recipe.name)} ({c_comment(recipe.op_type)})"
+        + (f" of {c_comment(source)}" if source else "") + ".",
+        " * Generated by qdq-graph vectors: the integer-only reference of sphinxext_qdq.",
+        f" * {_FORMULAS[recipe.kind]}",
+        (f" * round: {vectors.rounding.replace('_', ' ')} of the exact quotient; clamp to "
+        "[OUTPUT_MIN, OUTPUT_MAX]."),
+        " * multiplier is Q31, shift a right shift (negative: a left shift). */",
+        f"#ifndef {guard}", f"#define {guard}", "", "#include <stdint.h>", "",
+    ]
+    for name, value in vectors.constants.items():
+        lines.append(f"#define {prefix.upper()}_{name.upper()} ({value})")
+    for name, value in _int_attributes(vectors.step).items():
+        lines.append(f"static const int32_t {prefix}_{name}[{len(value)}] = "
+                     f"{{{', '.join(map(str, value))}}};")
+    lines.append("")
+    for name, array in vectors.arrays.items():
+        lines.extend(_c_array(f"{prefix}_{name}", array))
+    lines += [f"#endif /* {guard} */", ""]
+    return "\n".join(lines)
+
+
+def _int_attributes(step: IntegerStep) -> dict[str, list[int]]:
+    """Integer attributes of the node (strides, pads, kernel_shape …) for the header."""
+    found = {}
+    for name, value in sorted(step.attributes.items()):
+        if isinstance(value, int):
+            value = [value]
+        if isinstance(value, list) and value and all(isinstance(v, int) for v in value):
+            found[c_identifier(name)] = value
+    return found
+
+
+def _c_array(name: str, array: np.ndarray) -> list[str]:
+    array = np.asarray(array)
+    c_type = _C_TYPES[array.dtype]
+    shape = ", ".join(str(d) for d in array.shape) or "scalar"
+    lines = [f"/* {name}: shape [{shape}], row-major */",
+             (f"static const int32_t {name}_shape[{max(array.ndim, 1)}] = "
+             f"{{{', '.join(str(d) for d in array.shape) or '1'}}};"),
+             f"static const {c_type} {name}[{max(array.size, 1)}] = {{"]
+    flat = [str(int(v)) for v in array.reshape(-1)] or ["0"]
+    for start in range(0, len(flat), 16):
+        lines.append("    " + ", ".join(flat[start:start + 16]) + ",")
+    lines += ["};", ""]
+    return lines
+
+
+# -- named input sets ------------------------------------------------------------------------
+_INPUT_SPEC = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):"
+                         r"(?P<path>[A-Za-z_]\w*(?:\(\))?(?:\.[A-Za-z_]\w*(?:\(\))?)*)$")
+
+
+def load_named_inputs(spec: str) -> np.ndarray:
+    """Float inputs named ``module:attribute`` (like a console-script entry point).
+
+    The attribute path may call functions without arguments, e.g.
+    ``scripts.resnet8_data:load_digits_splits().test_images``; the result is
+    converted to a float32 array. Nothing is evaluated beyond imports, attribute
+    reads and argument-less calls."""
+    match = _INPUT_SPEC.match(spec.strip())
+    if match is None:
+        raise ValueError(f"{spec!r} is not 'module:attribute' (attributes may end in '()')")
+    value: Any = importlib.import_module(match["module"])
+    for part in match["path"].split("."):
+        call = part.endswith("()")
+        value = getattr(value, part.removesuffix("()"))
+        if call:
+            value = value()
+    return np.asarray(value, np.float32)
+
+
+def load_input_file(path: str | os.PathLike[str]) -> np.ndarray:
+    """Float model inputs from a ``.npy`` file (no pickles)."""
+    return np.asarray(np.load(path, allow_pickle=False), np.float32)
