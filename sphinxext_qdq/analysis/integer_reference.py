@@ -813,15 +813,15 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
 
 def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1
                        ) -> list[tuple[int, ...]]:
-    """Shapes of a step's integer inputs, symbolic dimensions replaced by *batch*."""
+    """Shapes of a step's integer inputs with *batch* as the first (batch) dimension."""
     shapes = []
     for name in step.inputs:
         tensor = model.tensors.get(name)
-        if tensor is None or tensor.shape is None or any(
-                d is None for d in tensor.shape[1:]) or not tensor.shape:
+        if tensor is None or not tensor.shape or not all(
+                isinstance(d, int) for d in tensor.shape[1:]):
             raise IntegerReferenceError(f"{step.recipe.name}: the shape of {name!r} is unknown; "
                                         "give model inputs instead")
-        shapes.append(tuple(d if isinstance(d, int) else batch for d in tensor.shape))
+        shapes.append((batch, *tensor.shape[1:]))
     return shapes
 
 
