@@ -24,7 +24,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
 
+import numpy as np
+
 from sphinxext_qdq import __version__
+from sphinxext_qdq.analysis import integer_reference as reference
 from sphinxext_qdq.analysis.dot import (
     MODES,
     RANKDIRS,
@@ -274,3 +277,98 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001  (a bug: still one line, never a traceback)
         report_error(f"unexpected {type(error).__name__}: {error}")
         return 2
+
+
+# -- qdq-graph vectors ----------------------------------------------------------------
+
+
+def vectors_parser() -> argparse.ArgumentParser:
+    """Arguments of ``qdq-graph vectors MODEL --node NAME``."""
+    parser = _Parser(prog=f"{PROG} vectors",
+                     description="Write the integer test vectors of one quantized-op group "
+                                 "(input, weights, bias, multiplier, shift, expected output) "
+                                 "as .npy files and a C header.")
+    parser.add_argument("model", metavar="MODEL", help="the .onnx file")
+    parser.add_argument("--node", required=True, metavar="NAME",
+                        help="the compute node of the group (its Conv, Gemm, Add ...)")
+    parser.add_argument("-o", "--output-dir", metavar="DIR", default=".", type=Path,
+                        help="folder for the output files (created if needed; default: .)")
+    parser.add_argument("--inputs", metavar="FILE", type=Path,
+                        help="float model inputs (.npy, batch first): the group's integer "
+                             "inputs are computed from them by the integer reference "
+                             "(default: random integers over the input type's range)")
+    parser.add_argument("--batch", metavar="N", type=_positive_int, default=1,
+                        help="first (batch) dimension of random inputs (default: 1)")
+    parser.add_argument("--seed", metavar="N", type=_non_negative_int, default=0,
+                        help="seed of random inputs (default: 0)")
+    parser.add_argument("--rounding", choices=reference.ROUNDINGS, default="half_even",
+                        help="rounding of the requantization (default: half_even, as "
+                             "QuantizeLinear)")
+    parser.add_argument("--name", metavar="BASE", type=_base_name,
+                        help="base name of the files (default: the node name as a C identifier)")
+    parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    return parser
+
+
+def run_vectors(argv: Sequence[str]) -> int:
+    """``qdq-graph vectors MODEL --node NAME -o DIR``: one group's test vectors."""
+    args = vectors_parser().parse_args(list(argv))
+    model = load_model(args.model, args.max_bytes)
+    try:
+        program = reference.build_integer_program(args.model, max_bytes=args.max_bytes,
+                                                  strict=args.inputs is not None)
+        step = _vectors_step(program, args.node, args.model)
+        if args.inputs is not None:
+            values = program.run(_float_inputs(args.inputs), rounding=args.rounding)
+            inputs = [values[name] for name in step.inputs]
+        else:
+            shapes = reference.group_input_shapes(model, step, args.batch)
+            inputs = reference.random_group_inputs(step, shapes, args.seed)
+        vectors = reference.kernel_vectors(step, inputs, rounding=args.rounding)
+    except (reference.IntegerReferenceError, ValueError) as error:
+        raise CliError(f"{args.model}: {error}") from None
+    base = args.name or reference.c_identifier(step.recipe.name)
+    for path in write_vectors(vectors, output_folder(args.output_dir), base,
+                              source=Path(args.model).name):
+        print(path)
+    return 0
+
+
+def _vectors_step(program: reference.IntegerProgram, node: str, model_path: str
+                  ) -> reference.IntegerStep:
+    try:
+        return program.step(node)
+    except KeyError:
+        names = ", ".join(step.recipe.name for step in program.steps)
+        raise CliError(f"{model_path}: {node!r} is not the compute node of a quantized-op group "
+                       f"the integer reference runs (choose from: {names or 'none'})") from None
+
+
+def _float_inputs(path: Path) -> np.ndarray:
+    try:
+        return np.asarray(np.load(path, allow_pickle=False), np.float32)
+    except (OSError, ValueError) as error:
+        raise CliError(f"{path}: not a readable .npy array ({error})") from None
+
+
+def write_vectors(vectors: reference.KernelVectors, folder: Path, base: str, *,
+                  source: str = "") -> list[Path]:
+    """``BASE_<array>.npy`` for each array and ``BASE.h``; return the paths written."""
+    written = []
+    try:
+        for name, array in vectors.arrays.items():
+            target = folder / f"{base}_{name}.npy"
+            np.save(target, array, allow_pickle=False)
+            written.append(target)
+        header = folder / f"{base}.h"
+        header.write_text(reference.c_header(vectors, prefix=reference.c_identifier(base),
+                                             source=source), encoding="utf-8")
+    except OSError as error:
+        raise CliError(f"{folder}: cannot write the test vectors ({error.strerror or error})") \
+            from None
+    written.append(header)
+    return written
+
+
+SUBCOMMANDS["vectors"] = run_vectors

@@ -9,6 +9,7 @@ from sphinxext_qdq.analysis.loader import DEFAULT_MAX_BYTES
 from sphinxext_qdq.directives import (
     QdqGraphDirective,
     QdqParamsDirective,
+    QdqRequantDirective,
     QdqSummaryDirective,
 )
 from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
@@ -39,6 +40,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("qdq-graph", QdqGraphDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
+    app.add_directive("qdq-requant", QdqRequantDirective)
     return {
         "version": __version__,
         "env_version": ENV_VERSION,

@@ -11,13 +11,20 @@ from sphinx import addnodes
 from sphinxext_qdq.analysis.formatting import (
     dtype_label,
     format_granularity,
+    format_scale,
     format_shape,
     format_values,
 )
-from sphinxext_qdq.domain import make_anchor
+from sphinxext_qdq.domain import full_name, make_anchor
 
 if TYPE_CHECKING:
+    from sphinxext_qdq.analysis.integer_reference import AgreementReport, WorkedExample
     from sphinxext_qdq.analysis.model import ModelSummary, QdqModel, QdqNode, QuantParam
+    from sphinxext_qdq.analysis.requant import (
+        FixedPointMultiplier,
+        RequantRecipe,
+        TensorQuantization,
+    )
 
 class Lines(list):
     """A cell of several lines (one paragraph each), each a list of inline nodes."""
@@ -177,3 +184,182 @@ def summary_rows(summary: ModelSummary) -> list[Row]:
 def anchors_for(rows: list[Row], model_key: str) -> list[list[str]]:
     return [[make_anchor(row.target[0], model_key, row.target[1])] if row.target else []
             for row in rows]
+
+
+# -- qdq-requant ---------------------------------------------------------------------------
+def param_link(model_key: str, name: str | None, text: str) -> nodes.Node:
+    """*text* linking to the parameter row of *name* when a table documents it (never warns)."""
+    if not name:
+        return nodes.Text(text)
+    return addnodes.pending_xref(
+        "", nodes.Text(text), refdomain="qdq", reftype="param",
+        reftarget=full_name(model_key, name), refexplicit=True, refwarn=False,
+        qdq_link_key=f"param:{name}",
+    )
+
+
+def node_link(model_key: str, key: str, text: str) -> addnodes.pending_xref:
+    """*text* (a literal) linking to the row documenting node *key*, if any (never warns)."""
+    return addnodes.pending_xref(
+        "", nodes.literal(text, text), refdomain="qdq", reftype="node",
+        reftarget=full_name(model_key, key), refexplicit=True, refwarn=False,
+        qdq_link_key=f"node:{key}",
+    )
+
+
+def quantization_line(model_key: str, side: TensorQuantization, label: str = "") -> list[nodes.Node]:
+    """``s 0.0039215689 · z -128 · INT8``, scale and zero point linking to their rows."""
+    if not side.known:
+        return [nodes.Text(f"{label}unknown")]
+    if side.per_channel:
+        scales = (f"{len(side.scales)} scales {format_scale(min(side.scales))} … "
+                  f"{format_scale(max(side.scales))}")
+    else:
+        scales = f"s {format_scale(side.scales[0])}"
+    zero_points = sorted(set(side.zero_points))
+    zero_text = f"z {zero_points[0]}" if len(zero_points) == 1 else \
+        f"z {zero_points[0]} … {zero_points[-1]}"
+    return [nodes.Text(label), param_link(model_key, side.scale_name, scales), nodes.Text(" · "),
+            param_link(model_key, side.zero_point_name, zero_text),
+            nodes.Text(f" · {dtype_label(side.dtype)}")]
+
+
+def multiplier_text(m: FixedPointMultiplier) -> tuple[str, str]:
+    """(``M`` to 9 significant digits, ``M0 · n · relative error``)."""
+    return f"{m.real:.9g}", f"{m.multiplier} · {m.shift} · {m.relative_error:+.1e}"
+
+
+def multiplier_cells(recipe: RequantRecipe, *, full: bool) -> tuple[Lines, Lines]:
+    """The ``M`` and ``M0 · n · error`` cells: one line per channel / input, or a summary."""
+    if not recipe.multipliers:
+        return Lines([[nodes.Text("; ".join(recipe.notes) or "unknown")]]), Lines([[]])
+    labels = {"add": [f"M{i} = s{i}/s_y: " for i in range(len(recipe.multipliers))],
+              "pool": [f"s_x/(s_y·{recipe.pool_size}): "]}.get(recipe.kind, [""])
+    many = len(recipe.multipliers) > 1 and recipe.kind == "matmul"
+    if many and not full:
+        reals = [m.real for m in recipe.multipliers]
+        shifts = sorted({m.shift for m in recipe.multipliers})
+        return (Lines([[nodes.Text(f"{len(reals)} channels, {min(reals):.9g} … {max(reals):.9g}")]]),
+                Lines([[nodes.Text(f"n {shifts[0]} … {shifts[-1]}, |error| ≤ "
+                                   f"{recipe.max_relative_error:.1e}")]]))
+    real_lines, fixed_lines = Lines(), Lines()
+    for index, m in enumerate(recipe.multipliers):
+        label = f"c{index}: " if many else labels[index] if index < len(labels) else ""
+        real, fixed = multiplier_text(m)
+        real_lines.append([nodes.Text(label + real)])
+        fixed_lines.append([nodes.Text(fixed)])
+    return real_lines, fixed_lines
+
+
+def bias_cell(model_key: str, recipe: RequantRecipe) -> Lines:
+    bias = recipe.bias
+    if bias is None:
+        return Lines([[nodes.Text("—")]])
+    if bias.relative_difference != bias.relative_difference:  # NaN: a scale is unknown
+        check = "scale unknown"
+    elif bias.scale_matches:
+        check = "s_b = s_x·s_w ✓"
+    else:
+        check = f"s_b ≠ s_x·s_w (relative difference {bias.relative_difference:.1e})"
+    return Lines([[code(bias.tensor)],
+                  [nodes.Text(f"{dtype_label(bias.dtype)}, "),
+                   param_link(model_key, bias.scale_name, check)]])
+
+
+def requant_rows(model_key: str, recipes: list[RequantRecipe], *, full: bool) -> list[Row]:
+    """``qdq-requant``: one row per quantized-op group; rows are ``node`` targets."""
+    rows = []
+    for recipe in recipes:
+        real, fixed = multiplier_cells(recipe, full=full)
+        inputs = Lines([quantization_line(model_key, side, f"{index}: " if len(recipe.inputs) > 1
+                                          else "") for index, side in enumerate(recipe.inputs)])
+        rows.append(Row(
+            cells=[
+                [code(recipe.name)],
+                [op_link(recipe.op_type)],
+                inputs,
+                Lines([quantization_line(model_key, recipe.weight)]) if recipe.weight else "—",
+                Lines([quantization_line(model_key, recipe.output)]),
+                real,
+                fixed,
+                bias_cell(model_key, recipe),
+            ],
+            target=("node", recipe.node),
+            index_text=f"{recipe.name} ({recipe.op_type} requantization)",
+        ))
+    return rows
+
+
+REQUANT_HEADERS = ["Node", "Op", "Input (s, z)", "Weight (s, z)", "Output (s, z)",
+                   "Multiplier M", "M0 · n · error", "Bias (INT32)"]
+REQUANT_WIDTHS = [14, 8, 16, 14, 16, 12, 12, 12]
+
+
+def example_rows(example: WorkedExample, recipe: RequantRecipe, per_line: int) -> list[Row]:
+    """A worked Conv / Gemm output element: one row per step of the integer kernel."""
+    m = example.multiplier
+    total = m.total_shift
+    where = ", ".join(f"{axis} {value}" for axis, value in zip(
+        ("channel", "row", "column") if example.op_type == "Conv" else ("column",),
+        example.position))
+    x_side, w_side, y_side = recipe.inputs[0], recipe.weight, recipe.output
+    assert w_side is not None
+    scales = (f"s_x = {format_scale(x_side.scales[0])}, s_w = "
+              f"{format_scale(w_side.scales[0] if len(w_side.scales) == 1 else w_side.scales[example.position[0]])}"
+              f", s_y = {format_scale(y_side.scales[0])}")
+    rounding = example.rounding.replace("_", " ")
+    steps = [
+        ("Output element", f"image {example.image}, {where}"),
+        ("Inputs x as stored", _grouped(example.inputs, per_line)),
+        ("Weights w as stored", _grouped(example.weights, per_line)),
+        ("Zero points", f"z_x = {example.input_zero_point}, z_w = {example.weight_zero_point}"),
+        ("Σ (x − z_x)(w − z_w)", f"{example.dot} ({len(example.inputs)} products)"),
+        ("+ bias b (INT32)", f"{example.dot} + {example.bias} = {example.accumulator} = acc"),
+        ("Scales", scales),
+        ("M = s_x·s_w / s_y", (f"{m.real:.12g} ≈ M0 · 2^−(31+n) with M0 = {m.multiplier}, "
+                              f"n = {m.shift} (relative error {m.relative_error:+.1e})")),
+        ("acc · M0 (64-bit)", f"{example.accumulator} · {m.multiplier} = {example.product}"),
+        (f"round(acc · M0 / 2^{total}) ({rounding})", str(example.rounded)),
+        ("+ z_y, saturate", f"{example.rounded} + {example.output_zero_point} → {example.output}"),
+        ("Check: acc · M in real numbers", f"{example.real_quotient:.6f} → QuantizeLinear gives "
+                                           f"{example.float_path}"
+                                           + (" (same)" if example.float_path == example.output
+                                              else " (differs)")),
+    ]
+    return [Row([label, value]) for label, value in steps]
+
+
+def _grouped(values: tuple[int, ...], per_line: int) -> Lines:
+    """Integers, *per_line* to a line (one line per input channel of a Conv)."""
+    per_line = max(per_line, 1)
+    return Lines([[code(" ".join(f"{v:4d}" for v in values[i:i + per_line]))]
+                  for i in range(0, len(values), per_line)])
+
+
+def _percent(fraction: float) -> str:
+    """A fraction as a percentage truncated (never rounded up) to 3 decimals."""
+    return f"{int(fraction * 100_000) / 1000:.3f} %"
+
+
+def agreement_rows(model_key: str, report: AgreementReport) -> list[Row]:
+    """Per-layer and final agreement between the integer reference and ONNX Runtime."""
+    unmodified = dict(report.kernels)
+    rows = []
+    for layer in report.layers:
+        kernel = layer.ort_kernel or "—"
+        before = unmodified.get(layer.node, "")
+        if before and before != layer.ort_kernel:
+            kernel += f" (unmodified model: {before})"
+        rows.append(Row([[node_link(model_key, layer.node, layer.node)], layer.op_type, kernel,
+                         f"{layer.elements:,}", _percent(layer.exact_fraction),
+                         str(layer.max_difference)]))
+    for layer in report.final:
+        rows.append(Row([[nodes.strong("", f"output {layer.node}")],
+                         "before DequantizeLinear", "unmodified model", f"{layer.elements:,}",
+                         _percent(layer.exact_fraction), str(layer.max_difference)]))
+    return rows
+
+
+AGREEMENT_HEADERS = ["Layer", "Op", "ONNX Runtime kernel", "Elements", "Exact match",
+                     "Max |Δ| (LSB)"]
+AGREEMENT_WIDTHS = [22, 12, 26, 12, 12, 10]
