@@ -182,7 +182,7 @@ def config_table(app: Sphinx, problems: ReferenceProblems) -> str:
         meaning = option.description or CONFIG_MEANINGS.get(name, "")
         rows.append([code(name), code(repr(option.default)), types, option.rebuild or "none",
                      meaning])
-    return table(["Name", "Default", "Type", "Rebuilds", "Meaning"], rows)
+    return table(["Name", "Default", "Type", "Rebuilds", "Meaning"], rows, [22, 20, 9, 9, 40])
 
 
 def option_table(options: dict[str, tuple[str, str]], spec_keys: set[str], what: str,
@@ -190,7 +190,7 @@ def option_table(options: dict[str, tuple[str, str]], spec_keys: set[str], what:
     problems.compare(f"option of {what}", spec_keys, set(options))
     rows = [[code(f":{name}:"), value, meaning] for name, (value, meaning) in options.items()
             if name in spec_keys]
-    return table(["Option", "Value", "Meaning"], rows)
+    return table(["Option", "Value", "Meaning"], rows, [20, 25, 55])
 
 
 def directive_tables(problems: ReferenceProblems) -> str:
@@ -216,7 +216,7 @@ def role_table(problems: ReferenceProblems) -> str:
     problems.compare("role", set(QdqDomain.roles), set(ROLE_MEANINGS))
     rows = [[code(f"qdq:{name}"), example, meaning]
             for name, (example, meaning) in ROLE_MEANINGS.items() if name in QdqDomain.roles]
-    return table(["Role", "Target", "Links to"], rows)
+    return table(["Role", "Target", "Links to"], rows, [18, 32, 50])
 
 
 def subtype_table(problems: ReferenceProblems) -> str:
@@ -228,7 +228,7 @@ def subtype_table(problems: ReferenceProblems) -> str:
              for name, meaning in GLUE_SUBTYPE_MEANINGS.items() if name in glue]
     rows += [[code(f"ref.{name}"), "Sphinx (unresolved role)", message % {"target": "…"}]
              for name, message in QdqDomain.dangling_warnings.items()]
-    return table(["`suppress_warnings` entry", "Raised by", "Meaning"], rows)
+    return table(["`suppress_warnings` entry", "Raised by", "Meaning"], rows, [22, 28, 50])
 
 
 def reference_fragments(app: Sphinx) -> tuple[dict[str, str], list[str]]:

@@ -38,9 +38,15 @@ def cell(text: object) -> str:
     return str(text).replace("\n", " ").replace("|", "\\|")
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """A Markdown pipe table."""
-    lines = ["| " + " | ".join(cell(h) for h in headers) + " |",
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]],
+          widths: Sequence[int] | None = None) -> str:
+    """A Markdown pipe table; ``widths`` (relative) set its columns in the PDF."""
+    lines = []
+    if widths:
+        total = sum(widths)
+        columns = "".join(f"\\X{{{width}}}{{{total}}}" for width in widths)
+        lines += ["```{tabularcolumns} " + columns, "```", ""]
+    lines += ["| " + " | ".join(cell(h) for h in headers) + " |",
              "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(cell(value) for value in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

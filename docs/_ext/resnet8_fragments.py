@@ -310,7 +310,8 @@ def roundtrip_table(model: ShowcaseModel, qdq_names: list[str], samples: int = 1
                      number(float(affine.scale) / 2, 6), number(float(error.max()), 6),
                      f"{number(outside, 6)} at $x = {number(float(beyond), 6)}$"])
     return table(["Q/DQ pair", "$s$", "$z$", "Covered range", "Bound $s/2$",
-                  f"Largest error ({integer(samples)} inputs)", "Error past the range"], rows)
+                  f"Largest error ({integer(samples)} inputs)", "Error past the range"], rows,
+                 [24, 12, 6, 14, 11, 14, 19])
 
 
 def weight_table(model: ShowcaseModel) -> str:
