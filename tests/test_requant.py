@@ -5,6 +5,7 @@ against the scales read from the models with ``onnx.numpy_helper``."""
 from __future__ import annotations
 
 import math
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,11 +13,14 @@ import numpy as np
 import onnx
 import pytest
 import qdq_factories as factories
+from docutils import nodes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from onnx import helper, numpy_helper
+from sphinx_helpers import build, follow, has_id, make_project
 
 from sphinxext_qdq.analysis import load_qdq_model
+from sphinxext_qdq.analysis.formatting import format_scale
 from sphinxext_qdq.analysis.requant import (
     quantize_multiplier,
     requant_recipes,
@@ -218,3 +222,139 @@ def test_an_unknown_scale_leaves_the_recipe_incomplete_with_a_note(tmp_path: Pat
     (recipe,) = requant_recipes(model)
     assert not recipe.complete and recipe.multipliers == ()
     assert any("y_scale" in note for note in recipe.notes)
+
+
+# -- the qdq-requant directive in a real Sphinx build ----------------------------------------
+def table_rows(doctree: nodes.document, number: int) -> list[list[str]]:
+    """Cell texts (paragraphs joined by ' | ') of the *number*-th table's body rows."""
+    table = list(doctree.findall(nodes.table))[number]
+    body = next(table.findall(nodes.tbody))
+    return [[" | ".join(p.astext() for p in entry.findall(nodes.paragraph)) for entry in row]
+            for row in body.children]
+
+
+REQUANT_PAGE = """# Requantization
+
+```{qdq-requant} tiny
+:caption: Every group
+```
+
+```{qdq-requant} tiny
+:ops: Conv
+:values: full
+:no-index:
+```
+
+```{qdq-requant} tiny
+:show: example
+:node: conv1
+:inputs: images.npy
+:image: 1
+:position: 2, 0, 7
+```
+
+```{qdq-requant} tiny
+:show: agreement
+:inputs: images.npy
+:images: 3
+```
+
+```{qdq-requant} tiny
+:nodes: ^nothing$
+```
+
+```{qdq-requant} tiny
+:show: agreement
+:inputs: no_such_module_xyz:images
+```
+"""
+
+
+@pytest.fixture(scope="module")
+def requant_build(tmp_path_factory: pytest.TempPathFactory):
+    src = make_project(tmp_path_factory.mktemp("requant") / "src", root=None, pages={
+        "index.md": "# Root\n\n```{toctree}\nrequant\nrefs\n```\n",
+        "requant.md": REQUANT_PAGE,
+        "refs.md": "# Refs\n\n{qdq:node}`tiny:conv1` and {qdq:node}`fc`.\n",
+    })
+    images = np.random.default_rng(4).normal(0, 1, (4, *factories.TINY_INPUT_SHAPE[1:]))
+    np.save(src / "images.npy", images.astype(np.float32))
+    return src, build(src, "html"), images.astype(np.float32)
+
+
+def test_requant_table_rows_follow_the_model(requant_build) -> None:
+    src, result, _ = requant_build
+    inits = Initializers(onnx.load(str(src / "models" / "tiny.onnx")))
+    doctree = result.app.env.get_doctree("requant")
+    rows = table_rows(doctree, 0)
+    assert [row[0] for row in rows] == ["conv1", "skip", "conv2", "add", "pool", "flatten", "fc"]
+    conv1 = rows[0]
+    s_x, z_x = inits.dq_of(inits.nodes["conv1"].input[0])
+    assert conv1[2] == f"s {format_scale(float(s_x))} · z {int(z_x)} · UINT8"
+    s_w, _ = inits.dq_of(inits.nodes["conv1"].input[1])
+    s_y, _ = inits.output_q("conv1")
+    assert float(conv1[5]) == pytest.approx(float(s_x) * float(s_w) / float(s_y), rel=1e-8)
+    m0, shift, _error = conv1[6].split(" · ")
+    assert int(m0) * 2.0 ** -(31 + int(shift)) == pytest.approx(float(conv1[5]), rel=1e-8)
+    assert "s_b = s_x·s_w ✓" in conv1[7]
+    add = rows[3]
+    assert add[2].count(" · z ") == 2 and add[5].count("M") == 2
+    assert "s_x/(s_y·64)" in rows[4][5]
+    conv_only = table_rows(doctree, 1)
+    assert [row[0] for row in conv_only] == ["conv1", "skip", "conv2"]
+
+
+def test_requant_rows_are_node_targets(requant_build) -> None:
+    _, result, _ = requant_build
+    html = result.outdir / "refs.html"
+    text = html.read_text(encoding="utf-8")
+    hrefs = re.findall(r'href="(requant\.html#[^"]+)"', text)
+    assert len(hrefs) == 2
+    for href in hrefs:
+        page, anchor = follow(html, href)
+        assert has_id(page, anchor)
+
+
+def test_requant_warnings_are_located_and_typed(requant_build) -> None:
+    _, result, _ = requant_build
+    lines = [line for line in result.warnings.splitlines() if line.strip()]
+    assert len(lines) == 2, result.warnings
+    assert "requant.md" in lines[0] and "no quantized-op group matches" in lines[0]
+    assert "[qdq.filter]" in lines[0]
+    assert "no_such_module_xyz" in lines[1] and "[qdq.reference]" in lines[1]
+
+
+def test_worked_example_table_shows_the_element(requant_build) -> None:
+    src, result, images = requant_build
+    rows = {row[0]: row[1] for row in table_rows(result.app.env.get_doctree("requant"), 2)}
+    assert rows["Output element"] == "image 1, channel 2, row 0, column 7"
+    oracle_model = onnx.load(str(src / "models" / "tiny.onnx"))
+    inits = Initializers(oracle_model)
+    s_x, z_x = inits.dq_of(inits.nodes["conv1"].input[0])
+    quantized = np.clip(np.rint(images[1] / s_x) + int(z_x), 0, 255).astype(int)
+    first_channel = rows["Inputs x as stored"].split(" | ")[0].split()
+    # pads 1: the window of (row 0, column 7) reads row -1 and column 8 from the padding (z_x)
+    z = int(z_x)
+    expected = [z] * 3 + [*quantized[0, 0, 6:8].tolist(), z] + [*quantized[0, 1, 6:8].tolist(), z]
+    assert [int(v) for v in first_channel] == expected
+    assert rows["Check: acc · M in real numbers"].endswith("(same)")
+
+
+def test_agreement_table_covers_every_integer_tensor(requant_build) -> None:
+    _, result, _ = requant_build
+    doctree = result.app.env.get_doctree("requant")
+    rows = table_rows(doctree, 3)
+    assert [row[0] for row in rows] == ["input", "conv1", "skip", "conv2", "add", "pool",
+                                        "flatten", "fc", "output logits"]
+    assert rows[0][3] == f"{3 * 3 * 8 * 8:,}" and rows[0][4] == "100.000 %"
+    assert rows[-1][3] == f"{3 * factories.TINY_CLASSES:,}"
+    paragraphs = [p.astext() for p in doctree.findall(nodes.paragraph)]
+    assert any(p.startswith("Top-1 class identical on ") and " of 3 inputs" in p
+               for p in paragraphs)
+
+
+def test_example_without_inputs_is_a_located_error(tmp_path: Path) -> None:
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.md": "# Root\n\n```{qdq-requant} tiny\n:show: example\n:node: conv1\n```\n"})
+    result = build(src, "html")
+    assert "index.md:3" in result.warnings and "needs :inputs:" in result.warnings
