@@ -70,30 +70,7 @@ latex_documents = [
 latex_elements = {
     "papersize": "a4paper",
     "sphinxsetup": "hmargin={2cm,2cm}, vmargin={2.5cm,2.5cm}",
-    "preamble": r"""
-\usepackage{etoolbox}
-\makeatletter
-% Model names (stack2/shortcut/Conv_output_0_QuantizeLinear) must wrap inside narrow
-% table columns: ragged-right cells, a break point after every underscore, and
-% hyphenation allowed in monospace words (DequantizeLinear -> Dequantize-Linear).
-\newcolumntype{\X}[2]{>{\raggedright\arraybackslash}p{\dimexpr
-      (\linewidth-\spx@arrayrulewidth)*#1/#2-\tw@\tabcolsep-\spx@arrayrulewidth\relax}}
-\makeatother
-\DeclareRobustCommand{\_}{\ifmmode\mbox{\textunderscore}\else\textunderscore\hskip0pt\relax\fi}
-\hyphenation{Dequantize-Linear Quantize-Linear}
-\DeclareUnicodeCharacter{2212}{\textminus}
-\DeclareUnicodeCharacter{2264}{\ensuremath{\leq}}
-\DeclareUnicodeCharacter{2265}{\ensuremath{\geq}}
-\newcommand{\qdqhyphenatett}{\hyphenchar\font=`\-}
-\newcommand{\qdqtablefont}{\small\setlength{\tabcolsep}{3pt}{\ttfamily\qdqhyphenatett\itshape\qdqhyphenatett
-  \upshape\slshape\qdqhyphenatett}}
-\appto\sphinxatlongtablestart{\qdqtablefont}
-\appto\sphinxattablestart{\qdqtablefont}
-% Leave room for the caption under a full-height graph (Sphinx allows \textheight).
-\makeatletter
-\AtBeginDocument{\spx@image@maxheight=0.82\textheight}
-\makeatother
-""",
+    "preamble": (ROOT / "docs" / "_ext" / "latex-preamble.tex").read_text(encoding="utf-8"),
 }
 
 logger = logging.getLogger("conf")

@@ -60,7 +60,7 @@ def build(target: str, tmp_path_factory: pytest.TempPathFactory) -> DocsBuild:
             [sys.executable, "-m", "sphinx", "-M", target, str(REPOSITORY), str(root),
              *SPHINX_OPTIONS],
             cwd=REPOSITORY, env=environment, stdin=subprocess.DEVNULL, capture_output=True,
-            text=True, timeout=BUILD_TIMEOUT, check=False)
+            text=True, errors="replace", timeout=BUILD_TIMEOUT, check=False)
         outdir = root / ("latex" if target.startswith("latex") else target)
         _builds[target] = DocsBuild(outdir, result.returncode, result.stdout + result.stderr)
     return _builds[target]
