@@ -260,7 +260,7 @@ def bias_cell(model_key: str, recipe: RequantRecipe) -> Lines:
     elif bias.scale_matches:
         check = "s_b = s_x·s_w ✓"
     else:
-        check = f"s_b ≠ s_x·s_w (relative difference {bias.relative_difference:.1e})"
+        check = f"s_b is not s_x·s_w (relative difference {bias.relative_difference:.1e})"
     return Lines([[code(bias.tensor)],
                   [nodes.Text(f"{dtype_label(bias.dtype)}, "),
                    param_link(model_key, bias.scale_name, check)]])
@@ -313,11 +313,12 @@ def example_rows(example: WorkedExample, recipe: RequantRecipe, per_line: int) -
         ("Inputs x as stored", _grouped(example.inputs, per_line)),
         ("Weights w as stored", _grouped(example.weights, per_line)),
         ("Zero points", f"z_x = {example.input_zero_point}, z_w = {example.weight_zero_point}"),
-        ("Σ (x − z_x)(w − z_w)", f"{example.dot} ({len(example.inputs)} products)"),
+        ("sum of (x − z_x)(w − z_w)", f"{example.dot} ({len(example.inputs)} products)"),
         ("+ bias b (INT32)", f"{example.dot} + {example.bias} = {example.accumulator} = acc"),
         ("Scales", scales),
-        ("M = s_x·s_w / s_y", (f"{m.real:.12g} ≈ M0 · 2^−(31+n) with M0 = {m.multiplier}, "
-                              f"n = {m.shift} (relative error {m.relative_error:+.1e})")),
+        ("M = s_x·s_w / s_y", (f"{m.real:.12g}, approximated by M0 · 2^−(31+n) with "
+                              f"M0 = {m.multiplier}, n = {m.shift} "
+                              f"(relative error {m.relative_error:+.1e})")),
         ("acc · M0 (64-bit)", f"{example.accumulator} · {m.multiplier} = {example.product}"),
         (f"round(acc · M0 / 2^{total}) ({rounding})", str(example.rounded)),
         ("+ z_y, saturate", f"{example.rounded} + {example.output_zero_point} → {example.output}"),
@@ -361,5 +362,5 @@ def agreement_rows(model_key: str, report: AgreementReport) -> list[Row]:
 
 
 AGREEMENT_HEADERS = ["Layer", "Op", "ONNX Runtime kernel", "Elements", "Exact match",
-                     "Max |Δ| (LSB)"]
+                     "Max difference (LSB)"]
 AGREEMENT_WIDTHS = [22, 12, 26, 12, 12, 10]

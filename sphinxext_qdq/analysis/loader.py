@@ -5,18 +5,25 @@
 traceback. It parses the bytes itself (external data is never loaded with the
 model), caps the file size, and caches the analysis by resolved path, size,
 modification time and content hash, so a process parses a model once however
-many directives ask for it.
+many directives ask for it. A file whose status (size, times, inode) has not
+changed since it was hashed, and which had not changed for a while then, is
+not read again for a cache hit.
 
-External data is read only for the tensors the analysis needs (scales and zero
-points) by :func:`read_tensor_array`, and only from inside the model's folder.
+Weights are never parsed: the bytes of large initializers are left out before
+protobuf sees the file (:mod:`.wire`) and those tensors become external-data
+references to the model file itself. External data is read only for the
+tensors the analysis needs (scales and zero points) by :func:`read_tensor_array`,
+and only from inside the model's folder.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
@@ -25,6 +32,8 @@ import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
+
+from sphinxext_qdq.analysis.wire import without_bulk_data
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.model import QdqModel
@@ -35,8 +44,12 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: Most analyses kept in the cache (least recently used ones are dropped first).
 CACHE_SIZE = 64
 
-#: Files at least this large are hashed in a thread while protobuf parses them.
+#: Files at least this large are hashed in a thread while they are parsed and analysed.
 _THREADED_HASH_BYTES = 4 * 1024 * 1024
+
+#: A file last changed at least this long before it was read is trusted unchanged as long
+#: as its status is (coarse file-system clocks cannot hide a later change of the same size).
+_SETTLED_NS = 2_000_000_000
 
 #: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
 _MAX_IR_VERSION = 64
@@ -63,7 +76,18 @@ class _CacheKey(NamedTuple):
     content_hash: str
 
 
+class _Status(NamedTuple):
+    """What ``stat`` says of a file; any write changes ``ctime``."""
+
+    size: int
+    mtime_ns: int
+    ctime_ns: int
+    inode: int
+    device: int
+
+
 _cache: OrderedDict[_CacheKey, QdqModel] = OrderedDict()
+_settled: dict[str, tuple[_Status, str]] = {}  # path -> (status, content hash) known at once
 _lock = threading.Lock()
 _parse_count = 0
 _hit_count = 0
@@ -73,24 +97,54 @@ _hit_count = 0
 def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
     """Parse and analyse the ONNX model at *path*, or return the cached analysis."""
     resolved = _resolve_model_file(path)
-    mtime_ns = _checked_stat(resolved, max_bytes).st_mtime_ns
+    status = _checked_stat(resolved, max_bytes)
+    mtime_ns = status.st_mtime_ns
+    where = str(resolved)
+    cached = _settled_hit(where, status)
+    if cached is not None:
+        return cached
+    read_at = time.time_ns()
     data = _read_bytes(resolved)
     if len(data) > max_bytes:  # the file grew after the check
         _checked_stat(resolved, max_bytes)
-    where = str(resolved)
     if _seen_before(where, len(data), mtime_ns):
         content_hash = _content_hash(data)
         key = _CacheKey(where, len(data), mtime_ns, content_hash)
         cached = _cached(key)
         if cached is not None:
+            _note_settled(where, status, content_hash, read_at)
             return cached
-        proto = parse_model_bytes(data, resolved)
-    else:  # surely a miss: hash (releases the GIL) while protobuf parses
-        proto, content_hash = _parse_while_hashing(data, resolved)
-        key = _CacheKey(where, len(data), mtime_ns, content_hash)
-    model = _analysed(proto, resolved, content_hash)
+        model = _analysed(parse_lean(data, resolved), resolved, content_hash)
+    else:  # surely a miss: hash (releases the GIL) while the model is parsed and analysed
+        model = _analysed_while_hashing(data, resolved)
+        key = _CacheKey(where, len(data), mtime_ns, model.content_hash)
     _remember(key, model)
+    _note_settled(where, status, model.content_hash, read_at)
     return model
+
+
+def _status(status: os.stat_result) -> _Status:
+    return _Status(status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino,
+                   status.st_dev)
+
+
+def _settled_hit(where: str, status: os.stat_result) -> QdqModel | None:
+    """The cached analysis of a file whose status is unchanged since it was hashed."""
+    with _lock:
+        known = _settled.get(where)
+    if known is None or known[0] != _status(status):
+        return None
+    return _cached(_CacheKey(where, status.st_size, status.st_mtime_ns, known[1]))
+
+
+def _note_settled(where: str, status: os.stat_result, content_hash: str, read_at: int) -> None:
+    """Trust *status* for *where* when the file had not changed for a while before it
+    was read (a change in the same clock tick as the read would not show in the status)."""
+    with _lock:
+        if max(status.st_mtime_ns, status.st_ctime_ns) <= read_at - _SETTLED_NS:
+            _settled[where] = (_status(status), content_hash)
+        else:
+            _settled.pop(where, None)
 
 
 def _cached(key: _CacheKey) -> QdqModel | None:
@@ -130,6 +184,7 @@ def clear_cache() -> None:
     """Forget every cached analysis (the parse counter keeps counting)."""
     with _lock:
         _cache.clear()
+        _settled.clear()
 
 
 def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> onnx.ModelProto:
@@ -343,18 +398,38 @@ def _seen_before(path: str, size: int, mtime_ns: int) -> bool:
         return any(k.path == path and k.size == size and k.mtime_ns == mtime_ns for k in _cache)
 
 
-def _parse_while_hashing(data: bytes, path: Path) -> tuple[onnx.ModelProto, str]:
-    """Parse *data* and hash it at the same time (sha256 runs without the GIL)."""
+def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
+    """Parse and analyse *data* while a thread hashes it (sha256 runs without the GIL)."""
     if len(data) < _THREADED_HASH_BYTES:
-        return parse_model_bytes(data, path), _content_hash(data)
+        return _analysed(parse_lean(data, path), path, _content_hash(data))
     digest: list[str] = []
     worker = threading.Thread(target=lambda: digest.append(_content_hash(data)), daemon=True)
     worker.start()
     try:
-        proto = parse_model_bytes(data, path)
+        model = _analysed(parse_lean(data, path), path, "")
     finally:
         worker.join()
-    return proto, digest[0]
+    return dataclasses.replace(model, content_hash=digest[0])
+
+
+def parse_lean(data: bytes, path: Path) -> onnx.ModelProto:
+    """Parse a model file without its bulk data: large initializers come back as
+    external-data references to their bytes in *path* (read only when asked for)."""
+    lean = without_bulk_data(memoryview(data))
+    if lean is None:
+        return parse_model_bytes(data, path)
+    stripped, bulk = lean
+    proto = parse_model_bytes(stripped, path)
+    initializers = proto.graph.initializer
+    for part in bulk:
+        tensor = initializers[part.index]
+        tensor.data_location = onnx.TensorProto.EXTERNAL
+        del tensor.external_data[:]
+        for key, value in (("location", path.name), ("offset", str(part.offset)),
+                           ("length", str(part.length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
+    return proto
 
 
 def _remember(key: _CacheKey, model: QdqModel) -> None:

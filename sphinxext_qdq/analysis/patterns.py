@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import helper, numpy_helper
 
 from sphinxext_qdq.analysis.loader import (
     QdqModelError,
@@ -296,11 +296,15 @@ class _Analysis:
                 _qdq_output_type(node, self)
 
     def _run_shape_inference(self) -> None:
-        """ONNX shape inference (on a copy without large weights when the weights are
-        big enough for copying them to cost more than leaving them out); failures warn."""
-        weight_bytes = sum(tensor_nbytes(t) for t in self.graphs[0].initializers.values())
-        source = self.proto if weight_bytes <= _INFERENCE_COPY_BYTES \
-            else _without_large_weights(self.proto)
+        """ONNX shape inference where types are missing: on the few main-graph nodes
+        lacking them when that is all (:meth:`_untyped_part`), else on the model (a
+        copy without large weights when they are big); failures warn."""
+        source = self._untyped_part()
+        graphs = self.graphs[:1] if source is not None else self.graphs
+        if source is None:
+            weight_bytes = sum(tensor_nbytes(t) for t in self.graphs[0].initializers.values())
+            source = self.proto if weight_bytes <= _INFERENCE_COPY_BYTES \
+                else _without_large_weights(self.proto)
         try:
             inferred = onnx.shape_inference.infer_shapes(source, check_type=False,
                                                          strict_mode=False)
@@ -312,15 +316,39 @@ class _Analysis:
             return
         self.inferred = True
         inferred_graphs = _graphs_breadth_first(inferred.graph)
-        if len(inferred_graphs) != len(self.graphs):
+        if len(inferred_graphs) != len(graphs):
             return
-        for graph, inferred_graph in zip(self.graphs, inferred_graphs):
+        for graph, inferred_graph in zip(graphs, inferred_graphs):
             for info in (*inferred_graph.value_info, *inferred_graph.output):
                 known = graph.types.get(info.name)
                 if known is None or known[0] is None:
                     dtype, shape = _value_info_type(info)
                     if dtype is not None or shape is not None:
                         graph.types[info.name] = (dtype, shape)
+
+    def _untyped_part(self) -> onnx.ModelProto | None:
+        """A model of the main-graph nodes whose outputs lack a type, the nodes giving
+        them untyped inputs and the ``Constant`` nodes they read, with their other inputs
+        declared with the types already known; None when subgraphs lack types too or
+        the part is not small (ONNX Runtime's quantizer leaves one output untyped)."""
+        main = self.graphs[0]
+        if any(_lacks_types(g) for g in self.graphs[1:]):
+            return None
+        chosen: dict[int, _Node] = {}
+        pending = [n for n in main.nodes if not n.is_qdq and _has_untyped_output(n, main)]
+        while pending:
+            node = pending.pop()
+            if node.index in chosen:
+                continue
+            if _may_hold_subgraphs(node.op_type, node.domain) or len(chosen) * 4 > len(main.nodes):
+                return None
+            chosen[node.index] = node
+            for name in node.inputs:
+                producer = main.producers.get(name)
+                if producer is not None and (name in main.constants
+                                             or main.types.get(name, (None,))[0] is None):
+                    pending.append(producer)
+        return _inference_model(self.proto, main, [chosen[i] for i in sorted(chosen)])
 
     def type_of(self, graph: _Graph, name: str) -> tuple[str | None, Shape | None]:
         """Type of *name* as seen from *graph* (outer scopes included)."""
@@ -727,6 +755,46 @@ def _qdq_output_type(node: _Node, analysis: _Analysis) -> None:
     graph.types[out] = (known_dtype or dtype, known_shape if known_shape is not None else x_shape)
 
 
+def _has_untyped_output(node: _Node, graph: _Graph) -> bool:
+    return any(name and graph.types.get(name, (None,))[0] is None for name in node.outputs)
+
+
+def _inference_model(proto: onnx.ModelProto, graph: _Graph, nodes: list[_Node]
+                     ) -> onnx.ModelProto:
+    """A model of *nodes* (in model order) for shape inference: inputs they do not write
+    are initializers (data only when small) or graph inputs of the known type."""
+    part = onnx.ModelProto()
+    part.ir_version = proto.ir_version
+    part.opset_import.extend(proto.opset_import)
+    part.functions.extend(proto.functions)
+    part.graph.node.extend(n.proto for n in nodes)
+    written = {name for node in nodes for name in node.outputs if name}
+    declared: set[str] = set()
+    for name in (name for node in nodes for name in node.inputs):
+        if not name or name in written or name in declared:
+            continue
+        declared.add(name)
+        tensor = graph.initializers.get(name)
+        dtype, shape = graph.types.get(name, (None, None))
+        if tensor is not None:
+            _add_inference_initializer(part.graph, tensor)
+        elif dtype in _DTYPE_VALUES:
+            part.graph.input.append(helper.make_tensor_value_info(
+                name, _DTYPE_VALUES[dtype], shape))
+    return part
+
+
+def _add_inference_initializer(graph: onnx.GraphProto, tensor: onnx.TensorProto) -> None:
+    """*tensor* itself when small and inline, else a stub with its type and dims only."""
+    if math.prod(tensor.dims) <= _INFERENCE_ELEMENT_LIMIT and not uses_external_data(tensor):
+        graph.initializer.append(tensor)
+    else:
+        stub = graph.initializer.add()
+        stub.name = tensor.name
+        stub.data_type = tensor.data_type
+        stub.dims.extend(tensor.dims)
+
+
 def _without_large_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     """A shallow working copy for shape inference: big initializers keep type and dims only."""
     copy = onnx.ModelProto()
@@ -740,13 +808,7 @@ def _without_large_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
     graph.output.extend(source.output)
     graph.value_info.extend(source.value_info)
     for tensor in source.initializer:
-        if math.prod(tensor.dims) <= _INFERENCE_ELEMENT_LIMIT and not uses_external_data(tensor):
-            graph.initializer.append(tensor)
-        else:
-            stub = graph.initializer.add()
-            stub.name = tensor.name
-            stub.data_type = tensor.data_type
-            stub.dims.extend(tensor.dims)
+        _add_inference_initializer(graph, tensor)
     return copy
 
 
@@ -789,6 +851,7 @@ def _dtype_name(data_type: int) -> str | None:
 
 
 _DTYPE_NAMES = {value: name for name, value in onnx.TensorProto.DataType.items() if value}
+_DTYPE_VALUES = {name: value for value, name in _DTYPE_NAMES.items()}
 
 
 def _resolve(name: str, graph: _Graph
