@@ -345,6 +345,8 @@ def position_option(argument: str | None) -> tuple[int, ...]:
 
 #: Agreement reports computed in this process: (content hash, inputs, images, rounding).
 _agreement_cache: dict[tuple[str, str, int | None, str], reference.AgreementReport] = {}
+#: Float inputs named ``module:attribute``, loaded once per process.
+_named_inputs_cache: dict[str, np.ndarray] = {}
 
 
 class QdqRequantDirective(QdqParamsDirective):
@@ -435,7 +437,9 @@ class QdqRequantDirective(QdqParamsDirective):
                 _rel, path = self.env.relfn2path(spec, self.env.docname)
                 self.env.note_dependency(path)
                 return reference.load_input_file(path)
-            return reference.load_named_inputs(spec)
+            if spec not in _named_inputs_cache:
+                _named_inputs_cache[spec] = reference.load_named_inputs(spec)
+            return _named_inputs_cache[spec]
         except ImportError:
             raise
         except Exception as exc:  # noqa: BLE001  (user code: never crash the build)
