@@ -204,6 +204,77 @@ def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> 
     return proto
 
 
+# -- text fields ----------------------------------------------------------------
+def _existing(message_type: type, names: tuple[str, ...]) -> tuple[str, ...]:
+    fields = message_type.DESCRIPTOR.fields_by_name
+    return tuple(name for name in names if name in fields)
+
+
+_MODEL_TEXT = _existing(onnx.ModelProto, ("producer_name", "producer_version", "domain",
+                                          "doc_string"))
+_GRAPH_TEXT = _existing(onnx.GraphProto, ("name", "doc_string"))
+_NODE_TEXT = _existing(onnx.NodeProto, ("name", "op_type", "domain", "doc_string", "overload"))
+_ATTRIBUTE_TEXT = _existing(onnx.AttributeProto, ("name", "doc_string", "ref_attr_name"))
+_NAMED_TEXT = ("name", "doc_string")  # TensorProto, ValueInfoProto
+
+
+def repair_text_fields(proto: onnx.ModelProto) -> int:
+    """Decode, in place, the string fields of *proto* (and its subgraphs) that are not
+    valid UTF-8, with U+FFFD for the bad bytes; return how many there were.
+
+    ONNX strings are proto2 ``string`` fields: protobuf accepts any bytes there, and the
+    Python runtime then hands them out as ``bytes`` instead of ``str`` (one flipped byte
+    in a name is enough), which no caller expects.
+    """
+    repaired = _repaired(proto, _MODEL_TEXT)
+    for opset in proto.opset_import:
+        repaired += _repaired(opset, ("domain",))
+    pending = [proto.graph]
+    while pending:
+        graph = pending.pop()
+        repaired += _repaired(graph, _GRAPH_TEXT)
+        for node in graph.node:
+            if bytes in map(type, (node.name, node.op_type, node.domain, node.doc_string,
+                                   *node.input, *node.output)):
+                repaired += _repaired(node, _NODE_TEXT)
+                repaired += _repaired_list(node.input) + _repaired_list(node.output)
+            for attr in node.attribute:
+                repaired += _repaired(attr, _ATTRIBUTE_TEXT)
+                if attr.type == onnx.AttributeProto.GRAPH:
+                    pending.append(attr.g)
+                elif attr.type == onnx.AttributeProto.GRAPHS:
+                    pending.extend(attr.graphs)
+        for tensor in graph.initializer:
+            repaired += _repaired(tensor, _NAMED_TEXT)
+            for entry in tensor.external_data:
+                repaired += _repaired(entry, ("key", "value"))
+        for info in (*graph.input, *graph.output, *graph.value_info):
+            repaired += _repaired(info, _NAMED_TEXT)
+            if info.type.HasField("tensor_type"):
+                for dim in info.type.tensor_type.shape.dim:
+                    repaired += _repaired(dim, ("dim_param",))
+    return repaired
+
+
+def _repaired(message: object, names: tuple[str, ...]) -> int:
+    count = 0
+    for name in names:
+        value = getattr(message, name)
+        if type(value) is bytes:
+            setattr(message, name, value.decode("utf-8", "replace"))
+            count += 1
+    return count
+
+
+def _repaired_list(values: object) -> int:
+    count = 0
+    for index, value in enumerate(values):  # type: ignore[call-overload]
+        if type(value) is bytes:
+            values[index] = value.decode("utf-8", "replace")  # type: ignore[index]
+            count += 1
+    return count
+
+
 # -- external data ------------------------------------------------------------
 def read_tensor_array(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None) -> np.ndarray:
     """Values of *tensor*, reading external data only from inside *model_dir*.

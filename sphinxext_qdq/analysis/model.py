@@ -57,6 +57,7 @@ DIAGNOSTIC_SUBTYPES: dict[str, str] = {
     "malformed": "a QuantizeLinear / DequantizeLinear node without its scale input, or with "
                  "an attribute the specification does not allow",
     "inference": "ONNX shape inference failed; types come from the file and Q/DQ semantics",
+    "encoding": "names or doc strings in the file are not valid UTF-8 (shown with U+FFFD)",
 }
 
 QUANTIZE_OPS = frozenset({"QuantizeLinear"})

@@ -43,6 +43,7 @@ from onnx import helper, numpy_helper
 from sphinxext_qdq.analysis.loader import (
     QdqModelError,
     read_tensor_array,
+    repair_text_fields,
     tensor_nbytes,
     uses_external_data,
 )
@@ -158,8 +159,15 @@ def analyze(proto: onnx.ModelProto, *, path: str, model_dir: str | os.PathLike[s
     """Analyse *proto* (loaded without external data) into a :class:`QdqModel`.
 
     *model_dir* is the folder external data may be read from (``None``: none).
+    Strings of *proto* that are not valid UTF-8 are repaired in place first.
     """
-    return _Analysis(proto, path, model_dir).run(content_hash)
+    analysis = _Analysis(proto, path, model_dir)
+    repaired = repair_text_fields(proto)
+    if repaired:
+        analysis.diagnostics.append(Diagnostic(
+            "encoding", f"{repaired} name(s) or doc string(s) in the file are not valid "
+                        "UTF-8; their invalid bytes are shown as U+FFFD"))
+    return analysis.run(content_hash)
 
 
 class _Analysis:
