@@ -452,8 +452,10 @@ class _Analysis:
         except QdqModelError as error:
             self.unreadable[name] = ("external_data", error.reason)
             return None
-        except (ValueError, TypeError) as error:  # malformed tensor data
-            self.unreadable[name] = ("value", f"its data cannot be read ({_first_line(error)})")
+        except (ValueError, TypeError, KeyError) as error:  # malformed data, unknown type
+            detail = f"unknown data type {tensor.data_type}" if isinstance(error, KeyError) \
+                else _first_line(error)
+            self.unreadable[name] = ("value", f"its data cannot be read ({detail})")
             return None
         return _flat_values(array, tensor.data_type)
 
@@ -978,7 +980,7 @@ def _tensor_text(tensor: onnx.TensorProto) -> str:
     if count <= 8 and not uses_external_data(tensor):
         try:
             values = _flat_values(numpy_helper.to_array(tensor), tensor.data_type)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             values = None
         if values is not None:
             shown = ", ".join(str(np.float32(v)) if isinstance(v, float) else str(v)
