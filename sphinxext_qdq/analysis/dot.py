@@ -138,13 +138,38 @@ def _clip_name(name: str, width: int = LABEL_WIDTH) -> str:
     return name[:head] + "…" + name[len(name) - (width - 1 - head):]
 
 
+#: graphviz refuses a quoted string of 16 KiB or more (UTF-8 bytes, escapes included):
+#: one string of model text stays below this many bytes...
+DOT_STRING_BYTES = 8000
+#: ...and one line of it below this many characters (5 bytes at most each once escaped).
+DOT_LINE_CHARS = 1000
+
+
 def _quoted(text: str) -> str:
-    return f'"{escape_dot(text)}"'
+    return _lines([text])
 
 
 def _lines(lines: Iterable[str]) -> str:
-    """Quoted DOT string of several lines of model text (centred lines)."""
-    return '"' + "\\n".join(escape_dot(line) for line in lines) + '"'
+    """Quoted DOT string of several lines of model text (centred lines), cut to fit
+    :data:`DOT_STRING_BYTES` (a tooltip listing thousands of consumers, a name of
+    100,000 characters)."""
+    escaped: list[str] = []
+    size = 0
+    for line in lines:
+        text = escape_dot(_clip(line, DOT_LINE_CHARS))
+        size += len(text.encode("utf-8")) + 2
+        if size > DOT_STRING_BYTES:
+            escaped.append("…")
+            break
+        escaped.append(text)
+    return '"' + "\\n".join(escaped) + '"'
+
+
+def _url_attribute(name: str, url: str) -> str:
+    """``name="url"``, or nothing for a URL too long for graphviz (never cut: a cut
+    link would lead somewhere else)."""
+    escaped = escape_url(url)
+    return f'{name}="{escaped}"' if len(escaped.encode("utf-8")) <= DOT_STRING_BYTES else ""
 
 
 # -- dtypes ------------------------------------------------------------------
@@ -852,9 +877,10 @@ def _row_link(tail: _Element | None, urls: Mapping[str, str] | None) -> str:
     if tail is None or tail.kind not in _QDQ_KINDS:
         return ""
     url = _url_for(tail, urls, prefix="node:")
-    if url is None:
+    link = _url_attribute("labelURL", url) if url is not None else ""
+    if not link:
         return ""
-    return (f', labelURL="{escape_url(url)}", labeltarget="_top", '
+    return (f', {link}, labeltarget="_top", '
             f'labeltooltip="{escape_dot("scale and zero point: see the parameter table")}"')
 
 
@@ -862,8 +888,9 @@ def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: s
     attributes = [f"label={_lines(element.label)}", _STYLES[element.kind],
                   f"tooltip={_lines(element.tooltip)}"]
     url = _url_for(element, urls)
-    if url is not None:
-        attributes += [f'URL="{escape_url(url)}"', 'target="_top"']
+    link = _url_attribute("URL", url) if url is not None else ""
+    if link:
+        attributes += [link, 'target="_top"']
     return f"{indent}{element.id} [{', '.join(attributes)}];"
 
 
