@@ -82,10 +82,10 @@ def page(browser: Browser, site: str) -> Iterator[Page]:
         context.close()
 
 
-def screenshot(page: Page, name: str) -> Path:
+def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 
@@ -147,4 +147,4 @@ def test_quantizelinear_node_leads_to_its_specification(page: Page, site: str) -
     page.wait_for_timeout(300)  # the scroll to the anchor
     box = target.bounding_box()
     assert box is not None and -1 <= box["y"] < page.viewport_size["height"] / 2
-    screenshot(page, "after-click-quantizelinear")
+    screenshot(page, "after-click-quantizelinear", full_page=False)  # what the reader sees
