@@ -151,10 +151,32 @@ def _cached(key: _CacheKey) -> QdqModel | None:
     global _hit_count
     with _lock:
         model = _cache.get(key)
+        data_status = _data_status.get(key, ())
+    if model is not None and data_status != _data_files_status(model):
+        with _lock:  # an external data file the analysis read has changed since
+            _cache.pop(key, None)
+            _data_status.pop(key, None)
+            _settled.pop(key.path, None)
+        return None
+    with _lock:
         if model is not None:
             _cache.move_to_end(key)
             _hit_count += 1
         return model
+
+
+_data_status: dict[_CacheKey, tuple[tuple[str, _Status | None], ...]] = {}
+
+
+def _data_files_status(model: QdqModel) -> tuple[tuple[str, _Status | None], ...]:
+    """What ``stat`` says of the external data files *model* was analysed with."""
+    found = []
+    for name in model.data_files:
+        try:
+            found.append((name, _status(os.stat(name))))
+        except OSError:
+            found.append((name, None))
+    return tuple(found)
 
 
 def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel:
@@ -184,6 +206,7 @@ def clear_cache() -> None:
     """Forget every cached analysis (the parse counter keeps counting)."""
     with _lock:
         _cache.clear()
+        _data_status.clear()
         _settled.clear()
 
 
@@ -377,8 +400,30 @@ def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLi
     return inline
 
 
+def external_data_file(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None
+                       ) -> Path | None:
+    """The file inside *model_dir* that the external data of *tensor* names, whether it
+    exists or not; ``None`` when the location is refused (or there is no folder)."""
+    if model_dir is None:
+        return None
+    location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+    try:
+        return _contained_location(location, Path(model_dir), f"tensor {tensor.name!r}")
+    except (QdqModelError, OSError, ValueError):
+        return None
+
+
 def _contained_data_file(location: str, model_dir: Path, where: str) -> Path:
     """The external data file named by *location*, refused unless inside *model_dir*."""
+    candidate = _contained_location(location, model_dir, where)
+    if not candidate.is_file():
+        raise QdqModelError(where, f"external data file {location!r} does not exist")
+    return candidate
+
+
+def _contained_location(location: str, model_dir: Path, where: str) -> Path:
+    """*location* resolved inside *model_dir*; refused when absolute, with ``..``, or
+    leaving the folder through a symbolic link."""
     if not location:
         raise QdqModelError(where, "external data without a location")
     if "\0" in location:
@@ -394,8 +439,6 @@ def _contained_data_file(location: str, model_dir: Path, where: str) -> Path:
     if candidate != folder and folder not in candidate.parents:
         raise QdqModelError(where, f"external data location {location!r} leaves the model's "
                                    "folder (through a symbolic link)")
-    if not candidate.is_file():
-        raise QdqModelError(where, f"external data file {location!r} does not exist")
     return candidate
 
 
@@ -504,9 +547,12 @@ def parse_lean(data: bytes, path: Path) -> onnx.ModelProto:
 
 
 def _remember(key: _CacheKey, model: QdqModel) -> None:
+    data_status = _data_files_status(model)
     with _lock:
         for old in [k for k in _cache if k.path == key.path]:
             del _cache[old]  # an older version of the same file
+            _data_status.pop(old, None)
         _cache[key] = model
+        _data_status[key] = data_status
         while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
+            _data_status.pop(_cache.popitem(last=False)[0], None)

@@ -234,6 +234,9 @@ class QdqModel:
     regions: tuple[QuantRegion, ...] = ()  # main graph first, then subgraphs
     qoperator_nodes: tuple[str, ...] = ()  # keys of QOperator-format nodes
     inferred_shapes: bool = False  # ONNX shape inference ran (value_info lacked types)
+    #: External data files (inside the model's folder, existing or not) the values of
+    #: scales and zero points were read from: the model depends on them too.
+    data_files: tuple[str, ...] = ()
 
     # -- lookups -----------------------------------------------------------
     def node(self, key: str) -> NodeInfo:

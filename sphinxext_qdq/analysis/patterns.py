@@ -42,6 +42,7 @@ from onnx import helper, numpy_helper
 
 from sphinxext_qdq.analysis.loader import (
     QdqModelError,
+    external_data_file,
     read_tensor_array,
     repair_text_fields,
     tensor_nbytes,
@@ -185,6 +186,7 @@ class _Analysis:
         self.qdq: dict[str, QdqNode] = {}
         self.by_key: dict[str, _Node] = {}
         self.unreadable: dict[str, tuple[str, str]] = {}  # param -> (subtype, reason)
+        self.data_files: set[str] = set()  # external data files of scales / zero points
         self.inferred = False
 
     def run(self, content_hash: str) -> QdqModel:
@@ -222,6 +224,7 @@ class _Analysis:
             regions=tuple(regions),
             qoperator_nodes=tuple(qoperator),
             inferred_shapes=self.inferred,
+            data_files=tuple(sorted(self.data_files - {self.path})),
         )
 
     # -- graphs and nodes --------------------------------------------------------
@@ -447,6 +450,10 @@ class _Analysis:
 
     def _tensor_values(self, tensor: onnx.TensorProto, name: str) -> tuple | None:
         """Flattened values of a scale / zero-point tensor; None (and a reason) if unreadable."""
+        if uses_external_data(tensor):
+            data_file = external_data_file(tensor, self.model_dir)
+            if data_file is not None:
+                self.data_files.add(str(data_file))
         try:
             array = read_tensor_array(tensor, self.model_dir)
         except QdqModelError as error:
