@@ -33,8 +33,11 @@ parameter values.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
@@ -323,6 +326,8 @@ class _Drawing:
     edges: list[_Edge]
     counts: _QdqCounts
     onnx_nodes: int  # ONNX nodes drawn (main graph or selection)
+    size: int  # DOT nodes of the whole drawing
+    over_cap: bool = False  # more than max_nodes: only inputs and outputs were planned
 
 
 class _GraphIndex:
@@ -458,8 +463,31 @@ def _find_pairs(index: _GraphIndex, taken: set[str]) -> dict[str, list[QdqNode]]
     return pairs
 
 
+_plans: OrderedDict[tuple[int, DotOptions], tuple[QdqModel, _Drawing]] = OrderedDict()
+_plans_lock = threading.Lock()
+#: Drawings remembered: a directive asks for the link keys, the page writer for the DOT.
+_PLAN_CACHE_SIZE = 16
+
+
 def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
-    """Decide the DOT nodes and edges of a drawing (linear in the graph size)."""
+    """The drawing of *model* with *options*, planned once (plans are never mutated)."""
+    key = (id(model), options)
+    with _plans_lock:
+        known = _plans.get(key)
+        if known is not None and known[0] is model:
+            _plans.move_to_end(key)
+            return known[1]
+    drawing = _new_plan(model, options)
+    with _plans_lock:
+        _plans[key] = (model, drawing)
+        while len(_plans) > _PLAN_CACHE_SIZE:
+            _plans.popitem(last=False)
+    return drawing
+
+
+def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
+    """Decide the DOT nodes and edges of a drawing (linear in the graph size). Over
+    ``max_nodes``, only the graph inputs and outputs are planned (for the fallback)."""
     index = _GraphIndex(model, options)
     counts = _QdqCounts()
     folds: dict[str, list[_Fold]] = {}
@@ -477,9 +505,13 @@ def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
     tensor_source: dict[str, _Element] = {}
     _add_graph_inputs(index, elements, tensor_source)
     _add_boundary_inputs(index, elements, tensor_source)
-    for node in index.selected:
-        if node.key in taken:
-            continue
+    outputs: list[_Element] = []
+    sinks = _add_graph_outputs(index, outputs) + _add_boundary_outputs(index, outputs)
+    drawn = [node for node in index.selected if node.key not in taken]
+    size = len(elements) + len(drawn) + len(outputs)
+    if options.max_nodes and size > options.max_nodes:
+        return _Drawing(elements + outputs, [], counts, len(index.selected), size, over_cap=True)
+    for node in drawn:
         element = _node_element(index, node, folds.get(node.key, ()), pairs.get(node.key), counts)
         elements.append(element)
         for key in element.members:
@@ -488,10 +520,10 @@ def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
         for tensor in model.node(key).outputs:
             if tensor:
                 tensor_source.setdefault(tensor, element)
-    sinks = _add_graph_outputs(index, elements) + _add_boundary_outputs(index, elements)
+    elements += outputs
     edges = _edges(index, elements, tensor_source, sinks)
     _mark_region(index, elements)
-    return _Drawing(elements, edges, counts, len(index.selected))
+    return _Drawing(elements, edges, counts, len(index.selected), size)
 
 
 def _add_graph_inputs(index: _GraphIndex, elements: list[_Element],
@@ -1014,7 +1046,7 @@ def _fallback(model: QdqModel, drawing: _Drawing, options: DotOptions) -> str:
     """A small graph in place of one with more than ``max_nodes`` nodes."""
     what = "selection" if options.selection is not None else "model"
     note = [f"This {what} has {drawing.onnx_nodes} ONNX nodes",
-            f"({len(drawing.elements)} graph nodes in {options.mode} mode),",
+            f"({drawing.size} graph nodes in {options.mode} mode),",
             f"more than the limit of {options.max_nodes}.",
             "Select a region with :from: and :to:."]
     lines = _header(options)
@@ -1038,7 +1070,7 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
                urls: Mapping[str, str] | None = None) -> str:
     """DOT text of ``model``; ``urls`` maps :func:`link_keys` keys to link targets."""
     drawing = _plan(model, options)
-    if options.max_nodes and len(drawing.elements) > options.max_nodes:
+    if drawing.over_cap:
         return _fallback(model, drawing, options)
     lines = _header(options)
     lines += _body(drawing, model, urls)
@@ -1051,19 +1083,19 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
 def link_keys(model: QdqModel, options: DotOptions = DotOptions()) -> list[str]:
     """Sorted URL-map keys (``op:…``, ``node:…``) the drawing would use if given."""
     drawing = _plan(model, options)
-    if options.max_nodes and len(drawing.elements) > options.max_nodes:
+    if drawing.over_cap:
         return []
     return sorted({key for element in drawing.elements for key in element.links})
 
 
 def graph_node_count(model: QdqModel, options: DotOptions = DotOptions()) -> int:
     """DOT nodes of the drawing (inputs and outputs included, legend excluded)."""
-    return len(_plan(model, options).elements)
+    return _plan(model, options).size
 
 
 def qdq_counts(model: QdqModel, options: DotOptions = DotOptions()) -> dict[str, int]:
     """How the drawn Q / DQ nodes are shown: alone, in pairs, or folded."""
-    counts = _plan(model, options).counts
+    counts = _plan(model, dataclasses.replace(options, max_nodes=0)).counts
     return {name: getattr(counts, name) for name in (
         "q_alone", "dq_alone", "q_in_pairs", "dq_in_pairs", "q_folded",
         "dq_folded_weight", "dq_folded_bias", "q_in_subgraphs", "dq_in_subgraphs")}
