@@ -127,8 +127,8 @@ ROLE_MEANINGS = {
 GLUE_SUBTYPE_MEANINGS = {
     "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
              "(`qdq_max_model_bytes`).",
-    "filter": "`qdq-params` filters (`:nodes:`, `:ops:`, `:roles:`) match no Q/DQ node: "
-              "no table.",
+    "filter": "The filters of `qdq-params` or `qdq-requant` (`:nodes:`, `:ops:`, `:roles:`) "
+              "match nothing: no table.",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
     "dot": "Graphviz `dot` failed on a graph.",

@@ -128,6 +128,7 @@ def substitutions(report: dict[str, Any] | None = None) -> dict[str, str]:
         "int8_size_ratio": number(report["models"]["fp32"]["file_size_bytes"]
                                   / report["models"]["int8"]["file_size_bytes"], 3),
         "opset": str(report["models"]["int8"]["opset"]),
+        "fp32_relu_count": str(report["models"]["fp32"]["op_counts"].get("Relu", 0)),
         **model_substitutions(ShowcaseModel("resnet8_int8.onnx")),
     }
 
