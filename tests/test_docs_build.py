@@ -171,7 +171,11 @@ def test_reference_lists_every_warning_subtype_and_option(html) -> None:
     from sphinxext_qdq.directives import QdqGraphDirective, QdqParamsDirective
 
     text = html_text(html.page("docs/reference"))
-    for subtype in [*DIAGNOSTIC_SUBTYPES, "model", "filter", "duplicate", "dot"]:
+    sources = "".join(path.read_text(encoding="utf-8")
+                      for path in (REPOSITORY / "sphinxext_qdq").rglob("*.py"))
+    keyword_subtypes = set(re.findall(r'subtype="(\w+)"', sources))
+    assert keyword_subtypes
+    for subtype in [*DIAGNOSTIC_SUBTYPES, *keyword_subtypes]:
         assert f"qdq.{subtype}" in text
     for directive in (QdqGraphDirective, QdqParamsDirective):
         for option in directive.option_spec:

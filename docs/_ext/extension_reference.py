@@ -36,6 +36,8 @@ CONFIG_MEANINGS = {
                            "`qdq.model` warning.",
     "qdq_max_graph_nodes": "A drawing with more nodes than this is replaced by a short note "
                            "asking for `:from:` / `:to:`.",
+    "qdq_dot_timeout": "Seconds Graphviz `dot` may take for one graph before it is stopped "
+                       "with a `qdq.dot` warning.",
 }
 
 COMMON_OPTIONS = {
@@ -147,15 +149,30 @@ def registered_directives() -> list[str]:
 
 
 def glue_subtypes() -> dict[str, list[str]]:
-    """``{subtype: [file, ...]}`` for every constant ``subtype="..."`` in the package."""
+    """``{subtype: [file, ...]}`` for every constant subtype in the package: a
+    ``subtype="..."`` keyword, or a constant passed where a package function takes its
+    ``subtype`` parameter (``warn_at_graph(..., "dot")``)."""
+    trees = {path: ast.parse(path.read_text(encoding="utf-8"))
+             for path in sorted(PACKAGE.rglob("*.py"))}
+    positions = {function.name: [a.arg for a in function.args.args].index("subtype")
+                 for tree in trees.values() for function in ast.walk(tree)
+                 if isinstance(function, ast.FunctionDef)
+                 and "subtype" in [a.arg for a in function.args.args]}
     found: dict[str, list[str]] = {}
-    for path in sorted(PACKAGE.rglob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for keyword in ast.walk(tree):
-            if (isinstance(keyword, ast.keyword) and keyword.arg == "subtype"
-                    and isinstance(keyword.value, ast.Constant)):
-                found.setdefault(keyword.value.value, []).append(
-                    path.relative_to(PACKAGE.parent).as_posix())
+    for path, tree in trees.items():
+        for call in ast.walk(tree):
+            if not isinstance(call, ast.Call):
+                continue
+            values = [k.value for k in call.keywords if k.arg == "subtype"]
+            name = getattr(call.func, "id", None) or getattr(call.func, "attr", None)
+            if name in positions and len(call.args) > positions[name]:
+                values.append(call.args[positions[name]])
+            for value in values:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    files = found.setdefault(value.value, [])
+                    file = path.relative_to(PACKAGE.parent).as_posix()
+                    if file not in files:
+                        files.append(file)
     return found
 
 
