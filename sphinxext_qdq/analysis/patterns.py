@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import struct
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -450,6 +451,9 @@ class _Analysis:
 
     def _tensor_values(self, tensor: onnx.TensorProto, name: str) -> tuple | None:
         """Flattened values of a scale / zero-point tensor; None (and a reason) if unreadable."""
+        values = _inline_values(tensor)
+        if values is not None:
+            return values
         if uses_external_data(tensor):
             data_file = external_data_file(tensor, self.model_dir)
             if data_file is not None:
@@ -898,6 +902,28 @@ def _is_stored(name: str, graph: _Graph) -> bool:
     return _resolve(name, graph)[1] is not None
 
 
+#: ``struct`` codes of the plain types scales and zero points use (little-endian).
+_STRUCT_CODES = {
+    onnx.TensorProto.FLOAT: "f", onnx.TensorProto.DOUBLE: "d", onnx.TensorProto.FLOAT16: "e",
+    onnx.TensorProto.INT8: "b", onnx.TensorProto.UINT8: "B", onnx.TensorProto.INT16: "h",
+    onnx.TensorProto.UINT16: "H", onnx.TensorProto.INT32: "i", onnx.TensorProto.INT64: "q",
+}
+_INLINE_VALUES_LIMIT = 4096
+
+
+def _inline_values(tensor: onnx.TensorProto) -> tuple | None:
+    """The values :func:`_flat_values` would give for a small ``raw_data`` tensor of a
+    plain type, read without numpy (most scales and zero points are scalars); else None."""
+    code = _STRUCT_CODES.get(tensor.data_type)
+    raw = tensor.raw_data if code is not None else b""
+    if not raw or uses_external_data(tensor):
+        return None
+    count = math.prod(tensor.dims)
+    if count > _INLINE_VALUES_LIMIT or len(raw) != count * struct.calcsize(code):
+        return None
+    return struct.unpack(f"<{count}{code}", raw)
+
+
 def _flat_values(array: np.ndarray, data_type: int) -> tuple:
     name = _dtype_name(data_type)
     if name in _INTEGER_TYPES:
@@ -933,9 +959,13 @@ def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],
 
 def _bad_scale(values: tuple) -> str:
     """"is zero at index 3; NaN at index 5" for the bad elements of a scale, else ""."""
-    array = np.asarray(values, dtype=np.float64)
-    if np.all(np.isfinite(array) & (array > 0)):
-        return ""
+    if len(values) <= _INLINE_VALUES_LIMIT:
+        if all(0 < v < math.inf for v in values):
+            return ""
+    else:
+        array = np.asarray(values, dtype=np.float64)
+        if np.all(np.isfinite(array) & (array > 0)):
+            return ""
     problems = []
     for label, test in (("zero", lambda v: v == 0), ("negative", lambda v: v < 0),
                         ("NaN", math.isnan), ("infinite", math.isinf)):
