@@ -62,7 +62,7 @@ docs: venv-docs need-graphviz
 
 pdf: venv-docs need-graphviz need-tex
 	$(SPHINXBUILD) -M latexpdf . $(BUILDDIR) -W --keep-going -n $(SPHINXOPTS)
-	@echo "PDF: $$(ls $(abspath $(BUILDDIR))/latex/*.pdf)"
+	@echo "PDF: $(abspath $(BUILDDIR))/latex/sphinxext_qdq.pdf"
 
 test: venv-test need-graphviz need-tex need-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
