@@ -13,7 +13,7 @@ from sphinxext_qdq.directives import (
     QdqSummaryDirective,
 )
 from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
-from sphinxext_qdq.nodes import VISITORS, qdq_graph
+from sphinxext_qdq.nodes import DEFAULT_DOT_TIMEOUT, VISITORS, qdq_graph
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -35,6 +35,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "env", types=frozenset({int}))
     app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "env",
                          types=frozenset({int}))
+    app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
+                         types=frozenset({int, float, type(None)}))
     app.add_node(qdq_graph, **VISITORS)
     app.add_domain(QdqDomain)
     app.add_directive("qdq-graph", QdqGraphDirective)

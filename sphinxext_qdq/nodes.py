@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import os
 import posixpath
+import subprocess
+import threading
+from hashlib import sha1
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from docutils import nodes
 from sphinx.ext.graphviz import (
     GraphvizError,
+    fix_svg_relative_paths,
     graphviz,
     render_dot,
     render_dot_html,
@@ -42,9 +46,36 @@ logger = logging.getLogger(__name__)
 
 PREFIX = "qdq"
 
+#: Default of ``qdq_dot_timeout``: seconds dot may take for one picture.
+DEFAULT_DOT_TIMEOUT = 120.0
+
+#: Pages whose graphs failed while being written, read again by the next build
+#: (one line per page, appended by every writing process).
+WRITE_PROBLEMS_FILE = "qdq-write-problems.txt"
+
 
 class qdq_graph(graphviz):
     """An annotated QDQ graph; a ``graphviz`` node so themes and CSS treat it alike."""
+
+
+def warn_at_graph(translator: object, node: qdq_graph, message: str, subtype: str) -> None:
+    """A ``qdq.<subtype>`` warning at the graph's directive, written while the page is
+    written: the page is noted so that the next build reads (and warns) it again."""
+    logger.warning("%s", message, location=node, type="qdq", subtype=subtype)
+    builder = translator.builder  # type: ignore[attr-defined]
+    source = node.source or translator.document.get("source", "")  # type: ignore[attr-defined]
+    docname = builder.env.path2doc(source) if source else None
+    if docname:
+        note_write_problem(Path(builder.doctreedir), docname)
+
+
+def note_write_problem(doctreedir: Path, docname: str) -> None:
+    try:
+        doctreedir.mkdir(parents=True, exist_ok=True)
+        with open(doctreedir / WRITE_PROBLEMS_FILE, "a", encoding="utf-8") as problems:
+            problems.write(docname + "\n")  # one short append: atomic between processes
+    except OSError:
+        pass  # only costs the repeated warning on the next build
 
 
 def graph_model(translator: object, node: qdq_graph) -> QdqModel:
@@ -53,7 +84,7 @@ def graph_model(translator: object, node: qdq_graph) -> QdqModel:
     try:
         return load_qdq_model(node["qdq_path"], max_bytes=config.qdq_max_model_bytes)
     except QdqModelError as exc:
-        logger.warning("%s", exc, location=node, type="qdq", subtype="model")
+        warn_at_graph(translator, node, str(exc), "model")
         raise nodes.SkipNode from exc
 
 
@@ -93,13 +124,84 @@ def svg_href(translator: HTML5Translator, url: str) -> str:
     return Path(href).as_posix() + (f"#{fragment}" if fragment else "")
 
 
-def render_checked(translator: object, node: qdq_graph, code: str, fmt: str) -> None:
-    """Run dot through Sphinx's cache first so that a failure is a located warning."""
+class DotProblem(Exception):
+    """dot failed, or took longer than ``qdq_dot_timeout``: the message is one line."""
+
+
+def image_path(translator: Any, code: str, options: dict[str, Any], fmt: str) -> Path:
+    """Where ``sphinx.ext.graphviz.render_dot`` looks for (and keeps) this picture."""
+    builder = translator.builder
+    graphviz_dot = options.get("graphviz_dot", builder.config.graphviz_dot)
+    hashkey = "".join((code, str(options), str(graphviz_dot),
+                       str(builder.config.graphviz_dot_args))).encode()
+    name = f"{PREFIX}-{sha1(hashkey, usedforsecurity=False).hexdigest()}.{fmt}"
+    return Path(builder.outdir, builder.imagedir, name)
+
+
+def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
+                 timeout: float | None) -> None:
+    """Run dot for a picture Sphinx has not got yet, with a time limit, into temporary
+    files renamed into place: two pages (or two writing processes) drawing the same
+    graph never read a half-written file. Sphinx's ``render_dot`` then finds it."""
+    target = image_path(translator, code, options, fmt)
+    if target.is_file():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    token = f".{os.getpid()}-{threading.get_ident()}.tmp"
+    outputs = [(f"-T{fmt}", target)] + ([("-Tcmapx", Path(f"{target}.map"))]
+                                       if fmt == "png" else [])
+    temporary = {final: final.with_name(final.name + token) for _, final in outputs}
+    config = translator.builder.config
+    dot = options.get("graphviz_dot", config.graphviz_dot)
+    args = [dot, *config.graphviz_dot_args]
+    for flag, final in outputs:
+        args += [flag, f"-o{temporary[final]}"]
     try:
-        render_dot(translator, code, node["options"], fmt, PREFIX)  # type: ignore[arg-type]
-    except GraphvizError as exc:
-        logger.warning("dot failed on the graph of %s: %s", node["qdq_model"], exc,
-                       location=node, type="qdq", subtype="dot")
+        _run_dot(args, code, timeout, Path(translator.builder.srcdir))
+        if not all(path.is_file() for path in temporary.values()):
+            raise DotProblem("dot wrote no picture")
+        if fmt == "svg":
+            fix_svg_relative_paths(translator, temporary[target])
+        for _, final in reversed(outputs):  # the image map before the image
+            os.replace(temporary[final], final)
+    finally:
+        for path in temporary.values():
+            path.unlink(missing_ok=True)
+
+
+def _run_dot(args: list[str], code: str, timeout: float | None, cwd: Path) -> None:
+    try:
+        result = subprocess.run(args, input=code.encode(), capture_output=True, cwd=cwd,
+                                timeout=timeout or None, check=False)
+    except subprocess.TimeoutExpired:
+        raise DotProblem(f"dot took longer than {timeout:g} s and was stopped (qdq_dot_timeout);"
+                         " draw less with :from: / :to: or raise qdq_dot_timeout") from None
+    except OSError as error:
+        raise DotProblem(f"graphviz {args[0]!r} cannot be run ({error.strerror or error}); "
+                         "install graphviz or set graphviz_dot") from None
+    if result.returncode != 0:
+        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise DotProblem(f"dot failed with exit status {result.returncode}"
+                         + (f": {one_line(lines[0])}" if lines else ""))
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """*text* with its whitespace runs (newlines too) as single spaces, cut at *limit*."""
+    joined = " ".join(text.split())
+    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
+
+
+def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str) -> None:
+    """Draw the picture (dot with ``qdq_dot_timeout``) before Sphinx asks for it, so
+    that a failure or a timeout is one located warning and the page still builds."""
+    try:
+        draw_picture(translator, code, node["options"], fmt,
+                     translator.builder.config.qdq_dot_timeout)
+        # finds the picture; draws it itself only if it names pictures differently
+        render_dot(translator, code, node["options"], fmt, PREFIX)
+    except (DotProblem, GraphvizError) as exc:
+        warn_at_graph(translator, node, f"the graph of {node['qdq_model']} is not drawn: "
+                                        f"{one_line(str(exc))}", "dot")
         raise nodes.SkipNode from exc
 
 
