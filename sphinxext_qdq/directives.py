@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -14,7 +14,7 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from sphinxext_qdq.analysis import integer_reference as reference
-from sphinxext_qdq.analysis.dot import DotOptions, link_keys
+from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, link_keys
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.model import Role
 from sphinxext_qdq.analysis.patterns import QdqSelectionError, describe, summarize
@@ -85,10 +85,23 @@ class QdqModelDirective(SphinxDirective):
     required_arguments = 1
     final_argument_whitespace = True
 
+    @property
+    def qdq_domain(self) -> QdqDomain:
+        return self.env.domains["qdq"]  # type: ignore[return-value]
+
+    def qdq_config(self, name: str) -> Any:
+        """A ``qdq_*`` configuration value."""
+        return self.config[name]
+
+    def warn(self, message: str, subtype: str) -> None:
+        """A ``qdq.<subtype>`` warning at this directive."""
+        logger.warning("%s", message, location=self.get_location(), type="qdq",
+                       subtype=subtype)
+
     def resolve_model_path(self) -> tuple[str, Path]:
         """(model key, absolute path) for the directive's argument."""
         argument = self.arguments[0].strip()
-        registry: dict[str, str] = self.config.qdq_models
+        registry: dict[str, str] = self.qdq_config("qdq_models")
         if argument in registry:
             return argument, self.registered_path(registry[argument])
         _rel, absolute = self.env.relfn2path(argument, self.env.docname)
@@ -107,9 +120,9 @@ class QdqModelDirective(SphinxDirective):
         key, path = self.resolve_model_path()
         self.env.note_dependency(str(path))
         try:
-            analysis = load_qdq_model(path, max_bytes=self.config.qdq_max_model_bytes)
+            analysis = load_qdq_model(path, max_bytes=self.qdq_config("qdq_max_model_bytes"))
         except QdqModelError as exc:
-            logger.warning("%s", exc, location=self.get_location(), type="qdq", subtype="model")
+            self.warn(str(exc), "model")
             return None
         self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
@@ -122,10 +135,7 @@ class QdqModelDirective(SphinxDirective):
         reported.add(analysis.content_hash)
         for diagnostic in analysis.diagnostics:
             where = f" (node {diagnostic.node!r})" if diagnostic.node else ""
-            logger.warning(
-                "%s%s: %s", key, where, diagnostic.message,
-                location=self.get_location(), type="qdq", subtype=diagnostic.subtype,
-            )
+            self.warn(f"{key}{where}: {diagnostic.message}", diagnostic.subtype)
 
 
 class QdqGraphDirective(QdqModelDirective):
@@ -148,13 +158,8 @@ class QdqGraphDirective(QdqModelDirective):
         loaded = self.load_model()
         if loaded is None:
             return []
-        options = DotOptions(
-            mode=self.options.get("mode", self.config.qdq_graph_mode),
-            rankdir=self.options.get("rankdir", self.config.qdq_graph_rankdir),
-            legend="legend" in self.options,
-            selection=self.selection(loaded.analysis),
-            max_nodes=self.config.qdq_max_graph_nodes,
-        )
+        options = self.dot_options(loaded.analysis)
+        self.check_size(loaded, options)
         node = qdq_graph()
         node["code"] = ""
         node["options"] = {}  # rendering does not depend on the page: one image per picture
@@ -173,6 +178,29 @@ class QdqGraphDirective(QdqModelDirective):
         figure = figure_wrapper(self, node, self.options["caption"])
         self.add_name(figure)
         return [figure]
+
+    def dot_options(self, analysis: QdqModel) -> DotOptions:
+        mode = self.options.get("mode") or self.qdq_config("qdq_graph_mode")
+        rankdir = self.options.get("rankdir") or self.qdq_config("qdq_graph_rankdir")
+        try:
+            return DotOptions(mode=mode, rankdir=str(rankdir).upper(),
+                              legend="legend" in self.options,
+                              selection=self.selection(analysis),
+                              max_nodes=max(0, self.qdq_config("qdq_max_graph_nodes")))
+        except ValueError as exc:  # qdq_graph_mode / qdq_graph_rankdir set to nonsense
+            raise self.error(f"qdq-graph: {exc}") from None
+
+    def check_size(self, loaded: LoadedModel, options: DotOptions) -> None:
+        """Warn when the drawing is replaced by a note (more than ``qdq_max_graph_nodes``)."""
+        if not options.max_nodes:
+            return
+        count = graph_node_count(loaded.analysis, options)
+        if count > options.max_nodes:
+            what = "the selection" if options.selection is not None else "the graph"
+            self.warn(f"{loaded.key}: {what} has {count} nodes in {options.mode} mode, more "
+                      f"than qdq_max_graph_nodes = {options.max_nodes}: a note is drawn "
+                      "instead; select a region with :from: and :to: (or raise "
+                      "qdq_max_graph_nodes)", "graph-size")
 
     def selection(self, analysis: QdqModel) -> frozenset[str] | None:
         """Node keys between ``:from:`` and ``:to:`` (None: the whole graph)."""
@@ -278,9 +306,8 @@ class QdqParamsDirective(QdqModelDirective):
         ][: self.options.get("limit")]
         if not selected:
             what = "the filters" if pattern or ops or roles else "this model"
-            logger.warning("qdq-params: no QuantizeLinear or DequantizeLinear node matches %s "
-                           "in %s; no table", what, self.arguments[0],
-                           location=self.get_location(), type="qdq", subtype="filter")
+            self.warn(f"qdq-params: no QuantizeLinear or DequantizeLinear node matches {what} "
+                      f"in {self.arguments[0]}; no table", "filter")
         return selected
 
     def register_targets(self, model_key: str, rows: list[Row]) -> list[list[str]]:
