@@ -21,6 +21,7 @@ from sphinxext_qdq.analysis.patterns import QdqSelectionError, describe, summari
 from sphinxext_qdq.analysis.requant import ROUNDINGS, requant_recipes
 from sphinxext_qdq.analysis.selection import select_region
 from sphinxext_qdq.domain import QdqDomain, full_name, warn_duplicate
+from sphinxext_qdq.freshness import file_signature, file_state
 from sphinxext_qdq.nodes import qdq_graph
 from sphinxext_qdq.tables import (
     AGREEMENT_HEADERS,
@@ -90,13 +91,17 @@ class QdqModelDirective(SphinxDirective):
         return self.env.domains["qdq"]  # type: ignore[return-value]
 
     def qdq_config(self, name: str) -> Any:
-        """A ``qdq_*`` configuration value."""
-        return self.config[name]
+        """A ``qdq_*`` configuration value; the page is read again when it changes."""
+        value = self.config[name]
+        self.qdq_domain.note_config(name, value)
+        return value
 
     def warn(self, message: str, subtype: str) -> None:
-        """A ``qdq.<subtype>`` warning at this directive."""
+        """A ``qdq.<subtype>`` warning at this directive; the page is read again by the
+        next build, so the warning comes back until the problem is fixed."""
         logger.warning("%s", message, location=self.get_location(), type="qdq",
                        subtype=subtype)
+        self.qdq_domain.note_problem()
 
     def resolve_model_path(self) -> tuple[str, Path]:
         """(model key, absolute path) for the directive's argument."""
@@ -119,11 +124,17 @@ class QdqModelDirective(SphinxDirective):
         """Load (cached) and analyse the model; warn at this directive on failure."""
         key, path = self.resolve_model_path()
         self.env.note_dependency(str(path))
+        signature = file_signature(path)  # before reading: a later change is seen
         try:
             analysis = load_qdq_model(path, max_bytes=self.qdq_config("qdq_max_model_bytes"))
         except QdqModelError as exc:
+            self.qdq_domain.note_input(str(path), file_state(path, signature=signature))
             self.warn(str(exc), "model")
             return None
+        self.qdq_domain.note_input(str(path), file_state(path, analysis.content_hash, signature))
+        for data_file in analysis.data_files:
+            self.env.note_dependency(data_file)
+            self.qdq_domain.note_input(data_file, file_state(data_file))
         self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
 

@@ -13,13 +13,14 @@ from sphinxext_qdq.directives import (
     QdqSummaryDirective,
 )
 from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
+from sphinxext_qdq.freshness import outdated_pages
 from sphinxext_qdq.nodes import DEFAULT_DOT_TIMEOUT, VISITORS, qdq_graph
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 #: Bump when the pickled environment data (domain records, node attributes) changes shape.
-ENV_VERSION = 1
+ENV_VERSION = 2
 
 #: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
 DEFAULT_MAX_GRAPH_NODES = 2000
@@ -27,18 +28,21 @@ DEFAULT_MAX_GRAPH_NODES = 2000
 
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
-    app.add_config_value("qdq_models", {}, "env", types=frozenset({dict}))
-    app.add_config_value("qdq_graph_mode", "compact", "env", types=frozenset({str}))
-    app.add_config_value("qdq_graph_rankdir", "TB", "env", types=frozenset({str}))
+    # Values read by directives rebuild nothing by themselves: the pages that used one
+    # are read again when it changes (sphinxext_qdq.freshness), the others are not.
+    app.add_config_value("qdq_models", {}, "", types=frozenset({dict}))
+    app.add_config_value("qdq_graph_mode", "compact", "", types=frozenset({str}))
+    app.add_config_value("qdq_graph_rankdir", "TB", "", types=frozenset({str}))
     app.add_config_value("qdq_op_fallback_url", ONNX_OP_URL, "html",
                          types=frozenset({str, type(None)}))
-    app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "env", types=frozenset({int}))
-    app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "env",
+    app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "", types=frozenset({int}))
+    app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "",
                          types=frozenset({int}))
     app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
                          types=frozenset({int, float, type(None)}))
     app.add_node(qdq_graph, **VISITORS)
     app.add_domain(QdqDomain)
+    app.connect("env-get-outdated", outdated_pages)
     app.add_directive("qdq-graph", QdqGraphDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)

@@ -1,0 +1,110 @@
+"""Which pages to read again, decided by content rather than by modification times.
+
+Sphinx re-reads a page when a dependency's modification time is newer than the
+page's last read, and every page when an ``"env"`` configuration value changes.
+That misses a model replaced by a file with an *older* modification time (a
+``cp -p``, an archive, a checkout of an old commit) and re-reads pages that never
+use the changed value. So the directives record, per page:
+
+* every file they read (the model, the external data files of its scales) with
+  its state: ``os.stat`` signature and SHA-256 of the content;
+* the ``qdq_*`` configuration values they used;
+* whether they warned (the page is read again so that the warning is repeated
+  until the problem is fixed; so is a page whose graph failed while written).
+
+:func:`outdated_pages` (``env-get-outdated``) compares that with the files and the
+configuration of this build: a file whose signature changed is hashed, and only a
+different hash (or a file that appeared or disappeared) makes the page outdated.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sphinxext_qdq.domain import FileState, QdqDomain
+from sphinxext_qdq.nodes import WRITE_PROBLEMS_FILE
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from sphinx.application import Sphinx
+    from sphinx.environment import BuildEnvironment
+
+_CHUNK = 1 << 20
+
+
+def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
+    """(size, mtime, ctime, inode) of a file; ``None`` when it does not exist. Any
+    write or replacement changes the ctime or the inode, whatever the mtime says."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (status.st_size, status.st_mtime_ns, status.st_ctime_ns, status.st_ino)
+
+
+def file_hash(path: str | os.PathLike[str]) -> str | None:
+    """SHA-256 of a file's content; ``None`` when it cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as stream:
+            while chunk := stream.read(_CHUNK):
+                digest.update(chunk)
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+def file_state(path: str | os.PathLike[str], content_hash: str | None = None,
+               signature: tuple[int, int, int, int] | None = None) -> FileState:
+    """The state of *path* now (*signature* and *content_hash* when already known)."""
+    signature = signature if signature is not None else file_signature(path)
+    if signature is None:
+        return FileState(None, None)
+    return FileState(signature, content_hash if content_hash is not None else file_hash(path))
+
+
+class _Checker:
+    """Compares recorded file states with the files, hashing each file at most once."""
+
+    def __init__(self) -> None:
+        self.hashes: dict[str, str | None] = {}
+
+    def changed(self, path: str, recorded: FileState) -> bool:
+        signature = file_signature(path)
+        if signature == recorded.signature:
+            return False
+        if signature is None or recorded.signature is None:
+            return True  # appeared or disappeared
+        if path not in self.hashes:
+            self.hashes[path] = file_hash(path)
+        return self.hashes[path] != recorded.content_hash
+
+
+def outdated_pages(app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str],
+                   removed: set[str]) -> list[str]:
+    """``env-get-outdated``: pages whose files or ``qdq_*`` values changed, or that warned."""
+    domain: QdqDomain = env.domains["qdq"]  # type: ignore[assignment]
+    checker = _Checker()
+    outdated = {doc for doc, files in domain.inputs.items()
+                if any(checker.changed(path, state) for path, state in files.items())}
+    outdated |= {doc for doc, values in domain.config_uses.items()
+                 if any(app.config[name] != value for name, value in values.items())}
+    outdated |= set(domain.problems)
+    outdated |= set(_write_problems(Path(app.doctreedir)))
+    return sorted(doc for doc in outdated
+                  if doc in env.found_docs and doc not in added | changed | removed)
+
+
+def _write_problems(doctreedir: Path) -> Iterable[str]:
+    """Pages noted by :func:`sphinxext_qdq.nodes.note_write_problem` (then forgotten)."""
+    path = doctreedir / WRITE_PROBLEMS_FILE
+    try:
+        pages = path.read_text(encoding="utf-8").split()
+        path.unlink()
+    except OSError:
+        return []
+    return pages
