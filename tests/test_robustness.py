@@ -1,0 +1,244 @@
+"""Every hostile input of :mod:`hostile_corpus` through every directive and the CLI.
+
+One Sphinx project holds the whole corpus: a page per case using the model with
+``qdq-graph`` (compact and full), ``qdq-params`` (both layouts) and ``qdq-summary``.
+It is built once (HTML, then text); the warnings are mapped back to the pages by
+file name and line. For every case: no traceback, the build finishes and writes the
+page whole, and each problem is exactly one one-line warning at the page and line
+of a directive with ``type='qdq'`` and a documented subtype. The CLI gives exit
+status 2 and one line for unreadable models, 0 and one-line warnings otherwise.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import hostile_corpus as corpus
+import pytest
+from hostile_corpus import (
+    CORPUS,
+    DIRECTIVES,
+    GLUE_SUBTYPES,
+    Case,
+    case_page,
+    parse_warnings,
+)
+from sphinx_helpers import build
+
+from sphinxext_qdq import cli
+from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count
+from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
+from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES
+
+#: ``qdq_max_graph_nodes`` of the corpus project (the big cases exceed it).
+MAX_GRAPH_NODES = 400
+DOCUMENTED_SUBTYPES = frozenset(DIAGNOSTIC_SUBTYPES) | GLUE_SUBTYPES
+MYST_CASES = ("scale-nan", "random-bytes", "ext-dotdot")
+
+CONF = f"""
+extensions = ["myst_parser", "sphinxext_qdq"]
+graphviz_output_format = "svg"
+exclude_patterns = ["_build"]
+qdq_max_graph_nodes = {MAX_GRAPH_NODES}
+"""
+
+
+@dataclass
+class CorpusProject:
+    src: Path
+    models: dict[str, Path]  # case name -> model path
+    pages: dict[str, corpus.CasePage]
+    html: object
+    text: object
+
+    def warnings_of(self, build_result: object, page_file: str) -> list[corpus.Warning_]:
+        return [w for w in parse_warnings(build_result.warnings)  # type: ignore[attr-defined]
+                if Path(w.file).name == page_file]
+
+
+def myst_page(case: Case, argument: str) -> tuple[str, tuple[int, ...]]:
+    """The same directives in MyST (``:no-index:`` so the rows are not documented twice)."""
+    lines = ["---", "orphan: true", "---", "", f"# MyST case {case.name}", ""]
+    positions = []
+    for directive, options in DIRECTIVES:
+        positions.append(len(lines) + 1)
+        lines.append(f"```{{{directive}}} {argument}")
+        lines += [f":{key}: {value}" for key, value in options.items()]
+        if directive == "qdq-params":
+            lines.append(":no-index:")
+        lines += ["```", "", "Text after the directive.", ""]
+    return "\n".join(lines), tuple(positions)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> CorpusProject:
+    src = tmp_path_factory.mktemp("corpus") / "src"
+    (src / "cases").mkdir(parents=True)
+    (src / "conf.py").write_text(CONF)
+    (src / "index.rst").write_text("Hostile corpus\n==============\n\nNothing here.\n")
+    models, pages = {}, {}
+    for case in CORPUS.cases:
+        models[case.name] = case.model_path(src / "models")
+        argument = "/" + models[case.name].relative_to(src).as_posix()
+        page = case_page(case, argument)
+        (src / f"{page.docname}.rst").write_text(page.text)
+        pages[case.name] = page
+        if case.name in MYST_CASES:
+            text, positions = myst_page(case, argument)
+            (src / "cases" / f"myst-{case.name}.md").write_text(text)
+            pages[f"myst-{case.name}"] = corpus.CasePage(f"cases/myst-{case.name}", text,
+                                                         positions)
+    # two processes read and write the pages; the text build reuses the environment
+    # (doctrees) of the HTML build: it only writes, so it must not warn at all
+    html = build(src, "html", outdir=src.parent / "build", parallel=2)
+    text = build(src, "text", outdir=src.parent / "build")
+    return CorpusProject(src, models, pages, html, text)
+
+
+def outcome(path: Path) -> tuple[str, object]:
+    """What the loader (the independent check here is the case's own declaration)
+    makes of the file: ("refused", error) or ("readable", analysis)."""
+    try:
+        return "readable", load_qdq_model(path)
+    except QdqModelError as error:
+        return "refused", error
+
+
+def expected_warnings(case: Case, path: Path, positions: tuple[int, ...]) -> Counter:
+    """(line, subtype) of every warning the page of *case* must carry, and no other."""
+    kind, result = outcome(path)
+    if case.outcome != "either":
+        assert kind == case.outcome, f"{case.name}: expected {case.outcome}, got {result}"
+    if kind == "refused":
+        return Counter((line, "model") for line in positions)
+    analysis = result
+    found = {d.subtype for d in analysis.diagnostics}  # type: ignore[attr-defined]
+    assert case.subtypes <= found, f"{case.name}: {sorted(found)} lacks {sorted(case.subtypes)}"
+    if case.exact:
+        assert found == case.subtypes, f"{case.name}: {sorted(found)}"
+    expected = Counter((positions[0], d.subtype)
+                       for d in analysis.diagnostics)  # type: ignore[attr-defined]
+    for position, (directive, options) in zip(positions, DIRECTIVES):
+        if directive == "qdq-params" and not analysis.qdq_nodes:  # type: ignore[attr-defined]
+            expected[position, "filter"] += 1
+        if directive == "qdq-graph":
+            count = graph_node_count(analysis, DotOptions(mode=options["mode"]))  # type: ignore[arg-type]
+            if count > MAX_GRAPH_NODES:
+                expected[position, "graph-size"] += 1
+    assert not case.big or any(s == "graph-size" for _, s in expected), case.name
+    return expected
+
+
+CASE_NAMES = [case.name for case in CORPUS.cases]
+
+
+def test_the_corpus_is_large_enough() -> None:
+    assert len(CORPUS.cases) >= 40
+    outcomes = Counter(case.outcome for case in CORPUS.cases)
+    assert outcomes["refused"] >= 10 and outcomes["readable"] >= 30
+
+
+def check_page_warnings(project: CorpusProject, build_result: object, key: str,
+                        case: Case) -> None:
+    page = project.pages[key]
+    suffix = ".md" if key.startswith("myst-") else ".rst"
+    warnings = project.warnings_of(build_result, Path(page.docname).name + suffix)
+    for warning in warnings:
+        assert warning.continuation == (), f"multi-line warning: {warning}"
+        assert warning.level == "WARNING", warning
+        assert warning.type is not None and warning.type.startswith("qdq."), warning
+        assert warning.subtype in DOCUMENTED_SUBTYPES, warning
+        assert "Traceback" not in warning.message
+    got = Counter((w.line, w.subtype) for w in warnings)
+    assert got == expected_warnings(case, project.models[case.name], page.directive_lines)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_html_build_warns_once_per_problem_at_the_directive(project: CorpusProject,
+                                                            name: str) -> None:
+    case = next(c for c in CORPUS.cases if c.name == name)
+    check_page_warnings(project, project.html, name, case)
+    html = (project.html.outdir / "cases" / f"{name}.html").read_text(encoding="utf-8")
+    assert html.count("Text after the directive.") == len(DIRECTIVES)
+    assert "Traceback" not in html
+
+
+@pytest.mark.parametrize("name", MYST_CASES)
+def test_myst_pages_are_located_too(project: CorpusProject, name: str) -> None:
+    case = next(c for c in CORPUS.cases if c.name == name)
+    check_page_warnings(project, project.html, f"myst-{name}", case)
+
+
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_text_build_warns_again_and_writes_every_page(project: CorpusProject,
+                                                      name: str) -> None:
+    """The text build reuses the HTML build's environment: it reads again exactly the
+    pages that warned, and repeats their warnings (warnings are not lost on rebuild)."""
+    case = next(c for c in CORPUS.cases if c.name == name)
+    check_page_warnings(project, project.text, name, case)
+    text = (project.text.outdir / "cases" / f"{name}.txt").read_text(encoding="utf-8")
+    assert text.count("Text after the directive.") == len(DIRECTIVES)
+
+
+def test_no_warning_outside_the_case_pages(project: CorpusProject) -> None:
+    for result in (project.html, project.text):
+        for warning in parse_warnings(result.warnings):
+            assert Path(warning.file).parent.name == "cases", warning
+
+
+def test_readable_cases_draw_both_graphs(project: CorpusProject) -> None:
+    for case in CORPUS.cases:
+        kind, _ = outcome(project.models[case.name])
+        html = (project.html.outdir / "cases" / f"{case.name}.html").read_text(encoding="utf-8")
+        drawn = html.count('<object data="../_images/qdq-')
+        assert drawn == (2 if kind == "readable" else 0), case.name
+
+
+# -- the command line --------------------------------------------------------------------------
+@pytest.mark.parametrize("name", CASE_NAMES)
+def test_cli_exit_status_and_one_line_messages(project: CorpusProject, name: str,
+                                               tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    case = next(c for c in CORPUS.cases if c.name == name)
+    path = project.models[name]
+    status = cli.main([str(path), "-o", str(tmp_path), "--format", "dot"])
+    out, err = capsys.readouterr()
+    kind, result = outcome(path)
+    lines = err.splitlines()
+    assert err == "" or err.endswith("\n")
+    assert "Traceback" not in err
+    if kind == "refused":
+        assert status == 2 and len(lines) == 1, err
+        assert lines[0].startswith("qdq-graph: error: ")
+        assert out == ""
+        return
+    assert status == 0, err
+    assert len(lines) == len(result.diagnostics), err  # type: ignore[attr-defined]
+    for line in lines:
+        assert line.startswith("qdq-graph: warning: ")
+        subtype = line.rsplit("[qdq.", 1)[1].rstrip("]")
+        assert subtype in DIAGNOSTIC_SUBTYPES, line
+    assert out.strip() == str(tmp_path / f"{path.stem}.dot")
+    assert case.outcome in ("readable", "either")
+
+
+@pytest.mark.parametrize("name", ["random-bytes", "scale-nan", "awkward-names"])
+def test_python_dash_m_on_hostile_inputs(project: CorpusProject, name: str,
+                                         tmp_path: Path) -> None:
+    """The real entry point in a fresh process: same exit status, no traceback."""
+    path = project.models[name]
+    result = subprocess.run([sys.executable, "-m", "sphinxext_qdq", str(path), "-o",
+                             str(tmp_path), "--format", "svg"], capture_output=True,
+                            text=True, timeout=120, check=False)
+    kind, analysis = outcome(path)
+    assert "Traceback" not in result.stderr
+    if kind == "refused":
+        assert result.returncode == 2 and result.stderr.count("\n") == 1
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stderr.count("\n") == len(analysis.diagnostics)  # type: ignore[attr-defined]
+        assert (tmp_path / f"{path.stem}.svg").read_text().startswith("<?xml")
