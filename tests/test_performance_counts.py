@@ -1,19 +1,32 @@
-"""Work counts of a build with many directives on one model (no timing here).
+"""Work counts that keep builds cheap (no timing here; ``benchmarks/run.py`` times them).
 
 Twenty directives on one model over four pages: the model is parsed once per
 process, each distinct picture is drawn by one dot process, and a no-op rebuild
-parses nothing and runs dot zero times. ``benchmarks/run.py`` measures the time.
+parses nothing and runs dot zero times. A compact drawing with ``pairs_on_edges``
+gives dot one node per operator.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 
+import numpy as np
 import pytest
+import qdq_factories
 import sphinx.ext.graphviz
+from onnx import numpy_helper
 from sphinx_helpers import build, make_project
 
-from sphinxext_qdq.analysis import loader
+from sphinxext_qdq.analysis import load_qdq_model, loader
+from sphinxext_qdq.analysis.dot import (
+    DotOptions,
+    graph_node_count,
+    link_keys,
+    qdq_counts,
+    render_dot,
+)
 
 PAGES = 4
 #: The two drawings of every page; pages sit side by side, so each drawing is the
@@ -115,3 +128,50 @@ def test_editing_one_page_parses_once_and_draws_nothing(tmp_path, monkeypatch,
     assert read == ["page2"]
     assert loader.parse_count() - parses == 1
     assert dot.runs == 0
+
+
+# -- compact drawing with Q→DQ pairs on edges (fewer DOT nodes for dot to lay out) --------
+
+
+def drawn(dot_text: str) -> dict:
+    """``dot -Tjson`` of the DOT text: what graphviz lays out."""
+    result = subprocess.run(["dot", "-Tjson"], input=dot_text.encode(), capture_output=True,
+                            check=True, timeout=120)
+    return json.loads(result.stdout)
+
+
+def test_pairs_on_edges_leave_one_dot_node_per_operator(tmp_path):
+    proto = qdq_factories.tiny_resnet_qdq()
+    model = load_qdq_model(qdq_factories.save(proto, tmp_path / "tiny.onnx"))
+    options = DotOptions(mode="compact", pairs_on_edges=True)
+    graph = drawn(render_dot(model, options))
+    nodes = [o for o in graph["objects"] if "nodes" not in o]
+    operators = [n for n in proto.graph.node
+                 if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    # one DOT node per operator, plus the graph input and output; no Q/DQ node is drawn
+    assert len(nodes) == len(operators) + 2 == graph_node_count(model, options)
+    assert sorted(n["label"].split("\\n")[0] for n in nodes) == sorted(
+        [n.op_type for n in operators] + ["input", "logits"])
+    # every activation Q→DQ pair is on an edge, labelled with its scale and zero point
+    scales = {t.name: float(numpy_helper.to_array(t)) for t in proto.graph.initializer
+              if t.name.endswith("_scale") and not t.dims}
+    quantizers = [n for n in proto.graph.node if n.op_type == "QuantizeLinear"]
+    labelled = [e for e in graph["edges"] if e["label"].startswith("Q→DQ ")]
+    full = [e["label"] for e in labelled if "\\n" in e["label"]]
+    assert len(full) == len(quantizers)
+    shown = [np.float32(re.search(r"s=(\S+)", label).group(1)) for label in full]
+    assert sorted(shown) == sorted(np.float32(scales[q.input[1]]) for q in quantizers)
+    assert qdq_counts(model, options)["q_in_pairs"] == len(quantizers)
+
+
+def test_pairs_on_edges_link_to_the_operator_and_the_parameter_rows(tmp_path):
+    model = load_qdq_model(qdq_factories.save_tiny_resnet_qdq(tmp_path / "tiny.onnx"))
+    options = DotOptions(mode="compact", pairs_on_edges=True)
+    keys = link_keys(model, options)
+    quantizers = [q.key for q in model.qdq_nodes if q.op_type == "QuantizeLinear"]
+    assert {"op:QuantizeLinear", *(f"node:{key}" for key in quantizers)} <= set(keys)
+    urls = {key: f"page.html#{key}" for key in keys}
+    edges = drawn(render_dot(model, options, urls))["edges"]
+    rows = {e["labelURL"] for e in edges if "labelURL" in e}
+    assert rows == {f"page.html#node:{key}" for key in quantizers}
+    assert all(e["URL"] == "page.html#op:QuantizeLinear" for e in edges if "labelURL" in e)
