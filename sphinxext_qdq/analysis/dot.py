@@ -38,7 +38,7 @@ import itertools
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
@@ -104,7 +104,11 @@ _DOT_ESCAPES = {
     0x7F: "\\\\x7f",
 }
 _DOT_ESCAPES.update({c: f"\\\\x{c:02x}" for c in range(0x20) if c not in _DOT_ESCAPES})
-_SURROGATES = re.compile("[\ud800-\udfff]")
+#: Lone surrogates, and the two non-characters no XML document (an SVG) may contain.
+_SURROGATES = re.compile("[\ud800-\udfff\ufffe\uffff]")
+#: In a tooltip graphviz replaces ``\\N``, ``\\G``... *after* reading ``\\\\`` as one
+#: backslash: a literal backslash takes four.
+_TOOLTIP_ESCAPES = {**_DOT_ESCAPES, ord("\\"): "\\\\\\\\"}
 
 
 def escape_dot(text: str) -> str:
@@ -113,9 +117,16 @@ def escape_dot(text: str) -> str:
     The result is shown literally by graphviz: quotes and backslashes cannot end
     the string or start an escape (``\\N``, ``\\l`` …), ``&lt;``-style entities are
     not decoded, control characters (newlines included) appear as visible
-    ``\\n``-style text, and lone surrogates become U+FFFD.
+    ``\\n``-style text, and lone surrogates and U+FFFE / U+FFFF become U+FFFD.
     """
     escaped = str(text).translate(_DOT_ESCAPES)
+    return _SURROGATES.sub("\ufffd", escaped)
+
+
+def escape_tooltip(text: str) -> str:
+    """:func:`escape_dot` for a ``tooltip``, where graphviz expands ``\\N`` (the node's
+    DOT name), ``\\G``... even after an escaped backslash."""
+    escaped = str(text).translate(_TOOLTIP_ESCAPES)
     return _SURROGATES.sub("\ufffd", escaped)
 
 
@@ -156,14 +167,14 @@ def _quoted(text: str) -> str:
     return _lines([text])
 
 
-def _lines(lines: Iterable[str]) -> str:
+def _lines(lines: Iterable[str], escape: Callable[[str], str] = escape_dot) -> str:
     """Quoted DOT string of several lines of model text (centred lines), cut to fit
     :data:`DOT_STRING_BYTES` (a tooltip listing thousands of consumers, a name of
     100,000 characters)."""
     escaped: list[str] = []
     size = 0
     for line in lines:
-        text = escape_dot(_clip(line, DOT_LINE_CHARS))
+        text = escape(_clip(line, DOT_LINE_CHARS))
         size += len(text.encode("utf-8")) + 2
         if size > DOT_STRING_BYTES:
             escaped.append("…")
@@ -967,7 +978,7 @@ def _row_link(tail: _Element | None, urls: Mapping[str, str] | None) -> str:
 
 def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str) -> str:
     attributes = [f"label={_lines(element.label)}", _STYLES[element.kind],
-                  f"tooltip={_lines(element.tooltip)}"]
+                  f"tooltip={_lines(element.tooltip, escape_tooltip)}"]
     url = _url_for(element, urls)
     link = _url_attribute("URL", url) if url is not None else ""
     if link:
@@ -985,7 +996,8 @@ def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "") -> str:
         shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"
     tooltip = f"{edge.tensor}\n{label}{shape}"
     return (f"  {edge.tail} -> {edge.head} [label={_quoted(label)}, color=\"{colour}\", "
-            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)))}{style}{link}];")
+            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)), escape_tooltip)}"
+            f"{style}{link}];")
 
 
 def _regions(drawing: _Drawing) -> list[list[_Element]]:
@@ -1031,7 +1043,8 @@ def _pair_edge_statement(index_tensors: Mapping, edge: _Edge, pair: _Element,
         links += (f', {_url_attribute("labelURL", row_url)}, labeltarget="_top", labeltooltip='
                   f'"{escape_dot("scale and zero point: see the parameter table")}"')
     return (f"  {edge.tail} -> {edge.head} [label={_lines(label)}, color=\"{colour}\", "
-            f"fontcolor=\"{colour}\", penwidth=2.2, tooltip={_lines(pair.tooltip)}{links}];")
+            f"fontcolor=\"{colour}\", penwidth=2.2, "
+            f"tooltip={_lines(pair.tooltip, escape_tooltip)}{links}];")
 
 
 def _count_lines(drawing: _Drawing) -> list[str]:
