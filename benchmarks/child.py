@@ -67,13 +67,14 @@ def memory(path: str, what: str) -> dict:
     return {"maxrss_after_imports": before, "maxrss": after, "seconds": seconds, "nodes": kept}
 
 
-def layout(path: str, mode: str, runs: int, max_nodes: int) -> dict:
+def layout(path: str, mode: str, runs: int, max_nodes: int, pairs_on_edges: bool = False
+           ) -> dict:
     """DOT generation once, then ``dot -Tsvg`` *runs* times (wall and CPU seconds)."""
     from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, render_dot
     from sphinxext_qdq.analysis.loader import load_qdq_model
 
     model = load_qdq_model(path)
-    options = DotOptions(mode=mode, max_nodes=max_nodes)
+    options = DotOptions(mode=mode, max_nodes=max_nodes, pairs_on_edges=pairs_on_edges)
     start = time.perf_counter()
     code = render_dot(model, options)
     generate = time.perf_counter() - start
@@ -84,7 +85,7 @@ def layout(path: str, mode: str, runs: int, max_nodes: int) -> dict:
         wall.append(time.perf_counter() - start)
         cpu.append(_cpu_children() - cpu_before)
     return {"generate_dot": generate, "dot_wall": wall, "dot_cpu": cpu,
-            "graph_nodes": graph_node_count(model, DotOptions(mode=mode)),
+            "graph_nodes": graph_node_count(model, options),
             "dot_bytes": len(code), "fallback": "Select a region with" in code}
 
 

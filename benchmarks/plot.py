@@ -63,9 +63,11 @@ def _build_panel(axes, rows: list[dict], nodes: dict[str, int]) -> None:
 def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, int]) -> None:
     rows = sorted(rows, key=lambda r: nodes[r["model"]])
     x = [nodes[r["model"]] for r in rows]
-    for mode, style, colour in (("compact", "o-", _EXT), ("full", "s--", _STATIC)):
-        axes.plot(x, [statistics.median(r[mode]["dot_wall"]) for r in rows], style,
-                  color=colour, label=f"{mode} mode")
+    for drawing, style, colour, label in (
+            ("full", "s--", _STATIC, "full mode"), ("compact", "o-", _EXT, "compact mode"),
+            ("edges", "^:", "#1e8449", "compact, pairs on edges")):
+        axes.plot(x, [statistics.median(r[drawing]["dot_wall"]) for r in rows], style,
+                  color=colour, label=label)
     if capped:
         axes.plot([nodes[capped["model"]]], [statistics.median(capped["whole"])], "D",
                   color="#7d6608", label="over the node cap (note)")

@@ -44,6 +44,10 @@ exclude_patterns = ["_build"]
 '''
 
 
+#: The project using the directives accepts the note that replaces a graph over the cap.
+EXT_CONF = 'suppress_warnings = ["qdq.graph-size"]\n'
+
+
 @dataclass(frozen=True)
 class BlockRegion:
     """``:from:`` / ``:to:`` names of the first block of stage 2 (with its projection)."""
@@ -67,7 +71,7 @@ def write_projects(model_path: Path, region: BlockRegion, folder: Path) -> tuple
             shutil.rmtree(root)
         (root / "models").mkdir(parents=True)
         shutil.copyfile(model_path, root / "models" / "model.onnx")
-        (root / "conf.py").write_text(CONF.format(extra=extra))
+        (root / "conf.py").write_text(CONF.format(extra=extra) + (EXT_CONF if extra else ""))
         (root / "index.md").write_text(_index())
     _write_ext_pages(ext, region)
     _write_static_pages(static, model, region)
@@ -151,7 +155,7 @@ def write_directive_project(model_path: Path, region: BlockRegion, folder: Path,
         shutil.rmtree(folder)
     (folder / "models").mkdir(parents=True)
     shutil.copyfile(model_path, folder / "models" / "model.onnx")
-    (folder / "conf.py").write_text(CONF.format(extra=', "sphinxext_qdq"')
+    (folder / "conf.py").write_text(CONF.format(extra=', "sphinxext_qdq"') + EXT_CONF
                                     + 'qdq_models = {"bench": "models/model.onnx"}\n')
     names = [f"page{number}" for number in range(pages)]
     (folder / "index.md").write_text("# Twenty directives\n\n```{toctree}\n"
