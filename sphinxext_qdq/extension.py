@@ -15,6 +15,7 @@ from sphinxext_qdq.directives import (
 from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.freshness import outdated_pages
 from sphinxext_qdq.nodes import DEFAULT_DOT_TIMEOUT, VISITORS, qdq_graph
+from sphinxext_qdq.tables import PdflatexModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -30,18 +31,29 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
     # Values read by directives rebuild nothing by themselves: the pages that used one
     # are read again when it changes (sphinxext_qdq.freshness), the others are not.
-    app.add_config_value("qdq_models", {}, "", types=frozenset({dict}))
-    app.add_config_value("qdq_graph_mode", "compact", "", types=frozenset({str}))
-    app.add_config_value("qdq_graph_rankdir", "TB", "", types=frozenset({str}))
+    app.add_config_value("qdq_models", {}, "", types=frozenset({dict}),
+                         description="short names for model paths (relative to the source "
+                                     "directory, or absolute)")
+    app.add_config_value("qdq_graph_mode", "compact", "", types=frozenset({str}),
+                         description="default :mode: of qdq-graph (compact or full)")
+    app.add_config_value("qdq_graph_rankdir", "TB", "", types=frozenset({str}),
+                         description="default :rankdir: of qdq-graph (TB or LR)")
     app.add_config_value("qdq_op_fallback_url", ONNX_OP_URL, "html",
-                         types=frozenset({str, type(None)}))
-    app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "", types=frozenset({int}))
+                         types=frozenset({str, type(None)}),
+                         description="URL pattern ({op}) for op types no page documents; "
+                                     "None: no link")
+    app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "", types=frozenset({int}),
+                         description="larger model files are refused with a warning")
     app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "",
-                         types=frozenset({int}))
+                         types=frozenset({int}),
+                         description="larger drawings are replaced by a note asking for "
+                                     ":from:/:to:")
     app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
-                         types=frozenset({int, float, type(None)}))
+                         types=frozenset({int, float, type(None)}),
+                         description="seconds dot may take for one graph; None: no limit")
     app.add_node(qdq_graph, **VISITORS)
     app.add_domain(QdqDomain)
+    app.add_post_transform(PdflatexModelText)
     app.connect("env-get-outdated", outdated_pages)
     app.add_directive("qdq-graph", QdqGraphDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
