@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 #: Default for ``qdq_op_fallback_url``: the ONNX operator reference.
 ONNX_OP_URL = "https://onnx.ai/onnx/operators/onnx__{op}.html"
+#: Op types that may fill ``{op}`` of ``qdq_op_fallback_url`` (the op type comes from the
+#: model: anything else, ``../x`` or ``"><script>``, stays unlinked).
+OP_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
 class FileState(NamedTuple):
@@ -226,8 +229,8 @@ class QdqDomain(Domain):
         if not node.get("qdq_link_key"):
             return None
         pattern = env.config.qdq_op_fallback_url
-        if typ != "op" or not pattern:
-            raise NoUri(target)
+        if typ != "op" or not pattern or not OP_TYPE_NAME.fullmatch(target):
+            raise NoUri(target)  # an op type from the model never shapes a URL
         refnode = nodes.reference("", "", contnode, internal=False,
                                   refuri=pattern.format(op=target), reftitle=target)
         refnode["qdq_link_key"] = node["qdq_link_key"]
