@@ -16,6 +16,7 @@ from hashlib import sha1
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 from docutils import nodes
 from sphinx.ext.graphviz import (
@@ -161,7 +162,10 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
         if not all(path.is_file() for path in temporary.values()):
             raise DotProblem("dot wrote no picture")
         if fmt == "svg":
-            fix_svg_relative_paths(translator, temporary[target])
+            try:
+                fix_svg_relative_paths(translator, temporary[target])
+            except ElementTree.ParseError as error:
+                raise DotProblem(f"dot wrote an SVG that is not valid XML ({error})") from None
         for _, final in reversed(outputs):  # the image map before the image
             os.replace(temporary[final], final)
     finally:
