@@ -344,7 +344,7 @@ class QdqParamsDirective(QdqModelDirective):
     def index_node(self, model_key: str, rows: list[Row], anchors: list[list[str]]) -> Node:
         entries = [("single", f"{row.index_text}; {model_key}", ids[0], "", None)
                    for row, ids in zip(rows, anchors) if ids]
-        return addnodes.index(entries=entries)
+        return addnodes.index(entries=entries, classes=["qdq-index"])
 
 
 class QdqSummaryDirective(QdqModelDirective):

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from docutils import nodes
 from sphinx import addnodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from sphinxext_qdq.analysis.formatting import (
     dtype_label,
@@ -364,3 +365,51 @@ def agreement_rows(model_key: str, report: AgreementReport) -> list[Row]:
 AGREEMENT_HEADERS = ["Layer", "Op", "ONNX Runtime kernel", "Elements", "Exact match",
                      "Max difference (LSB)"]
 AGREEMENT_WIDTHS = [22, 12, 26, 12, 12, 10]
+
+
+# -- pdflatex ------------------------------------------------------------------------------------
+#: Characters pdflatex typesets with Sphinx's set-up (utf8 inputenc, T1 fontenc): printable
+#: ASCII, Latin-1 and most of Latin Extended-A, common punctuation, plus whatever
+#: ``sphinx.util.texescape`` replaces by a LaTeX command.
+_PDFLATEX_RANGES = ((0x20, 0x7E), (0xA0, 0x125), (0x128, 0x137), (0x139, 0x13E),
+                    (0x141, 0x148), (0x14A, 0x165), (0x168, 0x17E))
+_PDFLATEX_EXTRA = frozenset("‘’‚“”„–—†‡•…‰‹›€™←↑→↓\t\n")
+
+
+def pdflatex_text(text: str) -> str:
+    """*text* with every character pdflatex cannot typeset written ``[U+XXXX]``."""
+    if text.isascii() and text.isprintable():
+        return text
+    from sphinx.util import texescape
+
+    texescape.init()  # idempotent; done by the LaTeX builder anyway
+
+    def typesets(ch: str) -> bool:
+        return (ch in _PDFLATEX_EXTRA or texescape.escape(ch) != ch
+                or any(low <= ord(ch) <= high for low, high in _PDFLATEX_RANGES))
+
+    return "".join(ch if typesets(ch) else f"[U+{ord(ch):04X}]" for ch in text)
+
+
+class PdflatexModelText(SphinxPostTransform):
+    """pdflatex stops at the first character it has no glyph for (a Chinese or Greek node
+    name, an emoji, a control character): in the tables and index entries made from a
+    model, such characters are written ``[U+XXXX]`` when ``latex_engine`` is pdflatex."""
+
+    default_priority = 900
+    formats = ("latex",)
+
+    def run(self, **kwargs: object) -> None:
+        if self.config.latex_engine != "pdflatex":
+            return
+        for table in self.document.findall(nodes.table):
+            if "qdq-table" not in table["classes"]:
+                continue
+            for text in list(table.findall(nodes.Text)):
+                safe = pdflatex_text(text.astext())
+                if safe != text.astext():
+                    text.parent.replace(text, nodes.Text(safe))
+        for index in self.document.findall(addnodes.index):
+            if "qdq-index" in index.get("classes", []):
+                index["entries"] = [(kind, pdflatex_text(value), *rest)
+                                    for kind, value, *rest in index["entries"]]
