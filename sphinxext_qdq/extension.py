@@ -16,7 +16,6 @@ from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.freshness import outdated_pages
 from sphinxext_qdq.nodes import DEFAULT_DOT_TIMEOUT, VISITORS, qdq_graph
 from sphinxext_qdq.tables import PdflatexModelText
-from sphinxext_qdq.tables import PdflatexModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -54,7 +53,6 @@ def setup(app: Sphinx) -> dict[str, Any]:
                          description="seconds dot may take for one graph; None: no limit")
     app.add_node(qdq_graph, **VISITORS)
     app.add_domain(QdqDomain)
-    app.add_post_transform(PdflatexModelText)
     app.add_post_transform(PdflatexModelText)
     app.connect("env-get-outdated", outdated_pages)
     app.add_directive("qdq-graph", QdqGraphDirective)
