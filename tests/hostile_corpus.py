@@ -508,7 +508,7 @@ def build_corpus() -> Corpus:
           "readable", "external_data", exact=True)
     c.add("ext-weight-outside", weight_outside_folder, "readable", exact=True)
     # QDQ-NOTES.md: size
-    c.add("big-qdq-chain", model_writer(lambda: factories.chain_model(200, quantized_every=1)),
+    c.add("big-qdq-chain", model_writer(lambda: factories.chain_model(40, quantized_every=1)),
           "readable", big=True)
     c.add("deep-chain", model_writer(lambda: factories.chain_model(3000)), "readable",
           "float_model", no_qdq=True, big=True)

@@ -11,6 +11,7 @@ status 2 and one line for unreadable models, 0 and one-line warnings otherwise.
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -33,9 +34,10 @@ from sphinxext_qdq import cli
 from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES
+from sphinxext_qdq.analysis.outline import outline
 
 #: ``qdq_max_graph_nodes`` of the corpus project (the big cases exceed it).
-MAX_GRAPH_NODES = 400
+MAX_GRAPH_NODES = 100
 DOCUMENTED_SUBTYPES = frozenset(DIAGNOSTIC_SUBTYPES) | GLUE_SUBTYPES
 MYST_CASES = ("scale-nan", "random-bytes", "ext-dotdot")
 
@@ -53,7 +55,6 @@ class CorpusProject:
     models: dict[str, Path]  # case name -> model path
     pages: dict[str, corpus.CasePage]
     html: object
-    text: object
 
     def warnings_of(self, build_result: object, page_file: str) -> list[corpus.Warning_]:
         return [w for w in parse_warnings(build_result.warnings)  # type: ignore[attr-defined]
@@ -92,11 +93,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> CorpusProject:
             (src / "cases" / f"myst-{case.name}.md").write_text(text)
             pages[f"myst-{case.name}"] = corpus.CasePage(f"cases/myst-{case.name}", text,
                                                          positions)
-    # two processes read and write the pages; the text build reuses the environment
-    # (doctrees) of the HTML build: it only writes, so it must not warn at all
-    html = build(src, "html", outdir=src.parent / "build", parallel=2)
-    text = build(src, "text", outdir=src.parent / "build")
-    return CorpusProject(src, models, pages, html, text)
+    html = build(src, "html", outdir=src.parent / "build", parallel=2)  # two processes
+    return CorpusProject(src, models, pages, html)
 
 
 def outcome(path: Path) -> tuple[str, object]:
@@ -173,21 +171,50 @@ def test_myst_pages_are_located_too(project: CorpusProject, name: str) -> None:
     check_page_warnings(project, project.html, f"myst-{name}", case)
 
 
-@pytest.mark.parametrize("name", CASE_NAMES)
-def test_text_build_warns_again_and_writes_every_page(project: CorpusProject,
-                                                      name: str) -> None:
-    """The text build reuses the HTML build's environment: it reads again exactly the
-    pages that warned, and repeats their warnings (warnings are not lost on rebuild)."""
-    case = next(c for c in CORPUS.cases if c.name == name)
-    check_page_warnings(project, project.text, name, case)
-    text = (project.text.outdir / "cases" / f"{name}.txt").read_text(encoding="utf-8")
-    assert text.count("Text after the directive.") == len(DIRECTIVES)
-
-
 def test_no_warning_outside_the_case_pages(project: CorpusProject) -> None:
-    for result in (project.html, project.text):
-        for warning in parse_warnings(result.warnings):
-            assert Path(warning.file).parent.name == "cases", warning
+    for warning in parse_warnings(project.html.warnings):
+        assert Path(warning.file).parent.name == "cases", warning
+
+
+def test_outline_of_every_readable_case(project: CorpusProject) -> None:
+    """What the text and man builders print for a graph, whole and without control
+    characters, for every model that loads."""
+    for case in CORPUS.cases:
+        kind, analysis = outcome(project.models[case.name])
+        if kind == "readable":
+            text = "\n".join(outline(analysis, None))  # type: ignore[arg-type]
+            assert "Inputs:" in text and "Outputs:" in text, case.name
+
+
+#: Cases built again with the text, man and LaTeX builders (their visitors differ).
+OTHER_BUILDER_CASES = ("awkward-names", "giant-name", "random-bytes", "ext-dotdot",
+                       "tiny-invalid-utf8-name", "float-model", "qoperator", "nested-if-20",
+                       "hostile-doc-strings", "tiny-scale-type-999")
+
+
+@pytest.mark.parametrize("builder", ["text", "man", "latex"])
+def test_other_builders_write_the_pages_with_the_same_warnings(
+        project: CorpusProject, tmp_path: Path, builder: str) -> None:
+    src = tmp_path / "src"
+    (src / "cases").mkdir(parents=True)
+    (src / "conf.py").write_text(CONF + "man_pages = [(f'cases/{n}', n, n, '', 1) for n in "
+                                 f"{list(OTHER_BUILDER_CASES)!r}]\n")
+    (src / "index.rst").write_text("Index\n=====\n")
+    cases = [c for c in CORPUS.cases if c.name in OTHER_BUILDER_CASES]
+    for case in cases:
+        shutil.copytree(project.models[case.name].parent, src / "models" / case.name,
+                        symlinks=True)
+        (src / "outside").mkdir(exist_ok=True)
+        page = project.pages[case.name]
+        (src / f"{page.docname}.rst").write_text(page.text)
+    result = build(src, builder)
+    for case in cases:
+        page = project.pages[case.name]
+        warnings = [w for w in parse_warnings(result.warnings)
+                    if Path(w.file).name == f"{case.name}.rst"]
+        assert all(w.continuation == () and w.subtype in DOCUMENTED_SUBTYPES for w in warnings)
+        assert Counter((w.line, w.subtype) for w in warnings) == expected_warnings(
+            case, project.models[case.name], page.directive_lines), case.name
 
 
 def test_readable_cases_draw_both_graphs(project: CorpusProject) -> None:
