@@ -67,8 +67,8 @@ class Builder:
     def __call__(self, **overrides: object) -> tuple[set[str], object]:
         read: list[str] = []
 
-        def hook(app: object) -> None:
-            app.connect("source-read", lambda _app, docname, _source: read.append(docname))
+        def hook(app: object) -> None:  # in the main process, whatever -j says
+            app.connect("env-before-read-docs", lambda _app, _env, docs: read.extend(docs))
 
         result = build(self.src, "html", outdir=self.outdir, on_app=hook,
                        **{**self.options, **overrides})
@@ -300,3 +300,18 @@ def test_parallel_and_serial_builds_write_the_same_html(tmp_path: Path) -> None:
     for content in svgs.values():
         ElementTree.fromstring(content)  # whole files: no page read a half-written one
     assert not list(parallel.outdir.rglob("*.tmp"))
+
+
+def test_records_of_a_parallel_read_drive_the_next_build(tmp_path: Path) -> None:
+    """What the pages read (merged from the reading processes) decides the next build."""
+    src = write_project(tmp_path / "src")
+    builder = Builder(src, parallel=2)
+    (src / "models" / "other.onnx").unlink()  # two pages warn
+    read, result = builder()
+    assert read == ALL_PAGES and len(qdq_warnings(result)) == 2
+    factories.save(factories.weight_dq_model(), src / "models" / "other.onnx")
+    shared = src / "models" / "shared.onnx"
+    factories.save(factories.qdq_pair_model(0.75, 2), shared)
+    set_mtime(shared, 3600)
+    read, result = builder()
+    assert read == {"graph", "params", "summary", "filtered"} and result.warnings == ""
