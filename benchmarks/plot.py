@@ -35,8 +35,8 @@ def write_plot(results: dict, png: Path) -> None:
     from matplotlib import pyplot
 
     nodes = {m["name"]: m["nodes"] for m in results["models"]}
-    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 3.4), dpi=110)
-    _build_panel(build, results.get("build", []), nodes)
+    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 3.8), dpi=110)
+    _build_panel(build, results.get("build", []), nodes, results["models"])
     _layout_panel(layout, results.get("layout", []), results.get("capped"), nodes)
     machine = results.get("machine", {})
     figure.suptitle(f"sphinxext_qdq cost, median of {results.get('runs', '?')} runs "
@@ -47,7 +47,7 @@ def write_plot(results: dict, png: Path) -> None:
     pyplot.close(figure)
 
 
-def _build_panel(axes, rows: list[dict], nodes: dict[str, int]) -> None:
+def _build_panel(axes, rows: list[dict], nodes: dict[str, int], models: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: nodes[r["model"]])
     x = [nodes[r["model"]] for r in rows]
     axes.plot(x, [statistics.median(r["ext_wall"]) for r in rows], "o-", color=_EXT,
@@ -55,8 +55,10 @@ def _build_panel(axes, rows: list[dict], nodes: dict[str, int]) -> None:
     axes.plot(x, [statistics.median(r["static_wall"]) for r in rows], "s--", color=_STATIC,
               label="static SVG + tables")
     for row, position in zip(rows, x):
-        axes.annotate(f"{row['ratio']:.2f}×", (position, statistics.median(row["ext_wall"])),
-                      textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+        size = next(m for m in models if m["name"] == row["model"])["file_bytes"]
+        axes.annotate(f"{row['ratio']:.2f}×\n{size / 1e6:.0f} MB",
+                      (position, statistics.median(row["ext_wall"])), textcoords="offset points",
+                      xytext=(0, 6), ha="center", fontsize=6.5)
     _axes(axes, "cold sphinx-build (s)")
 
 
@@ -71,17 +73,24 @@ def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, 
     if capped:
         axes.plot([nodes[capped["model"]]], [statistics.median(capped["whole"])], "D",
                   color="#7d6608", label="over the node cap (note)")
-    _axes(axes, "dot layout (s)")
+    _axes(axes, "dot layout (s)", legend="lower right")
 
 
-def _axes(axes, ylabel: str) -> None:
+def _axes(axes, ylabel: str, legend: str = "upper left") -> None:
+    from matplotlib.ticker import FuncFormatter
+
     axes.set_xscale("log")
     axes.set_yscale("log")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")
+    for axis in (axes.xaxis, axes.yaxis):
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(FuncFormatter(
+            lambda value, _: f"{value:g}" if f"{value:g}"[0] in "25" else ""))
     axes.set_xlabel("ONNX nodes in the model", fontsize=8)
     axes.set_ylabel(ylabel, fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7)
+    axes.legend(fontsize=7, loc=legend)
 
 
 if __name__ == "__main__":
