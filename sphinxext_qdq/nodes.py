@@ -176,7 +176,8 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
 def _run_dot(args: list[str], code: str, timeout: float | None, cwd: Path) -> None:
     try:
         result = subprocess.run(args, input=code.encode(), capture_output=True, cwd=cwd,
-                                timeout=timeout or None, check=False)
+                                timeout=timeout if timeout and timeout > 0 else None,
+                                check=False)
     except subprocess.TimeoutExpired:
         raise DotProblem(f"dot took longer than {timeout:g} s and was stopped (qdq_dot_timeout);"
                          " draw less with :from: / :to: or raise qdq_dot_timeout") from None
