@@ -133,7 +133,10 @@ GLUE_SUBTYPE_MEANINGS = {
               "match nothing: no table.",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
-    "dot": "Graphviz `dot` failed on a graph.",
+    "dot": "Graphviz `dot` failed on a graph, took longer than `qdq_dot_timeout`, or wrote "
+           "an SVG that is not valid XML.",
+    "graph-size": "A drawing has more nodes than `qdq_max_graph_nodes`: a note replaces it; "
+                  "select a region with `:from:` / `:to:`.",
     "reference": "`qdq-requant` could not run the integer reference: unreadable inputs, "
                  "a missing package (ONNX Runtime), a node that is not a Conv or Gemm.",
 }
@@ -148,13 +151,19 @@ def registered_directives() -> list[str]:
             and isinstance(call.args[0], ast.Constant)]
 
 
+def call_position(function: ast.FunctionDef) -> int:
+    """Where a call passes ``subtype`` positionally (``self`` is not passed by a method call)."""
+    names = [a.arg for a in function.args.args]
+    return names.index("subtype") - (1 if names and names[0] == "self" else 0)
+
+
 def glue_subtypes() -> dict[str, list[str]]:
     """``{subtype: [file, ...]}`` for every constant subtype in the package: a
     ``subtype="..."`` keyword, or a constant passed where a package function takes its
     ``subtype`` parameter (``warn_at_graph(..., "dot")``)."""
     trees = {path: ast.parse(path.read_text(encoding="utf-8"))
              for path in sorted(PACKAGE.rglob("*.py"))}
-    positions = {function.name: [a.arg for a in function.args.args].index("subtype")
+    positions = {function.name: call_position(function)
                  for tree in trees.values() for function in ast.walk(tree)
                  if isinstance(function, ast.FunctionDef)
                  and "subtype" in [a.arg for a in function.args.args]}
@@ -237,7 +246,8 @@ def role_table(problems: ReferenceProblems) -> str:
 
 
 def subtype_table(problems: ReferenceProblems) -> str:
-    glue = glue_subtypes()
+    glue = {name: files for name, files in glue_subtypes().items()
+            if name not in DIAGNOSTIC_SUBTYPES}  # the analysis's own are listed from its table
     problems.compare("warning subtype", set(glue), set(GLUE_SUBTYPE_MEANINGS))
     rows = [[code(f"qdq.{name}"), "the model (analysis)", meaning]
             for name, meaning in DIAGNOSTIC_SUBTYPES.items()]
