@@ -67,14 +67,13 @@ def memory(path: str, what: str) -> dict:
     return {"maxrss_after_imports": before, "maxrss": after, "seconds": seconds, "nodes": kept}
 
 
-def layout(path: str, mode: str, runs: int, max_nodes: int, pairs_on_edges: bool = False
-           ) -> dict:
+def layout(path: str, mode: str, runs: int, max_nodes: int, pairs: str = "edges") -> dict:
     """DOT generation once, then ``dot -Tsvg`` *runs* times (wall and CPU seconds)."""
     from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, render_dot
     from sphinxext_qdq.analysis.loader import load_qdq_model
 
     model = load_qdq_model(path)
-    options = DotOptions(mode=mode, max_nodes=max_nodes, pairs_on_edges=pairs_on_edges)
+    options = DotOptions(mode=mode, max_nodes=max_nodes, pairs=pairs)
     start = time.perf_counter()
     code = render_dot(model, options)
     generate = time.perf_counter() - start

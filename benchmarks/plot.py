@@ -88,8 +88,9 @@ def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, 
     rows = sorted(rows, key=lambda r: nodes[r["model"]])
     x = [nodes[r["model"]] for r in rows]
     for drawing, style, colour, label in (
-            ("full", "s--", _STATIC, "full mode"), ("compact", "o-", _EXT, "compact mode"),
-            ("edges", "^:", "#1e8449", "compact, pairs on edges")):
+            ("full", "s--", _STATIC, "full mode"),
+            ("pair_nodes", "^:", "#1e8449", "compact, a node per Q→DQ pair"),
+            ("compact", "o-", _EXT, "compact (default: pairs on edges)")):
         axes.plot(x, [statistics.median(r[drawing]["dot_wall"]) for r in rows], style,
                   color=colour, label=label)
     if capped:

@@ -1,6 +1,6 @@
 """``qdq-graph``: draw a QDQ ONNX model as SVG / PNG / DOT, without Sphinx.
 
-``qdq-graph MODEL [-o DIR] [--format svg,png,dot] [--mode compact|full] ...``
+``qdq-graph MODEL [-o DIR] [--format svg,png,dot] [--mode compact|full] [--pairs edges|nodes] ...``
 writes ``DIR/BASE.svg`` (and the other formats asked for) with the same
 analysis and DOT code the ``qdq-graph`` directive uses, by running graphviz's
 ``dot``. Problems with the input (a missing or unreadable model, graphviz
@@ -30,6 +30,7 @@ from sphinxext_qdq import __version__
 from sphinxext_qdq.analysis import integer_reference as reference
 from sphinxext_qdq.analysis.dot import (
     MODES,
+    PAIR_STYLES,
     RANKDIRS,
     DotOptions,
     graph_node_count,
@@ -137,8 +138,11 @@ def graph_parser() -> argparse.ArgumentParser:
     parser.add_argument("--format", metavar="LIST", type=_formats, default=("svg",),
                         dest="formats", help="comma-separated: svg, png, dot (default: svg)")
     parser.add_argument("--mode", choices=MODES, default="compact",
-                        help="compact: weight DQs folded, Q→DQ pairs as one node (default); "
+                        help="compact: weight DQs folded, Q→DQ pairs drawn small (default); "
                              "full: every ONNX node")
+    parser.add_argument("--pairs", choices=PAIR_STYLES, default="edges",
+                        help="compact mode: a Q→DQ pair drawn on the edge it quantizes "
+                             "(edges, the default) or as a node (nodes)")
     parser.add_argument("--rankdir", choices=RANKDIRS, default="TB", type=str.upper,
                         help="layout direction, top-bottom or left-right (default: TB)")
     parser.add_argument("--legend", action="store_true", help="draw a legend")
@@ -247,7 +251,7 @@ def run_graph(argv: Sequence[str]) -> int:
     for diagnostic in model.diagnostics:
         report_warning(diagnostic_text(diagnostic))
     options = DotOptions(mode=args.mode, rankdir=args.rankdir, legend=args.legend,
-                         max_nodes=args.max_nodes)
+                         max_nodes=args.max_nodes, pairs=args.pairs)
     count = graph_node_count(model, options)
     if args.max_nodes and count > args.max_nodes:
         report_warning(f"{args.model}: the {args.mode} graph has {count} nodes, more than "

@@ -14,7 +14,12 @@ from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
 from sphinxext_qdq.analysis import integer_reference as reference
-from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, link_keys
+from sphinxext_qdq.analysis.dot import (
+    PAIR_STYLES,
+    DotOptions,
+    graph_node_count,
+    link_keys,
+)
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.model import Role
 from sphinxext_qdq.analysis.patterns import QdqSelectionError, describe, summarize
@@ -155,6 +160,7 @@ class QdqGraphDirective(QdqModelDirective):
     option_spec: ClassVar[OptionSpec] = {
         "mode": lambda arg: directives.choice(arg, ("compact", "full")),
         "rankdir": rankdir_option,
+        "pairs": lambda arg: directives.choice(arg, PAIR_STYLES),
         "from": name_list,
         "to": name_list,
         "legend": directives.flag,
@@ -193,12 +199,14 @@ class QdqGraphDirective(QdqModelDirective):
     def dot_options(self, analysis: QdqModel) -> DotOptions:
         mode = self.options.get("mode") or self.qdq_config("qdq_graph_mode")
         rankdir = self.options.get("rankdir") or self.qdq_config("qdq_graph_rankdir")
+        pairs = self.options.get("pairs") or (  # read (and depended on) in compact mode only
+            self.qdq_config("qdq_graph_pairs") if mode == "compact" else PAIR_STYLES[0])
         try:
-            return DotOptions(mode=mode, rankdir=str(rankdir).upper(),
+            return DotOptions(mode=mode, rankdir=str(rankdir).upper(), pairs=pairs,
                               legend="legend" in self.options,
                               selection=self.selection(analysis),
                               max_nodes=max(0, self.qdq_config("qdq_max_graph_nodes")))
-        except ValueError as exc:  # qdq_graph_mode / qdq_graph_rankdir set to nonsense
+        except ValueError as exc:  # qdq_graph_mode / _rankdir / _pairs set to nonsense
             raise self.error(f"qdq-graph: {exc}") from None
 
     def check_size(self, loaded: LoadedModel, options: DotOptions) -> None:

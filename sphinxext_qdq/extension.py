@@ -38,6 +38,10 @@ def setup(app: Sphinx) -> dict[str, Any]:
                          description="default :mode: of qdq-graph (compact or full)")
     app.add_config_value("qdq_graph_rankdir", "TB", "", types=frozenset({str}),
                          description="default :rankdir: of qdq-graph (TB or LR)")
+    app.add_config_value("qdq_graph_pairs", "edges", "", types=frozenset({str}),
+                         description="default :pairs: of qdq-graph in compact mode (edges: "
+                                     "a Q→DQ pair drawn on the edge it quantizes; nodes: "
+                                     "as a node)")
     app.add_config_value("qdq_op_fallback_url", ONNX_OP_URL, "html",
                          types=frozenset({str, type(None)}),
                          description="URL pattern ({op}) for op types no page documents; "

@@ -1,8 +1,9 @@
 """The built HTML seen by a reader: Debian's Chromium driven by Playwright.
 
 The architecture page is served on 127.0.0.1; its graphs must render with a real size,
-show their QuantizeLinear / DequantizeLinear nodes, and a click on a QuantizeLinear
-node must land on the QuantizeLinear section of the boundary-operations page.
+show their QuantizeLinear / DequantizeLinear nodes (or Q→DQ pairs on edges), and a
+click on a QuantizeLinear node or on a pair's edge must land on the QuantizeLinear
+section of the boundary-operations page; a click on the edge's label on the pair's row.
 Screenshots go to ``_build/screenshots/``. Nothing is fetched from the network: every
 request that is not for the local server is aborted.
 """
@@ -122,11 +123,48 @@ def test_graphs_render_with_their_qdq_nodes(page: Page, site: str) -> None:
     for url in urls:
         nodes = frames[url].locator("g.node")
         assert nodes.count() > 0
+        # Q/DQ nodes, or (compact) Q→DQ pairs drawn on edges: their tooltips name them
         titles = " ".join(frames[url].eval_on_selector_all(
-            "g.node a", "links => links.map(a => a.getAttributeNS(XLINK, 'title') || '')"
+            "g.node a, g.edge a", "links => links.map(a => a.getAttributeNS(XLINK, 'title') || '')"
             .replace("XLINK", repr(XLINK))))
         assert "QuantizeLinear" in titles and "DequantizeLinear" in titles
     screenshot(page, "architecture")
+
+
+def compact_graph(page: Page) -> Frame:
+    """The frame of the first graph with a Q→DQ pair drawn on an edge."""
+    frames = graph_frames(page)
+    return next(frames[url] for url in object_urls(page)
+                if frames[url].locator("g.edge", has_text="Q→DQ").count())
+
+
+def test_pair_edge_leads_to_the_specification_and_its_label_to_the_row(page: Page,
+                                                                       site: str) -> None:
+    open_architecture(page, site)
+    graph = compact_graph(page)
+    edge = graph.locator("g.edge", has_text="s=").first  # a pair's first edge: the full label
+    pair = edge.locator("text").first.text_content()
+    assert pair.startswith("Q→DQ INT8")
+    # the label links to the pair's row of the parameter table on this page
+    label = edge.locator("a", has_text="Q→DQ").first
+    assert label.get_attribute("target") == "_top"
+    label.click()
+    page.wait_for_url(f"**/{ARCHITECTURE}#qdq-node-*")
+    row = page.locator(f"[id='{page.url.split('#', 1)[1]}']")
+    assert row.evaluate("e => e.closest('tr') !== null")
+    cells = row.evaluate("e => e.closest('tr').innerText")
+    assert "QuantizeLinear" in cells
+    scale = edge.locator("text").nth(1).text_content().split()[0][2:]  # s=<scale> zp=<zp>
+    assert scale in cells
+    # the line itself links to the QuantizeLinear specification
+    open_architecture(page, site)
+    line = compact_graph(page).locator("g.edge", has_text="s=").first.locator("a").first
+    assert line.evaluate(f"a => a.getAttributeNS({XLINK!r}, 'href')").split("#")[0].endswith(
+        BOUNDARY.rsplit("/", 1)[1])
+    line.locator("polygon").first.click()  # the arrowhead: a filled shape on the line
+    page.wait_for_url(f"**/{BOUNDARY}#*")
+    target = page.locator(f"[id='{page.url.split('#', 1)[1]}']")
+    assert target.locator(".sig-name").inner_text().strip() == "QuantizeLinear"
 
 
 def test_quantizelinear_node_leads_to_its_specification(page: Page, site: str) -> None:

@@ -100,6 +100,21 @@ def test_name_mode_rankdir_and_legend_reach_the_drawing(model_path, tmp_path, ca
     assert_valid_outputs(tmp_path, "picture", ("dot", "svg"))
 
 
+@pytest.mark.parametrize("pairs", ["edges", "nodes"])
+def test_pairs_reach_the_drawing(model_path, tmp_path, capsys, pairs):
+    status, _, err = run_main(capsys, model_path, "-o", tmp_path, "--format", "dot",
+                              "--pairs", pairs)
+    assert (status, err) == (0, "")
+    model = load_qdq_model(model_path)
+    written = (tmp_path / "tiny_resnet.dot").read_text(encoding="utf-8")
+    assert written == render_dot(model, DotOptions(pairs=pairs))
+    other = "nodes" if pairs == "edges" else "edges"
+    assert written != render_dot(model, DotOptions(pairs=other))
+    if pairs == "edges":  # the default
+        status, _, _ = run_main(capsys, model_path, "-o", tmp_path / "default", "--format", "dot")
+        assert (tmp_path / "default" / "tiny_resnet.dot").read_text(encoding="utf-8") == written
+
+
 def test_analysis_diagnostics_are_one_line_warnings(tmp_path, capsys):
     bad = factories.save(factories.qdq_pair_model([0.0, float("nan"), 0.5, 1.0], 0, axis=1),
                          tmp_path / "bad scales.onnx")

@@ -216,20 +216,35 @@ def test_full_mode_labels_show_scale_and_zero_point_names_and_values(models):
         assert zero_dtype == f"({expected_dtype})"
 
 
-@pytest.mark.parametrize("mode", ["full", "compact"])
+@pytest.mark.parametrize("mode, pairs", [("full", "edges"), ("compact", "nodes"),
+                                         ("compact", "edges")])
 @pytest.mark.parametrize("name", ["qdq", "per_channel", "tensorrt", "int16", "float"])
-def test_every_edge_carries_the_inferred_dtype(models, name, mode):
+def test_every_edge_carries_the_inferred_dtype(models, name, mode, pairs):
     proto = models[name][0]
     truth = inferred_dtypes(proto)
-    drawing = laid_out(render_dot(load(models, name), DotOptions(mode=mode)))
+    quantized = {n.input[0]: n.output[0] for n in proto.graph.node if n.op_type == "QuantizeLinear"}
+    drawing = laid_out(render_dot(load(models, name), DotOptions(mode=mode, pairs=pairs)))
     assert drawing.edges
+    dtypes = []
     for edge in drawing.edges:
         tensor = raw_first_line(edge["tooltip"])
-        assert edge["label"] == truth[tensor], tensor
+        if tensor.startswith("Q→DQ pair on "):  # the edge carries the pair's quantized dtype
+            assert mode == "compact" and pairs == "edges"
+            dtype = truth[quantized[tensor[len("Q→DQ pair on "):]]]
+            assert raw_first_line(edge["label"]) in (f"Q→DQ {dtype}", f"Q→2×DQ {dtype}"), tensor
+        else:
+            dtype = truth[tensor]
+            assert edge["label"] == dtype, tensor
         assert edge["color"] == edge["fontcolor"]
+        dtypes.append(dtype)
+    if mode == "compact" and pairs == "edges":  # tiny ResNets: every activation pair fits
+        weights = {t.name for t in proto.graph.initializer}
+        activations = [n for n in proto.graph.node
+                       if n.op_type == "QuantizeLinear" and n.input[0] not in weights]
+        assert len(edge_pairs(drawing)) == len(activations)
     colours = {}
-    for edge in drawing.edges:  # one colour per dtype, different dtypes differ
-        colours.setdefault(edge["label"], set()).add(edge["color"])
+    for dtype, edge in zip(dtypes, drawing.edges):  # one colour per dtype, different dtypes differ
+        colours.setdefault(dtype, set()).add(edge["color"])
     assert all(len(c) == 1 for c in colours.values())
     assert len({c.pop() for c in colours.values()}) == len(colours)
 
@@ -280,9 +295,26 @@ FOLDED = re.compile(r"^(W|B): (Q→DQ|DQ) ")
 SUBGRAPHS = re.compile(r"^subgraphs: (\d+) Q \+ (\d+) DQ$")
 
 
+def edge_pairs(drawing: Drawing) -> dict[str, list[dict]]:
+    """Q→DQ pairs drawn on edges: the edges of each pair, by the pair's tooltip (which
+    starts ``Q→DQ pair on <tensor>`` and names the pair's Q and DQ nodes)."""
+    pairs: dict[str, list[dict]] = {}
+    for edge in drawing.edges:
+        if raw_first_line(edge.get("tooltip", "")).startswith("Q→DQ pair on "):
+            pairs.setdefault(edge["tooltip"], []).append(edge)
+    return pairs
+
+
 def compact_counts(drawing: Drawing) -> Counter:
-    """Q and DQ nodes the compact labels account for."""
+    """Q and DQ nodes the compact labels account for: node labels and pair edges."""
     counts = Counter()
+    for edges in edge_pairs(drawing).values():
+        heads = {e["label"].split("\\n")[0] for e in edges}
+        assert len(heads) == 1, heads  # every edge of a pair names the same pair
+        pair = PAIR.match(heads.pop())
+        assert pair, edges
+        counts["QuantizeLinear"] += 1
+        counts["DequantizeLinear"] += int(pair.group(1) or 1)
     for node in model_nodes(drawing):
         first = node.lines[0]
         pair = PAIR.match(first)
@@ -306,10 +338,11 @@ def compact_counts(drawing: Drawing) -> Counter:
 
 
 @pytest.mark.parametrize("name", ["qdq", "per_channel", "tensorrt", "int16"])
-def test_compact_mode_accounts_for_every_q_and_dq_node(models, name):
+@pytest.mark.parametrize("pairs", ["edges", "nodes"])
+def test_compact_mode_accounts_for_every_q_and_dq_node(models, name, pairs):
     proto = models[name][0]
     model = load(models, name)
-    compact = laid_out(render_dot(model, DotOptions(mode="compact", legend=True)))
+    compact = laid_out(render_dot(model, DotOptions(mode="compact", legend=True, pairs=pairs)))
     counts = proto_counts(proto)
     assert compact_counts(compact) == Counter({
         "QuantizeLinear": counts["QuantizeLinear"], "DequantizeLinear": counts["DequantizeLinear"]})
@@ -318,8 +351,13 @@ def test_compact_mode_accounts_for_every_q_and_dq_node(models, name):
     assert legend[0].startswith(f"QuantizeLinear: {counts['QuantizeLinear']} ")
     assert legend[1].startswith(f"DequantizeLinear: {counts['DequantizeLinear']} ")
     full_count = graph_node_count(model, DotOptions(mode="full"))
-    assert graph_node_count(model, DotOptions(mode="compact")) < 0.6 * full_count
-    assert len(model_nodes(compact)) == graph_node_count(model, DotOptions(mode="compact"))
+    compact_count = graph_node_count(model, DotOptions(mode="compact", pairs=pairs))
+    assert compact_count < 0.6 * full_count
+    assert len(model_nodes(compact)) == compact_count
+    if pairs == "edges":  # no Q/DQ node left: one DOT node per operator, input and output
+        operators = [n for n in proto.graph.node
+                     if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+        assert compact_count == len(operators) + 2
 
 
 def resnet8_float() -> onnx.ModelProto:
@@ -382,12 +420,19 @@ def test_compact_resnet8_has_at_most_half_the_nodes_of_full(tmp_path):
     quantize_static(str(source), str(target), Reader(), quant_format=QuantFormat.QDQ)
     model = load_qdq_model(target)
     proto = onnx.load(str(target))
-    full, compact = DotOptions(mode="full"), DotOptions(mode="compact")
+    full = DotOptions(mode="full")
     assert graph_node_count(model, full) == len(proto.graph.node) + 2  # + input, output
-    assert graph_node_count(model, compact) <= graph_node_count(model, full) / 2
     counts = proto_counts(proto)
-    assert compact_counts(laid_out(render_dot(model, compact))) == Counter({
-        "QuantizeLinear": counts["QuantizeLinear"], "DequantizeLinear": counts["DequantizeLinear"]})
+    for pairs in ("nodes", "edges"):
+        compact = DotOptions(mode="compact", pairs=pairs)
+        assert graph_node_count(model, compact) <= graph_node_count(model, full) / 2
+        assert compact_counts(laid_out(render_dot(model, compact))) == Counter({
+            "QuantizeLinear": counts["QuantizeLinear"],
+            "DequantizeLinear": counts["DequantizeLinear"]})
+    # pairs on edges: about a quarter of full, one DOT node per operator
+    operators = [n for n in proto.graph.node
+                 if n.op_type not in ("QuantizeLinear", "DequantizeLinear")]
+    assert graph_node_count(model, DotOptions(mode="compact")) == len(operators) + 2
 
 
 def test_compact_mode_folds_weights_and_biases_into_their_compute_node(models):
@@ -407,12 +452,19 @@ def test_compact_mode_folds_weights_and_biases_into_their_compute_node(models):
     assert any(line.startswith("B: DQ INT32") for line in conv1.lines)
 
 
-def test_compact_activation_pair_shows_dtype_scale_and_zero_point(models):
+@pytest.mark.parametrize("pairs", ["edges", "nodes"])
+def test_compact_activation_pair_shows_dtype_scale_and_zero_point(models, pairs):
     proto, _ = models["qdq"]
     values = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
-    drawing = laid_out(render_dot(load(models, "qdq"), DotOptions(mode="compact")))
-    pairs = [n for n in model_nodes(drawing) if PAIR.match(n.lines[0])]
-    shown = {tuple(n.lines) for n in pairs}
+    drawing = laid_out(render_dot(load(models, "qdq"), DotOptions(mode="compact", pairs=pairs)))
+    if pairs == "nodes":
+        shown = {tuple(n.lines) for n in model_nodes(drawing) if PAIR.match(n.lines[0])}
+        assert not edge_pairs(drawing)
+    else:  # the first edge of each pair carries the whole label, the others its first line
+        assert not [n for n in model_nodes(drawing) if PAIR.match(n.lines[0])]
+        labels = [[e["label"].split("\\n") for e in edges] for edges in edge_pairs(drawing).values()]
+        assert all(sum(len(lines) > 1 for lines in pair) == 1 for pair in labels)
+        shown = {tuple(lines) for pair in labels for lines in pair if len(lines) > 1}
     for node in proto.graph.node:
         if node.op_type == "QuantizeLinear":
             scale, zero = values[node.input[1]], values[node.input[2]]
@@ -701,8 +753,8 @@ def test_every_qdq_notes_case_draws_and_accounts_for_its_q_and_dq_nodes(case, tm
     main_qdq = Counter({op: counts[op] for op in ("QuantizeLinear", "DequantizeLinear")
                         if counts[op]})
     every_qdq = all_qdq_counts(proto)  # compact labels also count what subgraphs hold
-    for mode in ("full", "compact"):
-        options = DotOptions(mode=mode, legend=True)
+    for mode, pairs in (("full", "edges"), ("compact", "nodes"), ("compact", "edges")):
+        options = DotOptions(mode=mode, legend=True, pairs=pairs)
         dot_text = render_dot(model, options)
         run_dot(dot_text, "canon")
         drawing = laid_out(dot_text)

@@ -8,6 +8,7 @@ again on every build; ``-j 4`` and ``-j 1`` write the same HTML.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -176,6 +177,7 @@ def test_a_model_still_broken_after_an_edit_warns_again(project: Builder) -> Non
 @pytest.mark.parametrize(("name", "value", "pages"), [
     ("qdq_graph_mode", "full", {"graph"}),  # external.rst sets :mode: itself
     ("qdq_graph_rankdir", "LR", {"graph", "external"}),
+    ("qdq_graph_pairs", "nodes", {"graph"}),  # external.rst is drawn in full mode
     ("qdq_max_graph_nodes", 1000, {"graph", "external"}),
     ("qdq_max_model_bytes", 10**8, {"graph", "params", "summary", "external", "filtered"}),
     ("qdq_models", {"shared": "models/shared.onnx", "other": "models/other.onnx"},
@@ -218,7 +220,8 @@ def test_graph_above_the_node_cap_warns_with_the_way_out_and_draws_a_note(
     assert ("graph", 4, "graph-size") in warnings
     text = next(w.message for w in parse_warnings(result.warnings) if w.subtype == "graph-size")
     assert ":from:" in text and ":to:" in text and "qdq_max_graph_nodes" in text
-    svg = next((result.outdir / "_images").glob("qdq-*.svg")).read_text()
+    image = re.search(r"_images/(qdq-[0-9a-f]+\.svg)", (result.outdir / "graph.html").read_text()).group(1)
+    svg = (result.outdir / "_images" / image).read_text()
     assert "Select a region with :from: and :to:" in svg.replace("&#45;", "-")
 
 

@@ -2,8 +2,8 @@
 
 Twenty directives on one model over four pages: the model is parsed once per
 process, each distinct picture is drawn by one dot process, and a no-op rebuild
-parses nothing and runs dot zero times. A compact drawing with ``pairs_on_edges``
-gives dot one node per operator.
+parses nothing and runs dot zero times. A compact drawing with its Q→DQ pairs on
+edges (the default) gives dot one node per operator.
 """
 
 from __future__ import annotations
@@ -143,7 +143,7 @@ def drawn(dot_text: str) -> dict:
 def test_pairs_on_edges_leave_one_dot_node_per_operator(tmp_path):
     proto = qdq_factories.tiny_resnet_qdq()
     model = load_qdq_model(qdq_factories.save(proto, tmp_path / "tiny.onnx"))
-    options = DotOptions(mode="compact", pairs_on_edges=True)
+    options = DotOptions(mode="compact", pairs="edges")
     graph = drawn(render_dot(model, options))
     nodes = [o for o in graph["objects"] if "nodes" not in o]
     operators = [n for n in proto.graph.node
@@ -166,7 +166,7 @@ def test_pairs_on_edges_leave_one_dot_node_per_operator(tmp_path):
 
 def test_pairs_on_edges_link_to_the_operator_and_the_parameter_rows(tmp_path):
     model = load_qdq_model(qdq_factories.save_tiny_resnet_qdq(tmp_path / "tiny.onnx"))
-    options = DotOptions(mode="compact", pairs_on_edges=True)
+    options = DotOptions(mode="compact", pairs="edges")
     keys = link_keys(model, options)
     quantizers = [q.key for q in model.qdq_nodes if q.op_type == "QuantizeLinear"]
     assert {"op:QuantizeLinear", *(f"node:{key}" for key in quantizers)} <= set(keys)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from xml.etree import ElementTree
 
 import onnx
 import pytest
@@ -193,6 +194,55 @@ def test_rankdir_option_accepts_either_case(tmp_path, rankdir):
     assert result.warnings == ""
     graph = next(result.app.env.get_doctree("index").findall(qdq_graph))
     assert graph["qdq_options"].rankdir == rankdir.upper()
+
+
+def pair_nodes_and_edges(svg: Path) -> tuple[int, int]:
+    """(Q→DQ pair nodes, edges carrying a pair) of a drawn SVG."""
+    root = ElementTree.parse(svg).getroot()
+    groups = list(root.iter("{http://www.w3.org/2000/svg}g"))
+
+    def first_text(group: ElementTree.Element) -> str:
+        text = next(group.iter("{http://www.w3.org/2000/svg}text"), None)
+        return "" if text is None or text.text is None else text.text
+
+    nodes = sum(g.get("class") == "node" and first_text(g).startswith("Q→DQ") for g in groups)
+    edges = sum(g.get("class") == "edge" and first_text(g).startswith("Q→DQ") for g in groups)
+    return nodes, edges
+
+
+@pytest.mark.parametrize(("option", "conf", "expected"), [
+    ("", "", "edges"),  # the default: pairs on the edges they quantize
+    ("   :pairs: nodes\n", "", "nodes"),
+    ("", 'qdq_graph_pairs = "nodes"\n', "nodes"),
+    ("   :pairs: edges\n", 'qdq_graph_pairs = "nodes"\n', "edges"),  # the option wins
+])
+def test_pairs_option_and_config_choose_how_pairs_are_drawn(tmp_path, option, conf, expected):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n" + option})
+    with (src / "conf.py").open("a") as handle:
+        handle.write(conf)
+    result = build(src, "html")
+    assert result.warnings == ""
+    graph = next(result.app.env.get_doctree("index").findall(qdq_graph))
+    assert graph["qdq_options"].pairs == expected
+    model = onnx.load(str(src / "models" / "tiny.onnx"))
+    weights = {t.name for t in model.graph.initializer}
+    activation_qs = sum(n.op_type == "QuantizeLinear" and n.input[0] not in weights
+                        for n in model.graph.node)
+    nodes, edges = pair_nodes_and_edges(graph_svgs(result.outdir)[0])
+    if expected == "edges":
+        assert nodes == 0 and edges >= activation_qs  # a pair feeding two nodes: two edges
+    else:
+        assert nodes == activation_qs and edges == 0
+
+
+def test_bad_pairs_config_is_a_located_error(tmp_path):
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n"})
+    result = build(src, "html", confoverrides={"qdq_graph_pairs": "sideways"})
+    lines = warning_lines(result.warnings)
+    assert len(lines) == 1
+    assert "index.rst:4: ERROR:" in lines[0] and "pairs must be one of edges, nodes" in lines[0]
 
 
 class Counters:

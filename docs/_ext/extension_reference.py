@@ -29,6 +29,8 @@ CONFIG_MEANINGS = {
                   "configuration directory. A directive argument may then be the name.",
     "qdq_graph_mode": "Default `:mode:` of `qdq-graph`: `compact` or `full`.",
     "qdq_graph_rankdir": "Default `:rankdir:` of `qdq-graph`: `TB` or `LR`.",
+    "qdq_graph_pairs": ("Default `:pairs:` of `qdq-graph`: `edges` (a Q→DQ pair drawn on the "
+                        "edge it quantizes) or `nodes`."),
     "qdq_op_fallback_url": "Where graph nodes and table cells of an operator that no "
                            "`qdq:op` documents link to; `{op}` is replaced by the op type. "
                            "`None`: no link.",
@@ -49,9 +51,17 @@ COMMON_OPTIONS = {
 DIRECTIVE_OPTIONS = {
     "qdq-graph": {
         "mode": ("`compact` or `full`",
-                 ("`compact`: a Q→DQ pair is one node and weight / bias DequantizeLinear "
-                 "nodes are folded into their Conv or Gemm; `full`: every ONNX node. "
-                 "Default: `qdq_graph_mode`.")),
+                 ("`compact`: weight / bias DequantizeLinear nodes are folded into their "
+                 "Conv or Gemm and each activation Q→DQ pair is drawn small (see "
+                 "`:pairs:`); `full`: every ONNX node. Default: `qdq_graph_mode`.")),
+        "pairs": ("`edges` or `nodes`",
+                  ("Compact mode: `edges` draws an activation Q→DQ pair on the edge it "
+                   "quantizes (thick, in the quantized type's colour, labelled with the "
+                   "type, scale and zero point; the line links to the QuantizeLinear "
+                   "documentation, the label to the pair's `qdq-params` row); `nodes` draws "
+                   "it as a node of its own. `edges` gives dot about half the nodes to lay "
+                   "out. A pair fed by or feeding another Q/DQ node is always a node. "
+                   "Default: `qdq_graph_pairs`.")),
         "rankdir": ("`TB` or `LR`", ("Top to bottom or left to right. Default: "
                                     "`qdq_graph_rankdir`.")),
         "from": ("node or tensor names, comma-separated",

@@ -13,18 +13,21 @@ Two drawings:
     show their scale / zero-point names and values.
 ``compact``
     weight and bias DequantizeLinear nodes (and Q→DQ pairs on float weights) are
-    folded into the compute node they feed, and an activation Q→DQ pair is drawn as
-    one small node. Folded nodes are listed in the labels, so the Q and DQ counts of
-    the drawing still add up to the model's.
+    folded into the compute node they feed. An activation Q→DQ pair is drawn on the
+    edge it quantizes (``pairs="edges"``, the default: a thick edge in the quantized
+    dtype's colour, labelled with the pair's dtype, scale and zero point) or as one
+    small node (``pairs="nodes"``); a pair that cannot sit on an edge (fed by another
+    Q/DQ node or an initializer, or feeding one) is always a node. Folded nodes and
+    pairs are listed, so the Q and DQ counts of the drawing still add up to the model's.
 
 Every edge carries the dtype of its tensor; the quantized regions of the analysis
 (:attr:`QdqModel.regions`) are shaded clusters; graph inputs and outputs are drawn.
 
 Links: :func:`render_dot` takes a map from :func:`link_keys` keys to URLs.
 A compute node links to ``"node:<NodeInfo.key>"`` when the map has it, else to
-``"op:<op_type>"``. A Q/DQ node (or a compact pair) links to its operator's
-documentation (``"op:QuantizeLinear"`` …); the label of the edge leaving it links
-to its parameter row (``"node:<key>"``) when a ``qdq-params`` table documents it.
+``"op:<op_type>"``. A Q/DQ node (or a compact pair, on an edge or as a node) links to
+its operator's documentation (``"op:QuantizeLinear"`` …); the label of the edge leaving
+it links to its parameter row (``"node:<key>"``) when a ``qdq-params`` table documents it.
 Scales and zero points are never drawn as their own elements, so no ``"param:"``
 key is ever asked for. A linked node gets ``URL``, ``target="_top"`` (the SVG
 sits in an ``<object>``) and, like every node, a tooltip with the full names and
@@ -60,6 +63,8 @@ from .model import (
 
 MODES = ("compact", "full")
 RANKDIRS = ("TB", "LR")
+#: How compact mode draws an activation Q→DQ pair: on the edge it quantizes, or as a node.
+PAIR_STYLES = ("edges", "nodes")
 
 #: Characters of model text on one label line before it is cut with an ellipsis.
 LABEL_WIDTH = 36
@@ -78,16 +83,19 @@ class DotOptions:
     legend: bool = False
     selection: frozenset[str] | None = None  # None = the whole main graph
     max_nodes: int = 0  # 0 = no cap; above it a fallback graph is drawn
-    #: compact mode: an activation Q→DQ pair between two drawn nodes is drawn on the edge
-    #: it quantizes (a thick edge in the quantized dtype's colour, labelled with the pair)
-    #: instead of as a node of its own; about half the DOT nodes, several times faster.
-    pairs_on_edges: bool = False
+    #: compact mode, ``"edges"``: an activation Q→DQ pair between two drawn nodes is drawn
+    #: on the edge it quantizes (a thick edge in the quantized dtype's colour, labelled
+    #: with the pair); about half the DOT nodes of ``"nodes"`` (a node per pair), and
+    #: several times faster to lay out.
+    pairs: str = "edges"
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.rankdir not in RANKDIRS:
             raise ValueError(f"rankdir must be one of {', '.join(RANKDIRS)}, not {self.rankdir!r}")
+        if self.pairs not in PAIR_STYLES:
+            raise ValueError(f"pairs must be one of {', '.join(PAIR_STYLES)}, not {self.pairs!r}")
         if self.max_nodes < 0:
             raise ValueError(f"max_nodes must be >= 0, not {self.max_nodes}")
 
@@ -345,7 +353,7 @@ class _Drawing:
     onnx_nodes: int  # ONNX nodes drawn (main graph or selection)
     size: int  # DOT nodes of the whole drawing
     over_cap: bool = False  # more than max_nodes: only inputs and outputs were planned
-    #: Q→DQ pairs drawn on edges (``pairs_on_edges``), by QuantizeLinear key: label,
+    #: Q→DQ pairs drawn on edges (``pairs="edges"``), by QuantizeLinear key: label,
     #: tooltip and links of the pair, as a pair node would have them (never a DOT node)
     edge_pairs: dict[str, _Element] = field(default_factory=dict)
 
@@ -520,7 +528,7 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     else:
         taken = set()
     on_edges = {key: dqs for key, dqs in pairs.items()
-                if options.pairs_on_edges and _fits_on_an_edge(index, index.qdq[key], dqs)}
+                if options.pairs == "edges" and _fits_on_an_edge(index, index.qdq[key], dqs)}
     taken.update(on_edges)
 
     elements: list[_Element] = []
@@ -552,15 +560,21 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
 
 def _fits_on_an_edge(index: _GraphIndex, quantizer: QdqNode, partners: list[QdqNode]) -> bool:
     """A pair can be drawn on an edge when its input comes from a drawn node, a graph
-    input or outside the selection, and its outputs go only to operators or out."""
+    input or outside the selection, and each of its outputs goes to operators (never
+    a Q/DQ node) or out of the graph: there is always an edge to carry it."""
     producer = index.producer.get(quantizer.input)
     if producer is None:
         if quantizer.input not in index.graph_inputs:
             return False  # an initializer or Constant: nothing to draw the edge from
     elif producer.key in index.selected_keys and index.is_qdq(producer):
         return False
-    return all(not index.is_qdq(user) for dq in partners
-               for user in index.consumers.get(dq.output, []))
+    for dq in partners:
+        users = index.consumers.get(dq.output, [])
+        if not users and dq.output not in index.graph_outputs:
+            return False  # read by nothing: no edge would show the pair
+        if any(index.is_qdq(user) for user in users):
+            return False
+    return True
 
 
 def _edge_pairs(index: _GraphIndex, on_edges: dict[str, list[QdqNode]],
