@@ -25,7 +25,8 @@ BUILD_TIMEOUT = 900
 #: The pages of the documentation set, by docname.
 PAGES = ("docs/index", "docs/quantization/01-boundary-operations",
          "docs/quantization/02-qlinearconv", "docs/quantization/03-qlinearmatmul",
-         "docs/quantization/04-architecture", "docs/reference")
+         "docs/quantization/04-architecture", "docs/quantization/05-integer-pipeline",
+         "docs/reference", "docs/performance")
 
 
 @dataclass(frozen=True)

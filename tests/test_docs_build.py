@@ -60,6 +60,8 @@ def test_html_build_has_no_warnings(html) -> None:
     assert html.warnings == []
     for docname in PAGES:
         assert html.page(docname).is_file(), docname
+        # every MyST substitution was made (none is left inside a code span, say)
+        assert "{{" not in html.page(docname).read_text(encoding="utf-8"), docname
 
 
 def test_graphs_are_svg_files_with_qdq_nodes(html) -> None:

@@ -149,9 +149,10 @@ def model_substitutions(model: ShowcaseModel) -> dict[str, str]:
         "conv_input_zero_point": str(conv.x.zero_point),
         "gemm_example": GEMM_EXAMPLE,
         "example_seed": str(EXAMPLE_SEED),
-        "region_entry": ", ".join(node.name for node in model.nodes_of("QuantizeLinear")
+        # MyST does not substitute inside a code span: the value carries its backticks
+        "region_entry": ", ".join(f"`{node.name}`" for node in model.nodes_of("QuantizeLinear")
                                   if node.input[0] in graph_inputs),
-        "region_exit": ", ".join(node.name for node in model.nodes_of("DequantizeLinear")
+        "region_exit": ", ".join(f"`{node.name}`" for node in model.nodes_of("DequantizeLinear")
                                  if node.output[0] in graph_outputs),
     }
 
