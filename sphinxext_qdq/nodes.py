@@ -107,7 +107,16 @@ def svg_href(translator: HTML5Translator, url: str) -> str:
     """The URL to put in DOT so that, inside the SVG in ``_images/``, it reaches ``url``
     (given relative to the page). ``sphinx.ext.graphviz.fix_svg_relative_paths``
     rewrites relative links from where it believes the page lives, which is wrong
-    for ``dirhtml``; we hand it the one input that comes out right for every builder."""
+    for ``dirhtml``; we hand it the one input that comes out right for every builder.
+    Remembered per page (a graph has a link per node; most share a few pages)."""
+    known: dict[str, str] = translator.__dict__.setdefault("_qdq_svg_hrefs", {})
+    href = known.get(url)
+    if href is None:
+        href = known[url] = _svg_href(translator, url)
+    return href
+
+
+def _svg_href(translator: HTML5Translator, url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return url
