@@ -173,6 +173,44 @@ def test_large_files_are_hashed_while_parsing(tmp_path: Path) -> None:
                                     for t in proto.graph.initializer)
 
 
+def _parsed_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the buffers protobuf is given from now on."""
+    sizes: list[int] = []
+    real = loader.parse_model_bytes
+    monkeypatch.setattr(loader, "parse_model_bytes",
+                        lambda data, path="<bytes>": sizes.append(len(data)) or real(data, path))
+    return sizes
+
+
+def test_large_files_are_parsed_without_their_weights(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above LEAN_PARSE_BYTES the weights never reach protobuf; a scale too large to stay
+    inline is read back from the file itself; the analysis is the same as a full parse's."""
+    weight = np.random.default_rng(0).integers(-128, 127, (512, 512, 1, 1), dtype=np.int8)
+    proto = factories.weight_dq_model(weight=weight, bias=np.zeros(512, np.int32))
+    blocked = factories.blocked_int4_model(rows=128, cols=4096, block_size=16)  # 128 KiB scale
+    path = factories.save(proto, tmp_path / "large.onnx")
+    blocked_path = factories.save(blocked, tmp_path / "blocked.onnx")
+    whole = {p: load_qdq_model(p) for p in (path, blocked_path)}
+    clear_cache()
+    monkeypatch.setattr(loader, "LEAN_PARSE_BYTES", 0)
+    sizes = _parsed_sizes(monkeypatch)
+    lean = {p: load_qdq_model(p) for p in (path, blocked_path)}
+    assert sizes[0] < path.stat().st_size - weight.nbytes
+    assert sizes[1] < blocked_path.stat().st_size - 128 * 256 * 4
+    assert lean == whole
+    scale = lean[blocked_path].param("w_scale")
+    assert scale.shape == (128, 256) and scale.values[:3] == (1 / 64, 2 / 64, 3 / 64)
+    assert lean[blocked_path].data_files == ()  # the model's own file is no extra dependency
+
+
+def test_small_files_are_parsed_whole(model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sizes = _parsed_sizes(monkeypatch)
+    load_qdq_model(model_file)
+    assert model_file.stat().st_size < loader.LEAN_PARSE_BYTES
+    assert sizes == [model_file.stat().st_size]
+
+
 def test_ten_thousand_node_chain_through_the_loader(tmp_path: Path) -> None:
     path = factories.save(factories.chain_model(10_000), tmp_path / "chain.onnx")
     model = load_qdq_model(path)

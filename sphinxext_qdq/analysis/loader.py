@@ -9,8 +9,8 @@ many directives ask for it. A file whose status (size, times, inode) has not
 changed since it was hashed, and which had not changed for a while then, is
 not read again for a cache hit.
 
-Weights are never parsed: the bytes of large initializers are left out before
-protobuf sees the file (:mod:`.wire`) and those tensors become external-data
+Weights of a large file are never parsed: the bytes of large initializers are left
+out before protobuf sees the file (:mod:`.wire`) and those tensors become external-data
 references to the model file itself. External data is read only for the
 tensors the analysis needs (scales and zero points) by :func:`read_tensor_array`,
 and only from inside the model's folder.
@@ -43,6 +43,10 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 
 #: Most analyses kept in the cache (least recently used ones are dropped first).
 CACHE_SIZE = 64
+
+#: Files at least this large are parsed without their bulk data (:mod:`.wire`); a smaller
+#: file is parsed whole, which costs less than walking its wire format in Python.
+LEAN_PARSE_BYTES = 16 * 1024 * 1024
 
 #: Files at least this large are hashed in a thread while they are parsed and analysed.
 _THREADED_HASH_BYTES = 4 * 1024 * 1024
@@ -528,8 +532,9 @@ def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
 
 def parse_lean(data: bytes, path: Path) -> onnx.ModelProto:
     """Parse a model file without its bulk data: large initializers come back as
-    external-data references to their bytes in *path* (read only when asked for)."""
-    lean = without_bulk_data(memoryview(data))
+    external-data references to their bytes in *path* (read only when asked for).
+    Files smaller than :data:`LEAN_PARSE_BYTES` are parsed whole."""
+    lean = without_bulk_data(memoryview(data)) if len(data) >= LEAN_PARSE_BYTES else None
     if lean is None:
         return parse_model_bytes(data, path)
     stripped, bulk = lean

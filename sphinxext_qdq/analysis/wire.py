@@ -146,26 +146,53 @@ def _rewritten(buffer: memoryview, min_bytes: int) -> tuple[bytes, list[BulkData
 
 def _graph_without_bulk(buffer: memoryview, graph: _Field, min_bytes: int
                         ) -> tuple[list, list[BulkData]]:
+    """The graph's fields with the large initializers rewritten. The loop decodes keys
+    and lengths inline: a graph has a field per node, and the generator of
+    :func:`_fields` costs more per field than the rest of the walk."""
     pieces: list = []
     bulk: list[BulkData] = []
     copied_from = graph.value_start  # start of the bytes not copied yet
     index = -1
-    for field in _fields(buffer, graph.value_start, graph.end):
-        if field.number != _GRAPH_INITIALIZER:
+    position, end = graph.value_start, graph.end
+    initializer_key = _GRAPH_INITIALIZER << 3 | _LENGTH_DELIMITED
+    while position < end:
+        field_start = position
+        key = buffer[position]
+        position += 1
+        if key >= 0x80:
+            key, position = _varint(buffer, field_start)
+        wire_type = key & 7
+        if wire_type == _LENGTH_DELIMITED:
+            length = buffer[position]
+            if length < 0x80:
+                position += 1
+            else:
+                length, position = _varint(buffer, position)
+            value_start = position
+            position += length
+        elif wire_type == _VARINT:
+            _, position = _varint(buffer, position)
+        elif wire_type == 1 or wire_type == 5:  # fixed 64 / 32 bits
+            position += 8 if wire_type == 1 else 4
+        else:  # groups are not used by onnx.proto
+            raise _Malformed
+        if position > end:
+            raise _Malformed
+        if key >> 3 != _GRAPH_INITIALIZER:
             continue
         index += 1
-        if field.end - field.value_start <= min_bytes or field.wire_type != _LENGTH_DELIMITED:
+        if key != initializer_key or length <= min_bytes:
             continue
+        field = _Field(_GRAPH_INITIALIZER, _LENGTH_DELIMITED, field_start, value_start, position)
         tensor = _tensor_without_raw_data(buffer, field, min_bytes)
         if tensor is None:
             continue
-        content, offset, length = tensor
-        pieces += [buffer[copied_from:field.start],
-                   _encode_varint(_GRAPH_INITIALIZER << 3 | _LENGTH_DELIMITED),
+        content, offset, raw_length = tensor
+        pieces += [buffer[copied_from:field_start], _encode_varint(initializer_key),
                    _encode_varint(len(content)), content]
-        copied_from = field.end
-        bulk.append(BulkData(index, offset, length))
-    pieces.append(buffer[copied_from:graph.end])
+        copied_from = position
+        bulk.append(BulkData(index, offset, raw_length))
+    pieces.append(buffer[copied_from:end])
     return pieces, bulk
 
 
