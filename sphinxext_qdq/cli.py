@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -33,8 +32,10 @@ from sphinxext_qdq.analysis.dot import (
     PAIR_STYLES,
     RANKDIRS,
     DotOptions,
+    DotRunError,
     graph_node_count,
     render_dot,
+    run_dot_program,
 )
 from sphinxext_qdq.analysis.loader import (
     DEFAULT_MAX_BYTES,
@@ -191,23 +192,13 @@ def run_dot(dot_text: str, output_format: str, target: Path, *, dot_binary: str 
 def _run_dot_program(dot_text: str, output_format: str, target: Path, dot_binary: str,
                      timeout: float) -> None:
     try:
-        result = subprocess.run([dot_binary, f"-T{output_format}", "-o", str(target)],
-                                input=dot_text.encode("utf-8"), capture_output=True,
-                                timeout=timeout, check=False)
-    except FileNotFoundError:
-        raise CliError(f"graphviz {dot_binary!r} not found: install graphviz "
-                       "(Debian: apt-get install graphviz) or pass --dot PATH") from None
-    except PermissionError:
-        raise CliError(f"cannot run {dot_binary!r}: permission denied") from None
-    except OSError as error:
-        raise CliError(f"cannot run {dot_binary!r}: {error.strerror or error}") from None
-    except subprocess.TimeoutExpired:
-        raise CliError(f"{dot_binary} took longer than {timeout:g} s and was stopped "
-                       "(draw less with --mode compact or raise --timeout)") from None
-    if result.returncode != 0:
-        detail = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise CliError(f"{dot_binary} failed with exit status {result.returncode}"
-                       + (f": {detail[0]}" if detail else ""))
+        run_dot_program([dot_binary, f"-T{output_format}", "-o", str(target)], dot_text,
+                        timeout=timeout)
+    except DotRunError as error:
+        advice = {"timeout": " (draw less with --mode compact or raise --timeout)",
+                  "missing": ": install graphviz (Debian: apt-get install graphviz) or pass "
+                             "--dot PATH"}
+        raise CliError(f"{error}{advice.get(error.reason, '')}") from None
 
 
 def output_folder(path: Path) -> Path:

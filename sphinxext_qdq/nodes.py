@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import subprocess
 import threading
 from hashlib import sha1
 from pathlib import Path
@@ -30,6 +29,7 @@ from sphinx.ext.graphviz import (
 )
 from sphinx.util import logging
 
+from sphinxext_qdq.analysis.dot import DotRunError, run_dot_program
 from sphinxext_qdq.analysis.dot import render_dot as qdq_dot
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.outline import outline
@@ -184,19 +184,13 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
 
 def _run_dot(args: list[str], code: str, timeout: float | None, cwd: Path) -> None:
     try:
-        result = subprocess.run(args, input=code.encode(), capture_output=True, cwd=cwd,
-                                timeout=timeout if timeout and timeout > 0 else None,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise DotProblem(f"dot took longer than {timeout:g} s and was stopped (qdq_dot_timeout);"
-                         " draw less with :from: / :to: or raise qdq_dot_timeout") from None
-    except OSError as error:
-        raise DotProblem(f"graphviz {args[0]!r} cannot be run ({error.strerror or error}); "
-                         "install graphviz or set graphviz_dot") from None
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DotProblem(f"dot failed with exit status {result.returncode}"
-                         + (f": {one_line(lines[0])}" if lines else ""))
+        run_dot_program(args, code, timeout=timeout, cwd=str(cwd))
+    except DotRunError as error:
+        advice = {"timeout": " (qdq_dot_timeout); draw less with :from: / :to: or raise "
+                             "qdq_dot_timeout",
+                  "missing": "; install graphviz or set graphviz_dot",
+                  "unusable": "; install graphviz or set graphviz_dot"}
+        raise DotProblem(f"{error}{advice.get(error.reason, '')}") from None
 
 
 def one_line(text: str, limit: int = 300) -> str:
