@@ -959,13 +959,10 @@ def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],
 
 def _bad_scale(values: tuple) -> str:
     """"is zero at index 3; NaN at index 5" for the bad elements of a scale, else ""."""
-    if len(values) <= _INLINE_VALUES_LIMIT:
-        if all(0 < v < math.inf for v in values):
-            return ""
-    else:
-        array = np.asarray(values, dtype=np.float64)
-        if np.all(np.isfinite(array) & (array > 0)):
-            return ""
+    # Every value is positive and finite when the smallest is positive and the sum finite
+    # (a NaN makes the sum NaN); a sum overflowing to infinity only costs the search below.
+    if not values or (min(values) > 0 and sum(values) < math.inf):
+        return ""
     problems = []
     for label, test in (("zero", lambda v: v == 0), ("negative", lambda v: v < 0),
                         ("NaN", math.isnan), ("infinite", math.isinf)):
