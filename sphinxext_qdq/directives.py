@@ -440,8 +440,7 @@ class QdqRequantDirective(QdqParamsDirective):
         return []
 
     def warn_reference(self, message: str) -> None:
-        logger.warning("qdq-requant: %s", message, location=self.get_location(), type="qdq",
-                       subtype="reference")
+        self.warn(f"qdq-requant: {message}", "reference")
 
     def recipe_table(self, loaded: LoadedModel) -> list[Node]:
         recipes = self.selected_recipes(loaded.analysis)
@@ -470,9 +469,8 @@ class QdqRequantDirective(QdqParamsDirective):
                     and (not ops or recipe.op_type in ops)][: self.options.get("limit")]
         if not selected:
             what = "the filters" if pattern or ops else "this model"
-            logger.warning("qdq-requant: no quantized-op group matches %s in %s; no table", what,
-                           self.arguments[0], location=self.get_location(), type="qdq",
-                           subtype="filter")
+            self.warn(f"qdq-requant: no quantized-op group matches {what} in "
+                      f"{self.arguments[0]}; no table", "filter")
         return selected
 
     def model_inputs(self) -> np.ndarray | None:

@@ -149,6 +149,24 @@ def test_deleted_model_warns_at_each_page_and_keeps_warning(project: Builder) ->
     assert read == set()
 
 
+def test_a_requant_page_that_warned_is_read_again_and_warns_again(project: Builder) -> None:
+    page = project.src / "requant.rst"
+    page.write_text("Requant\n=======\n\n.. qdq-requant:: /models/other.onnx\n"
+                    "   :nodes: ^no such node$\n")
+    index = project.src / "index.rst"
+    index.write_text(index.read_text() + "   requant\n")
+    read, result = project()
+    assert "requant" in read
+    assert qdq_warnings(result) == [("requant", 4, "filter")]
+    read, result = project()  # nothing changed: read again because it warned, warns again
+    assert read == {"requant"} and qdq_warnings(result) == [("requant", 4, "filter")]
+    page.write_text("Requant\n=======\n\n.. qdq-requant:: /models/other.onnx\n")
+    read, result = project()
+    assert read == {"requant"} and result.warnings == ""
+    read, result = project()
+    assert read == set()
+
+
 def test_changed_external_data_reads_exactly_its_page(project: Builder) -> None:
     scales = project.src / "models" / "ext" / "scales.bin"
     scales.write_bytes(np.asarray([3.0, 5.0, 7.0, 9.0], np.float32).tobytes())
