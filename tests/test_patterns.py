@@ -30,6 +30,7 @@ from sphinxext_qdq.analysis import (
     nodes_between,
     summarize,
 )
+from sphinxext_qdq.analysis.loader import repair_text_fields
 
 
 def analysed(proto: onnx.ModelProto) -> QdqModel:
@@ -343,6 +344,82 @@ def test_records_are_picklable_and_frozen() -> None:
         model.nodes[0].key = "other"  # type: ignore[misc]
     summary = summarize(model)
     assert pickle.loads(pickle.dumps(summary)) == summary
+
+
+# -- text fields that are not valid UTF-8 ----------------------------------------------------------
+MARK = "MARK_XYZ"
+
+
+def _conv(model: onnx.ModelProto) -> onnx.NodeProto:
+    return next(n for n in model.graph.node if n.op_type == "Conv")
+
+
+def _with_attribute(model: onnx.ModelProto, **fields: object) -> None:
+    attr = helper.make_attribute("group", 1)
+    for name, value in fields.items():
+        setattr(attr, name, value)
+    _conv(model).attribute.append(attr)
+
+
+def _with_graph_attribute(model: onnx.ModelProto) -> None:
+    """A graph attribute on a node that holds no subgraph (the analysis does not walk it)."""
+    body = helper.make_graph([helper.make_node("Relu", ["a"], ["b"], name=MARK)], "body",
+                             [], [factories.tensor_input("b", [1])])
+    _conv(model).attribute.append(helper.make_attribute("g", body))
+
+
+def _in_if_branch(model: onnx.ModelProto) -> None:
+    branch = model.graph.node[0].attribute[0].g
+    branch.node[0].name = MARK
+
+
+TEXT_FIELDS = {
+    "model doc": lambda m: setattr(m, "doc_string", MARK),
+    "model domain": lambda m: setattr(m, "domain", MARK),
+    "producer": lambda m: setattr(m, "producer_name", MARK),
+    "opset domain": lambda m: m.opset_import.add(domain=MARK, version=1),
+    "graph doc": lambda m: setattr(m.graph, "doc_string", MARK),
+    "graph name": lambda m: setattr(m.graph, "name", MARK),
+    "node name": lambda m: setattr(_conv(m), "name", MARK),
+    "node doc": lambda m: setattr(_conv(m), "doc_string", MARK),
+    "node input": lambda m: _conv(m).input.append(MARK),
+    "attribute name": lambda m: _with_attribute(m, name=MARK),
+    "attribute doc": lambda m: _with_attribute(m, doc_string=MARK),
+    "attribute reference": lambda m: _with_attribute(m, ref_attr_name=MARK),
+    "initializer name": lambda m: setattr(m.graph.initializer[0], "name", MARK),
+    "initializer doc": lambda m: setattr(m.graph.initializer[0], "doc_string", MARK),
+    "external data entry": lambda m: m.graph.initializer[0].external_data.add(key="k",
+                                                                              value=MARK),
+    "value info doc": lambda m: setattr(m.graph.input[0], "doc_string", MARK),
+    "dim param": lambda m: setattr(m.graph.input[0].type.tensor_type.shape.dim[0],
+                                   "dim_param", MARK),
+    "subgraph node": _in_if_branch,
+    "graph attribute of a plain node": _with_graph_attribute,
+}
+
+
+@pytest.mark.parametrize("where", sorted(TEXT_FIELDS))
+def test_invalid_utf8_anywhere_is_repaired_and_counted(where: str) -> None:
+    """One string field of any kind with an invalid byte: one ``encoding`` diagnostic, and
+    otherwise the analysis of the repaired model."""
+    model = factories.if_outer_scope_model() if where == "subgraph node" \
+        else factories.weight_dq_model()
+    TEXT_FIELDS[where](model)
+    data = model.SerializeToString()
+    assert data.count(MARK.encode()) == 1
+    data = data.replace(MARK.encode(), b"\xff" + MARK[1:].encode())
+    repaired = onnx.ModelProto.FromString(data)
+    assert repair_text_fields(repaired) == 1
+    result = analysed(onnx.ModelProto.FromString(data))
+    [encoding] = [d for d in result.diagnostics if d.subtype == "encoding"]
+    assert encoding.message.startswith("1 name(s) or doc string(s)")
+    assert result.diagnostics[0] == encoding
+    expected = analysed(repaired)
+    assert expected.diagnostics == result.diagnostics[1:]
+    assert pickle.dumps(expected.nodes) == pickle.dumps(result.nodes)
+    assert (expected.tensors, expected.params, expected.producer, expected.opsets,
+            expected.graph_name) == (result.tensors, result.params, result.producer,
+                                     result.opsets, result.graph_name)
 
 
 # -- types: inferred, never guessed -----------------------------------------------------------

@@ -355,8 +355,12 @@ def uses_external_data(tensor: onnx.TensorProto) -> bool:
 
 def tensor_nbytes(tensor: onnx.TensorProto) -> int:
     """Bytes the values of *tensor* occupy, computed without touching its data."""
-    data_type = tensor.data_type
-    count = math.prod(tensor.dims)
+    return typed_nbytes(tensor.data_type, tensor.dims, tensor)
+
+
+def typed_nbytes(data_type: int, dims: object, tensor: onnx.TensorProto) -> int:
+    """:func:`tensor_nbytes` of *tensor* when its *data_type* and *dims* are known."""
+    count = math.prod(dims)  # type: ignore[call-overload]
     itemsize = _ITEMSIZES.get(data_type)
     if itemsize is not None:
         return count * itemsize

@@ -47,6 +47,7 @@ from sphinxext_qdq.analysis.loader import (
     read_tensor_array,
     repair_text_fields,
     tensor_nbytes,
+    typed_nbytes,
     uses_external_data,
 )
 from sphinxext_qdq.analysis.model import (
@@ -78,6 +79,7 @@ _ATTRIBUTE_TEXT_LIMIT = 80
 #: Ops that may sit between a QuantizeLinear and its DequantizeLinear (QCDQ).
 _BETWEEN_Q_AND_DQ = frozenset({"Clip"})
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+_GRAPH_ATTRIBUTES = frozenset({onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS})
 _INTEGER_TYPES = frozenset({
     "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
     "INT4", "UINT4", "INT2", "UINT2", "BOOL",
@@ -107,11 +109,16 @@ class _Graph:
     holder: _Node | None  # the If / Loop / Scan node holding this subgraph
     label: str  # its attribute name ("then_branch", "body[0]"...)
     path: str = ""
+    name: str = ""
     nodes: list[_Node] = field(default_factory=list)
     initializers: dict[str, onnx.TensorProto] = field(default_factory=dict)
+    #: (data_type, dims) of each initializer, read once
+    tensor_types: dict[str, tuple[int, tuple[int, ...]]] = field(default_factory=dict)
     constants: dict[str, onnx.NodeProto] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
     input_set: set[str] = field(default_factory=set)
+    outputs: list[str] = field(default_factory=list)
+    output_set: set[str] = field(default_factory=set)
     producers: dict[str, _Node] = field(default_factory=dict)
     consumers: dict[str, list[tuple[_Node, int]]] = field(default_factory=dict)
     types: dict[str, tuple[str | None, Shape | None]] = field(default_factory=dict)
@@ -123,21 +130,34 @@ class _Graph:
 class _Node:
     """A node while it is analysed: protobuf fields read once (protobuf access is slow)."""
 
-    __slots__ = ("domain", "graph", "implicit_inputs", "index", "inputs", "is_dequantize",
-                 "is_qdq", "is_quantize", "key", "name", "op_type", "outputs", "proto")
+    __slots__ = ("attributes", "doc_string", "domain", "graph", "implicit_inputs", "index",
+                 "inputs", "is_dequantize", "is_qdq", "is_quantize", "key", "name", "op_type",
+                 "outputs", "proto")
 
-    def __init__(self, proto: onnx.NodeProto, graph: _Graph, index: int) -> None:
+    def __init__(self, proto: onnx.NodeProto, graph: _Graph, index: int, texts: list) -> None:
+        """Read the fields of *proto* once; its string fields are added to *texts* (for the
+        check that none came back as bytes, see :meth:`_Analysis.read`)."""
         self.proto = proto
         self.graph = graph
         self.index = index
-        self.name = proto.name
-        self.op_type = proto.op_type
-        self.domain = proto.domain
+        self.name = name = proto.name
+        self.op_type = op_type = proto.op_type
+        self.domain = domain = proto.domain
+        self.doc_string = doc_string = proto.doc_string
         self.inputs: list[str] = proto.input[:]  # slicing is the fastest copy in upb
         self.outputs: list[str] = proto.output[:]
-        qdq_domain = self.domain in QDQ_DOMAINS
-        self.is_quantize = qdq_domain and self.op_type in QUANTIZE_OPS
-        self.is_dequantize = qdq_domain and self.op_type in DEQUANTIZE_OPS
+        texts += (name, op_type, domain, doc_string)
+        texts += self.inputs
+        texts += self.outputs
+        #: (name, type, attribute) of each attribute, in order
+        self.attributes: list[tuple[str, int, onnx.AttributeProto]] = []
+        for attr in proto.attribute:
+            attr_name = attr.name
+            self.attributes.append((attr_name, attr.type, attr))
+            texts += (attr_name, attr.doc_string, attr.ref_attr_name)
+        qdq_domain = domain in QDQ_DOMAINS
+        self.is_quantize = qdq_domain and op_type in QUANTIZE_OPS
+        self.is_dequantize = qdq_domain and op_type in DEQUANTIZE_OPS
         self.is_qdq = self.is_quantize or self.is_dequantize
         self.key = ""
         self.implicit_inputs: set[str] = set()  # outer names its subgraphs read
@@ -164,11 +184,14 @@ def analyze(proto: onnx.ModelProto, *, path: str, model_dir: str | os.PathLike[s
     Strings of *proto* that are not valid UTF-8 are repaired in place first.
     """
     analysis = _Analysis(proto, path, model_dir)
-    repaired = repair_text_fields(proto)
-    if repaired:
-        analysis.diagnostics.append(Diagnostic(
-            "encoding", f"{repaired} name(s) or doc string(s) in the file are not valid "
-                        "UTF-8; their invalid bytes are shown as U+FFFD"))
+    if not analysis.read():  # a string came back as bytes: repair, then read again
+        repaired = repair_text_fields(proto)
+        analysis = _Analysis(proto, path, model_dir)
+        analysis.read()
+        if repaired:
+            analysis.diagnostics.append(Diagnostic(
+                "encoding", f"{repaired} name(s) or doc string(s) in the file are not valid "
+                            "UTF-8; their invalid bytes are shown as U+FFFD"))
     return analysis.run(content_hash)
 
 
@@ -189,9 +212,35 @@ class _Analysis:
         self.unreadable: dict[str, tuple[str, str]] = {}  # param -> (subtype, reason)
         self.data_files: set[str] = set()  # external data files of scales / zero points
         self.inferred = False
+        self.texts: list = []  # every string field read (see read)
+        self.producer: tuple[str, str] = ("", "")
+        self.opsets: tuple[tuple[str, int], ...] = ()
+
+    def read(self) -> bool:
+        """Read the model's fields the analysis uses (each once: protobuf access is slow);
+        False when a string field may have come back as ``bytes`` (not valid UTF-8).
+
+        Every string field :func:`repair_text_fields` repairs is read here, and all of
+        them are checked at once, so the repair runs only for a model that needs it.
+        """
+        proto, texts = self.proto, self.texts
+        producer_name, producer_version = proto.producer_name, proto.producer_version
+        texts += (producer_name, producer_version, proto.domain, proto.doc_string)
+        opsets = [(o.domain, o.version) for o in proto.opset_import]
+        texts += (domain for domain, _ in opsets)
+        self.producer = (producer_name, producer_version)
+        self.opsets = tuple(opsets)
+        complete = self._collect_graphs()
+        try:
+            "".join(texts)  # a TypeError names the first bytes object
+        except TypeError:
+            return False
+        finally:
+            self.texts = []
+        return complete
 
     def run(self, content_hash: str) -> QdqModel:
-        self._collect_graphs()
+        """The frozen record of the model (after :meth:`read`)."""
         self._assign_keys()
         self._find_implicit_inputs()
         self._collect_types()
@@ -207,20 +256,21 @@ class _Analysis:
         main = self.graphs[0]
         return QdqModel(
             path=self.path,
-            producer=" ".join(p for p in (self.proto.producer_name,
-                                          self.proto.producer_version) if p),
-            opsets=tuple((o.domain, o.version) for o in self.proto.opset_import),
+            producer=" ".join(p for p in self.producer if p),
+            opsets=self.opsets,
             ir_version=self.proto.ir_version,
-            graph_name=main.proto.name,
+            graph_name=main.name,
             nodes=tuple(self._node_info(n, inside, n.key in qoperator) for n in self.nodes),
             tensors=self._tensor_infos(),
             inputs=tuple(name for name in main.inputs if name not in main.initializers),
-            outputs=tuple(o.name for o in main.proto.output),
+            outputs=tuple(main.outputs),
             qdq_nodes=tuple(qdq_nodes),
             params=tuple(self._freeze_param(p) for p in self.params.values()),
             groups=tuple(groups),
             diagnostics=tuple(self.diagnostics),
-            param_bytes=sum(tensor_nbytes(t) for g in self.graphs for t in g.initializers.values()),
+            param_bytes=sum(typed_nbytes(data_type, dims, g.initializers[name])
+                            for g in self.graphs
+                            for name, (data_type, dims) in g.tensor_types.items()),
             content_hash=content_hash,
             regions=tuple(regions),
             qoperator_nodes=tuple(qoperator),
@@ -229,8 +279,11 @@ class _Analysis:
         )
 
     # -- graphs and nodes --------------------------------------------------------
-    def _collect_graphs(self) -> None:
-        """Main graph, then every subgraph breadth first; nodes in model order."""
+    def _collect_graphs(self) -> bool:
+        """Main graph, then every subgraph breadth first; nodes in model order. False when
+        a node that holds no subgraph has a graph attribute (:meth:`read` does not read
+        its strings)."""
+        complete = True
         pending: deque[tuple[onnx.GraphProto, _Node | None, str]] = deque(
             [(self.proto.graph, None, "")])
         while pending:
@@ -240,21 +293,48 @@ class _Analysis:
             self._index_graph(graph)
             for node in graph.nodes:
                 if not _may_hold_subgraphs(node.op_type, node.domain):
+                    complete = complete and not any(kind in _GRAPH_ATTRIBUTES
+                                                    for _, kind, _ in node.attributes)
                     continue
-                for attr in node.proto.attribute:
-                    if attr.type == onnx.AttributeProto.GRAPH:
-                        pending.append((attr.g, node, attr.name))
-                    elif attr.type == onnx.AttributeProto.GRAPHS:
-                        pending.extend((g, node, f"{attr.name}[{i}]")
+                for name, kind, attr in node.attributes:
+                    if kind == onnx.AttributeProto.GRAPH:
+                        pending.append((attr.g, node, name))
+                    elif kind == onnx.AttributeProto.GRAPHS:
+                        pending.extend((g, node, f"{name}[{i}]")
                                        for i, g in enumerate(attr.graphs))
+        return complete
 
     def _index_graph(self, graph: _Graph) -> None:
-        proto = graph.proto
-        graph.initializers = {t.name: t for t in proto.initializer}
-        graph.inputs = [i.name for i in proto.input]
+        """Nodes, initializers, inputs, outputs and declared types of *graph*."""
+        proto, texts = graph.proto, self.texts
+        graph.name = proto.name
+        texts += (graph.name, proto.doc_string)
+        initializers, tensor_types = graph.initializers, graph.tensor_types
+        for tensor in proto.initializer:
+            name = tensor.name
+            texts += (name, tensor.doc_string)
+            if tensor.external_data:  # iterating an empty one costs more than asking
+                for entry in tensor.external_data:
+                    texts += (entry.key, entry.value)
+            initializers[name] = tensor
+            tensor_types[name] = (tensor.data_type, tuple(tensor.dims[:]))
+        declared = []  # (name, dtype, shape) written in the file
+        for infos, names in ((proto.input, graph.inputs), (proto.output, graph.outputs),
+                             (proto.value_info, None)):
+            for info in infos:
+                name = info.name
+                texts += (name, info.doc_string)
+                dtype, shape = _value_info_type(info)
+                if shape:
+                    texts += (d for d in shape if d.__class__ is not int and d is not None)
+                if names is not None:
+                    names.append(name)
+                if dtype is not None or shape is not None:
+                    declared.append((name, dtype, shape))
         graph.input_set = set(graph.inputs)
+        graph.output_set = set(graph.outputs)
         for index, node_proto in enumerate(proto.node):
-            node = _Node(node_proto, graph, index)
+            node = _Node(node_proto, graph, index, texts)
             self.nodes.append(node)
             graph.nodes.append(node)
             for name in node.outputs:
@@ -265,6 +345,15 @@ class _Analysis:
                     graph.consumers.setdefault(name, []).append((node, position))
             if node.op_type == "Constant" and node.domain in ("", "ai.onnx") and node.outputs:
                 graph.constants[node.outputs[0]] = node_proto
+        types = graph.types
+        for name, dtype, shape in declared:
+            types[name] = (dtype, shape)
+        for name, (data_type, dims) in tensor_types.items():
+            types[name] = (_dtype_name(data_type), dims)
+        for name, node_proto in graph.constants.items():
+            constant_type = _constant_type(node_proto)
+            if constant_type is not None:
+                types[name] = constant_type
 
     def _find_implicit_inputs(self) -> None:
         """Outer-scope names read inside subgraphs, charged to the node holding them
@@ -272,7 +361,7 @@ class _Analysis:
         for graph in reversed(self.graphs[1:]):
             reads = {name for node in graph.nodes
                      for name in (*node.inputs, *node.implicit_inputs) if name}
-            reads.update(o.name for o in graph.proto.output)
+            reads.update(graph.outputs)
             graph.holder.implicit_inputs.update(  # type: ignore[union-attr]
                 name for name in reads if not graph.defines(name))
 
@@ -299,8 +388,7 @@ class _Analysis:
 
     # -- tensor types -------------------------------------------------------------
     def _collect_types(self) -> None:
-        for graph in self.graphs:
-            _declared_types(graph)
+        """Types beyond those the file declares (read with the graph)."""
         if any(_lacks_types(g) for g in self.graphs):
             self._run_shape_inference()
         for node in self.nodes:
@@ -378,7 +466,7 @@ class _Analysis:
 
     def _qdq_record(self, node: _Node, role: Role, partner: str | None, tensor: str
                     ) -> QdqNode:
-        attrs = {a.name: a for a in node.proto.attribute}
+        attrs = {name: a for name, _, a in node.attributes}
         x = node.inputs[0] if node.inputs else ""
         y = node.outputs[0] if node.outputs else ""
         scale = node.inputs[1] if len(node.inputs) > 1 else ""
@@ -437,21 +525,25 @@ class _Analysis:
         param.users.append(ParamUse(node.key, index))
 
     def _new_param(self, name: str, kind: str, graph: _Graph) -> _Param:
-        source, definition, _ = _resolve(name, graph)
-        dtype, shape = self.type_of(graph, name)
+        source, definition, scope = _resolve(name, graph)
         values = None
         if isinstance(definition, onnx.TensorProto):
-            dtype, shape = _dtype_name(definition.data_type), tuple(definition.dims)
-            values = self._tensor_values(definition, name)
+            data_type, shape = scope.tensor_types[name]  # type: ignore[union-attr]
+            dtype = _dtype_name(data_type)
+            values = self._tensor_values(definition, name, data_type, shape)
         elif isinstance(definition, onnx.NodeProto):
             values, dtype, shape = self._constant_values(definition, name)
+        else:
+            dtype, shape = self.type_of(graph, name)
         int_shape = None if shape is None or any(not isinstance(d, int) for d in shape) \
             else tuple(shape)  # type: ignore[arg-type]
         return _Param(name, kind, source, dtype, int_shape, values, graph.path)
 
-    def _tensor_values(self, tensor: onnx.TensorProto, name: str) -> tuple | None:
-        """Flattened values of a scale / zero-point tensor; None (and a reason) if unreadable."""
-        values = _inline_values(tensor)
+    def _tensor_values(self, tensor: onnx.TensorProto, name: str, data_type: int,
+                       dims: tuple[int, ...]) -> tuple | None:
+        """Flattened values of a scale / zero-point tensor (of *data_type* and *dims*);
+        None (and a reason) if unreadable."""
+        values = _inline_values(tensor, data_type, dims)
         if values is not None:
             return values
         if uses_external_data(tensor):
@@ -476,8 +568,8 @@ class _Analysis:
         for attr in node.attribute:
             if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                 t = attr.t
-                return (self._tensor_values(t, name), _dtype_name(t.data_type),
-                        tuple(t.dims))
+                data_type, dims = t.data_type, tuple(t.dims)
+                return self._tensor_values(t, name, data_type, dims), _dtype_name(data_type), dims
             if attr.name == "value_float":
                 return (float(np.float32(attr.f)),), "FLOAT", ()
             if attr.name == "value_floats":
@@ -592,7 +684,7 @@ class _Analysis:
     def _region(self, nodes: list[_Node]) -> QuantRegion:
         keys = {n.key for n in nodes}
         graph = nodes[0].graph
-        outputs = {o.name for o in graph.proto.output}
+        outputs = graph.output_set
         entries, exits = [], []
         for node in nodes:
             role = self.qdq[node.key].role if node.is_qdq else None
@@ -620,7 +712,7 @@ class _Analysis:
                                         f"{len(qoperator)} node(s)), not QDQ; the integer "
                                         "operators are shown as they are", qoperator[0])
         if not self.qdq and not qoperator:
-            name = self.graphs[0].proto.name or Path(self.path).stem
+            name = self.graphs[0].name or Path(self.path).stem
             self._diagnose("float_model", f"model {name!r} has no QuantizeLinear or "
                                           "DequantizeLinear node: it is a float model", None)
 
@@ -661,22 +753,20 @@ class _Analysis:
 
     # -- freezing -----------------------------------------------------------------------------
     def _node_info(self, node: _Node, inside: set[str], qoperator: bool) -> NodeInfo:
-        proto = node.proto
         return NodeInfo(
-            key=node.key, name=proto.name, op_type=proto.op_type, domain=proto.domain,
+            key=node.key, name=node.name, op_type=node.op_type, domain=node.domain,
             inputs=tuple(node.inputs), outputs=tuple(node.outputs),
-            attributes=tuple((a.name, _attribute_text(a)) for a in proto.attribute),
+            attributes=tuple((name, _attribute_text(a, kind)) for name, kind, a in node.attributes),
             index=node.index, graph=node.graph.path, in_quantized_region=node.key in inside,
-            qoperator=qoperator, doc_string=proto.doc_string,
+            qoperator=qoperator, doc_string=node.doc_string,
             implicit_inputs=tuple(sorted(node.implicit_inputs)))
 
     def _tensor_infos(self) -> dict[str, TensorInfo]:
         tensors: dict[str, TensorInfo] = {}
         for graph in self.graphs:
-            outputs = [o.name for o in graph.proto.output]
             produced = (o for n in graph.nodes for o in n.outputs if o)
-            names = [*graph.inputs, *graph.initializers, *produced, *outputs]
-            output_set = set(outputs)
+            names = [*graph.inputs, *graph.initializers, *produced, *graph.outputs]
+            output_set = graph.output_set
             for name in dict.fromkeys(names):
                 if graph.parent is not None and not graph.defines(name):
                     continue  # an outer-scope name: described by the outer graph
@@ -730,21 +820,6 @@ def _graphs_breadth_first(graph: onnx.GraphProto) -> list[onnx.GraphProto]:
     return found
 
 
-def _declared_types(graph: _Graph) -> None:
-    """Types written in the file: inputs, outputs, value_info, initializers, Constants."""
-    proto = graph.proto
-    for info in (*proto.input, *proto.output, *proto.value_info):
-        dtype, shape = _value_info_type(info)
-        if dtype is not None or shape is not None:
-            graph.types[info.name] = (dtype, shape)
-    for name, tensor in graph.initializers.items():
-        graph.types[name] = (_dtype_name(tensor.data_type), tuple(tensor.dims))
-    for name, node in graph.constants.items():
-        constant_type = _constant_type(node)
-        if constant_type is not None:
-            graph.types[name] = constant_type
-
-
 def _lacks_types(graph: _Graph) -> bool:
     for node in graph.nodes:
         if node.is_qdq:
@@ -763,7 +838,7 @@ def _qdq_output_type(node: _Node, analysis: _Analysis) -> None:
     out = node.outputs[0]
     known_dtype, known_shape = graph.types.get(out, (None, None))
     x_shape = analysis.type_of(graph, node.inputs[0])[1] if node.inputs else None
-    attrs = {a.name: a.i for a in node.proto.attribute if a.type == onnx.AttributeProto.INT}
+    attrs = {name: a.i for name, kind, a in node.attributes if kind == onnx.AttributeProto.INT}
     if node.is_quantize:
         zero_point = node.inputs[2] if len(node.inputs) > 2 else ""
         dtype = analysis.type_of(graph, zero_point)[0] if zero_point else None
@@ -911,14 +986,16 @@ _STRUCT_CODES = {
 _INLINE_VALUES_LIMIT = 4096
 
 
-def _inline_values(tensor: onnx.TensorProto) -> tuple | None:
+def _inline_values(tensor: onnx.TensorProto, data_type: int, dims: tuple[int, ...]
+                   ) -> tuple | None:
     """The values :func:`_flat_values` would give for a small ``raw_data`` tensor of a
-    plain type, read without numpy (most scales and zero points are scalars); else None."""
-    code = _STRUCT_CODES.get(tensor.data_type)
+    plain type (*data_type*, *dims*: the tensor's), read without numpy (most scales and
+    zero points are scalars); else None."""
+    code = _STRUCT_CODES.get(data_type)
     raw = tensor.raw_data if code is not None else b""
     if not raw or uses_external_data(tensor):
         return None
-    count = math.prod(tensor.dims)
+    count = math.prod(dims)
     if count > _INLINE_VALUES_LIMIT or len(raw) != count * struct.calcsize(code):
         return None
     return struct.unpack(f"<{count}{code}", raw)
@@ -983,8 +1060,8 @@ def _source_phrase(source: ParamSource) -> str:
     }.get(source, f"a {source.value}")
 
 
-def _attribute_text(attr: onnx.AttributeProto) -> str:
-    kind = attr.type
+def _attribute_text(attr: onnx.AttributeProto, kind: int) -> str:
+    """Short printable value of *attr*, of type *kind*."""
     A = onnx.AttributeProto
     if kind == A.INT:
         text = str(attr.i)
@@ -993,7 +1070,7 @@ def _attribute_text(attr: onnx.AttributeProto) -> str:
     elif kind == A.STRING:
         text = attr.s.decode("utf-8", "replace")
     elif kind == A.INTS:
-        text = str(list(attr.ints))
+        text = str(attr.ints[:])  # slicing copies upb fields fastest
     elif kind == A.FLOATS:
         text = "[" + ", ".join(str(np.float32(f)) for f in attr.floats) + "]"
     elif kind == A.STRINGS:
