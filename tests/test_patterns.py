@@ -6,6 +6,7 @@ values come from what the builder put in (read back with ``numpy_helper``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import pickle
 import subprocess
@@ -344,6 +345,20 @@ def test_records_are_picklable_and_frozen() -> None:
         model.nodes[0].key = "other"  # type: ignore[misc]
     summary = summarize(model)
     assert pickle.loads(pickle.dumps(summary)) == summary
+
+
+def test_records_are_complete() -> None:
+    """Every record holds each of its fields, as its own constructor would build it."""
+    model = analysed(factories.if_outer_scope_model())
+    records = [*model.nodes, *model.tensors.values(), *model.qdq_nodes, *model.params,
+               *(use for param in model.params for use in param.users)]
+    assert {type(r).__name__ for r in records} == {"NodeInfo", "TensorInfo", "QdqNode",
+                                                   "QuantParam", "ParamUse"}
+    for record in records:
+        assert vars(record).keys() == {f.name for f in dataclasses.fields(record)}
+        rebuilt = type(record)(**vars(record))
+        assert rebuilt == record and hash(rebuilt) == hash(record)
+        assert pickle.dumps(rebuilt) == pickle.dumps(record)
 
 
 # -- text fields that are not valid UTF-8 ----------------------------------------------------------

@@ -36,6 +36,7 @@ import struct
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import onnx
@@ -485,8 +486,8 @@ class _Analysis:
         else:
             quant_dtype, float_dtype = x_dtype or zp_dtype, y_dtype
         granularity, axis, block_size = self._granularity(node, attrs, scale, x_shape)
-        return QdqNode(
-            key=node.key, op_type=node.op_type, domain=node.domain, input=x, output=y,
+        return _record(
+            QdqNode, key=node.key, op_type=node.op_type, domain=node.domain, input=x, output=y,
             scale=scale, zero_point=zero_point, quant_dtype=quant_dtype, float_dtype=float_dtype,
             granularity=granularity, axis=axis, block_size=block_size, role=role,
             partner=partner, quantized_tensor=tensor, graph=node.graph.path)
@@ -522,7 +523,7 @@ class _Analysis:
         param = self.params.get(name)
         if param is None:
             param = self.params[name] = self._new_param(name, kind, node.graph)
-        param.users.append(ParamUse(node.key, index))
+        param.users.append(_record(ParamUse, node=node.key, input_index=index))
 
     def _new_param(self, name: str, kind: str, graph: _Graph) -> _Param:
         source, definition, scope = _resolve(name, graph)
@@ -753,8 +754,8 @@ class _Analysis:
 
     # -- freezing -----------------------------------------------------------------------------
     def _node_info(self, node: _Node, inside: set[str], qoperator: bool) -> NodeInfo:
-        return NodeInfo(
-            key=node.key, name=node.name, op_type=node.op_type, domain=node.domain,
+        return _record(
+            NodeInfo, key=node.key, name=node.name, op_type=node.op_type, domain=node.domain,
             inputs=tuple(node.inputs), outputs=tuple(node.outputs),
             attributes=tuple((name, _attribute_text(a, kind)) for name, kind, a in node.attributes),
             index=node.index, graph=node.graph.path, in_quantized_region=node.key in inside,
@@ -780,16 +781,31 @@ class _Analysis:
                     kind = "value"
                 dtype, shape = graph.types.get(name, (None, None))
                 key = name if name not in tensors else f"{graph.path}/{name}"
-                tensors[key] = TensorInfo(name, dtype, shape, kind, graph.path)
+                tensors[key] = _record(TensorInfo, name=name, dtype=dtype, shape=shape,
+                                       kind=kind, graph=graph.path)
         return tensors
 
     @staticmethod
     def _freeze_param(param: _Param) -> QuantParam:
-        return QuantParam(param.name, param.kind, param.source, param.dtype, param.shape,
-                          param.values, tuple(param.users), param.graph)
+        return _record(QuantParam, name=param.name, kind=param.kind, source=param.source,
+                       dtype=param.dtype, shape=param.shape, values=param.values,
+                       users=tuple(param.users), graph=param.graph)
 
 
 # -- helpers of the analysis -------------------------------------------------------------
+def _record(cls: type[_R], **fields: object) -> _R:
+    """The frozen dataclass ``cls(**fields)``, *fields* naming every field, built without
+    the ``object.__setattr__`` call per field of a frozen ``__init__`` (an analysis builds
+    thousands of records; the instance is the same, see test_records_are_complete)."""
+    record = _new_object(cls)
+    record.__dict__.update(fields)
+    return record
+
+
+_new_object = object.__new__
+_R = TypeVar("_R")
+
+
 def _unused(base: str, used: set[str], reserved: set[str]) -> str:
     candidate, n = base, 1
     while candidate in used or candidate in reserved:
