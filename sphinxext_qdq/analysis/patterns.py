@@ -261,7 +261,7 @@ class _Analysis:
             opsets=self.opsets,
             ir_version=self.proto.ir_version,
             graph_name=main.name,
-            nodes=tuple(self._node_info(n, inside, n.key in qoperator) for n in self.nodes),
+            nodes=self._node_infos(inside, set(qoperator)),
             tensors=self._tensor_infos(),
             inputs=tuple(name for name in main.inputs if name not in main.initializers),
             outputs=tuple(main.outputs),
@@ -529,10 +529,10 @@ class _Analysis:
         source, definition, scope = _resolve(name, graph)
         values = None
         if isinstance(definition, onnx.TensorProto):
-            data_type, shape = scope.tensor_types[name]  # type: ignore[union-attr]
-            dtype = _dtype_name(data_type)
-            values = self._tensor_values(definition, name, data_type, shape)
-        elif isinstance(definition, onnx.NodeProto):
+            data_type, dims = scope.tensor_types[name]  # type: ignore[union-attr]
+            values = self._tensor_values(definition, name, data_type, dims)
+            return _Param(name, kind, source, _dtype_name(data_type), dims, values, graph.path)
+        if isinstance(definition, onnx.NodeProto):
             values, dtype, shape = self._constant_values(definition, name)
         else:
             dtype, shape = self.type_of(graph, name)
@@ -753,36 +753,43 @@ class _Analysis:
                     self._diagnose("scale", f"scale {param.name!r} of {user!r} {problem}", user)
 
     # -- freezing -----------------------------------------------------------------------------
-    def _node_info(self, node: _Node, inside: set[str], qoperator: bool) -> NodeInfo:
-        return _record(
-            NodeInfo, key=node.key, name=node.name, op_type=node.op_type, domain=node.domain,
-            inputs=tuple(node.inputs), outputs=tuple(node.outputs),
-            attributes=tuple((name, _attribute_text(a, kind)) for name, kind, a in node.attributes),
-            index=node.index, graph=node.graph.path, in_quantized_region=node.key in inside,
-            qoperator=qoperator, doc_string=node.doc_string,
-            implicit_inputs=tuple(sorted(node.implicit_inputs)))
+    def _node_infos(self, inside: set[str], qoperator: set[str]) -> tuple[NodeInfo, ...]:
+        infos = []
+        for node in self.nodes:
+            key = node.key
+            infos.append(_record(
+                NodeInfo, key=key, name=node.name, op_type=node.op_type, domain=node.domain,
+                inputs=tuple(node.inputs), outputs=tuple(node.outputs),
+                attributes=tuple([(name, _attribute_text(a, kind))
+                                  for name, kind, a in node.attributes]),
+                index=node.index, graph=node.graph.path, in_quantized_region=key in inside,
+                qoperator=key in qoperator, doc_string=node.doc_string,
+                implicit_inputs=tuple(sorted(node.implicit_inputs))))
+        return tuple(infos)
 
     def _tensor_infos(self) -> dict[str, TensorInfo]:
         tensors: dict[str, TensorInfo] = {}
         for graph in self.graphs:
             produced = (o for n in graph.nodes for o in n.outputs if o)
             names = [*graph.inputs, *graph.initializers, *produced, *graph.outputs]
-            output_set = graph.output_set
+            initializers, input_set, output_set = (graph.initializers, graph.input_set,
+                                                   graph.output_set)
+            type_of, path, outer = graph.types.get, graph.path, graph.parent is not None
             for name in dict.fromkeys(names):
-                if graph.parent is not None and not graph.defines(name):
+                if outer and not graph.defines(name):
                     continue  # an outer-scope name: described by the outer graph
-                if name in graph.initializers:
+                if name in initializers:
                     kind = "initializer"
-                elif name in graph.input_set:
+                elif name in input_set:
                     kind = "input"
                 elif name in output_set:
                     kind = "output"
                 else:
                     kind = "value"
-                dtype, shape = graph.types.get(name, (None, None))
-                key = name if name not in tensors else f"{graph.path}/{name}"
+                dtype, shape = type_of(name, (None, None))
+                key = name if name not in tensors else f"{path}/{name}"
                 tensors[key] = _record(TensorInfo, name=name, dtype=dtype, shape=shape,
-                                       kind=kind, graph=graph.path)
+                                       kind=kind, graph=path)
         return tensors
 
     @staticmethod
@@ -1012,9 +1019,17 @@ def _inline_values(tensor: onnx.TensorProto, data_type: int, dims: tuple[int, ..
     if not raw or uses_external_data(tensor):
         return None
     count = math.prod(dims)
-    if count > _INLINE_VALUES_LIMIT or len(raw) != count * struct.calcsize(code):
+    if count > _INLINE_VALUES_LIMIT:
         return None
-    return struct.unpack(f"<{count}{code}", raw)
+    layout = _LAYOUTS.get((count, code))
+    if layout is None:
+        layout = _LAYOUTS[count, code] = struct.Struct(f"<{count}{code}")
+    return layout.unpack(raw) if len(raw) == layout.size else None
+
+
+#: ``struct.Struct`` of *count* values of *code*, by (count, code): at most
+#: _INLINE_VALUES_LIMIT x 9 of them.
+_LAYOUTS: dict[tuple[int, str], struct.Struct] = {}
 
 
 def _flat_values(array: np.ndarray, data_type: int) -> tuple:
