@@ -67,25 +67,31 @@ def memory(path: str, what: str) -> dict:
     return {"maxrss_after_imports": before, "maxrss": after, "seconds": seconds, "nodes": kept}
 
 
-def layout(path: str, mode: str, runs: int, max_nodes: int, pairs: str = "edges") -> dict:
-    """DOT generation once, then ``dot -Tsvg`` *runs* times (wall and CPU seconds)."""
+def layout(path: str, drawings: list[list[str]], runs: int, max_nodes: int) -> dict:
+    """DOT generation once per drawing (``[name, mode, pairs]``), then ``dot -Tsvg``
+    *runs* times each, the drawings interleaved (A B C A B C …) so that drifting machine
+    load hits them alike (wall and CPU seconds)."""
     from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, render_dot
     from sphinxext_qdq.analysis.loader import load_qdq_model
 
     model = load_qdq_model(path)
-    options = DotOptions(mode=mode, max_nodes=max_nodes, pairs=pairs)
-    start = time.perf_counter()
-    code = render_dot(model, options)
-    generate = time.perf_counter() - start
-    wall, cpu = [], []
+    found: dict[str, dict] = {}
+    codes: dict[str, bytes] = {}
+    for name, mode, pairs in drawings:
+        options = DotOptions(mode=mode, max_nodes=max_nodes, pairs=pairs)
+        start = time.perf_counter()
+        code = render_dot(model, options)
+        found[name] = {"generate_dot": time.perf_counter() - start, "dot_wall": [],
+                       "dot_cpu": [], "graph_nodes": graph_node_count(model, options),
+                       "dot_bytes": len(code), "fallback": "Select a region with" in code}
+        codes[name] = code.encode()
     for _ in range(runs):
-        cpu_before, start = _cpu_children(), time.perf_counter()
-        subprocess.run(["dot", "-Tsvg", "-o", "/dev/null"], input=code.encode(), check=True)
-        wall.append(time.perf_counter() - start)
-        cpu.append(_cpu_children() - cpu_before)
-    return {"generate_dot": generate, "dot_wall": wall, "dot_cpu": cpu,
-            "graph_nodes": graph_node_count(model, options),
-            "dot_bytes": len(code), "fallback": "Select a region with" in code}
+        for name, code in codes.items():
+            cpu_before, start = _cpu_children(), time.perf_counter()
+            subprocess.run(["dot", "-Tsvg", "-o", "/dev/null"], input=code, check=True)
+            found[name]["dot_wall"].append(time.perf_counter() - start)
+            found[name]["dot_cpu"].append(_cpu_children() - cpu_before)
+    return found
 
 
 def capped(path: str, max_nodes: int, source: str, target: str) -> dict:

@@ -184,9 +184,8 @@ def bench_layout(paths: dict[str, Path], runs: int) -> list[dict]:
     rows = []
     for name in LAYOUT_MODELS:
         row: dict = {"model": name}
-        for drawing, mode, pairs in LAYOUTS:
-            row[drawing] = child("layout", path=str(paths[name]), mode=mode, runs=runs,
-                                 max_nodes=0, pairs=pairs)
+        row.update(child("layout", path=str(paths[name]), drawings=LAYOUTS, runs=runs,
+                         max_nodes=0))
         full = row["full"]
         for drawing in ("compact", "pair_nodes"):
             row[f"{drawing}_speedup"] = median(full["dot_wall"]) / median(row[drawing]["dot_wall"])
