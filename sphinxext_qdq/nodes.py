@@ -108,21 +108,23 @@ def svg_href(translator: HTML5Translator, url: str) -> str:
     (given relative to the page). ``sphinx.ext.graphviz.fix_svg_relative_paths``
     rewrites relative links from where it believes the page lives, which is wrong
     for ``dirhtml``; we hand it the one input that comes out right for every builder.
-    Remembered per page (a graph has a link per node; most share a few pages)."""
-    known: dict[str, str] = translator.__dict__.setdefault("_qdq_svg_hrefs", {})
-    href = known.get(url)
-    if href is None:
-        href = known[url] = _svg_href(translator, url)
-    return href
-
-
-def _svg_href(translator: HTML5Translator, url: str) -> str:
+    The path part is worked out once per page (a graph has a link per node, most of
+    them to a few pages)."""
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return url
+    known: dict[str, str] = translator.__dict__.setdefault("_qdq_svg_paths", {})
+    href = known.get(parts.path)
+    if href is None:
+        href = known[parts.path] = _svg_path(translator, parts.path)
+    fragment = parts.fragment.rsplit("#", 1)[-1]
+    return href + (f"#{fragment}" if fragment else "")
+
+
+def _svg_path(translator: HTML5Translator, path: str) -> str:
     builder = translator.builder
     page = Path(builder.get_outfilename(builder.current_docname))
-    target = page if not parts.path else Path(os.path.normpath(page.parent / parts.path))
+    target = page if not path else Path(os.path.normpath(page.parent / path))
     images = Path(builder.outdir) / builder.imagedir
     final = posixpath.join(*Path(os.path.relpath(target, images)).parts)
     # what fix_svg_relative_paths will take as the page directory and image directory
@@ -130,8 +132,7 @@ def _svg_href(translator: HTML5Translator, url: str) -> str:
     sphinx_dir = Path(builder.outdir).joinpath(docname).resolve().parent
     sphinx_images = sphinx_dir / builder.imgpath
     href = os.path.relpath(os.path.normpath(sphinx_images / final), sphinx_dir)
-    fragment = parts.fragment.rsplit("#", 1)[-1]
-    return Path(href).as_posix() + (f"#{fragment}" if fragment else "")
+    return Path(href).as_posix()
 
 
 class DotProblem(Exception):
