@@ -351,3 +351,30 @@ def test_read_tensor_array_without_a_folder_refuses_external_data() -> None:
     entry.key, entry.value = "location", "scale.bin"
     with pytest.raises(QdqModelError, match="no model folder"):
         loader.read_tensor_array(tensor, None)
+
+
+# -- garbage collection ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("collecting", [True, False])
+def test_analysis_leaves_no_cyclic_garbage_and_the_collector_as_it_was(
+        tmp_path: Path, collecting: bool) -> None:
+    import gc
+
+    path = factories.save(factories.tiny_resnet_qdq(), tmp_path / "tiny.onnx")
+    loader.load_qdq_model(path)  # imports and first-use caches of onnx and numpy
+    loader.clear_cache()
+    gc.collect()
+    gc.disable()
+    try:
+        if collecting:
+            gc.enable()
+        model = loader.load_qdq_model(path)
+        assert gc.isenabled() is collecting  # paused during the analysis only
+        gc.disable()
+        assert model.nodes
+        loader.clear_cache()
+        del model
+        assert gc.collect() == 0  # the working state went with reference counting
+    finally:
+        gc.enable()

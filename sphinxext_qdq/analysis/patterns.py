@@ -193,11 +193,20 @@ def analyze(proto: onnx.ModelProto, *, path: str, model_dir: str | os.PathLike[s
             analysis.diagnostics.append(Diagnostic(
                 "encoding", f"{repaired} name(s) or doc string(s) in the file are not valid "
                             "UTF-8; their invalid bytes are shown as U+FFFD"))
-    return analysis.run(content_hash)
+    try:
+        return analysis.run(content_hash)
+    finally:
+        analysis.release()
 
 
 class _Analysis:
     """One pass over one model; :meth:`run` returns the frozen record."""
+
+    def release(self) -> None:
+        """Break the node ↔ graph cycles, so that the working state is freed as soon as
+        the analysis ends (by reference counting, not by a later garbage collection)."""
+        for node in self.nodes:
+            node.graph = None  # type: ignore[assignment]
 
     def __init__(self, proto: onnx.ModelProto, path: str,
                  model_dir: str | os.PathLike[str] | None) -> None:
