@@ -88,23 +88,30 @@ def test_one_parse_and_one_dot_run_per_picture(tmp_path, monkeypatch, twenty_dir
     assert len(images) == len(GRAPHS)
 
 
-def test_no_op_rebuild_parses_nothing_and_draws_nothing(tmp_path, monkeypatch,
-                                                        twenty_directives):
-    out = tmp_path / "out"
-    build(twenty_directives, "html", outdir=out)
+def rebuild(srcdir, out, monkeypatch) -> tuple[list[str], int, int]:
+    """Build *srcdir* into *out* again, as a new process would (empty model cache):
+    the pages read, the models parsed and the dot processes started; no warning."""
     dot = DotCounter(monkeypatch)
-    loader.clear_cache()  # a rebuild in a new process starts with an empty cache
+    loader.clear_cache()
     parses = loader.parse_count()
     read: list[str] = []
 
     def hook(app) -> None:
         app.connect("source-read", lambda _app, docname, _source: read.append(docname))
 
-    result = build(twenty_directives, "html", outdir=out, on_app=hook)
+    result = build(srcdir, "html", outdir=out, on_app=hook)
     assert result.warnings == ""
+    return read, loader.parse_count() - parses, dot.runs
+
+
+def test_no_op_rebuild_parses_nothing_and_draws_nothing(tmp_path, monkeypatch,
+                                                        twenty_directives):
+    out = tmp_path / "out"
+    build(twenty_directives, "html", outdir=out)
+    read, parses, dot_runs = rebuild(twenty_directives, out, monkeypatch)
     assert read == []
-    assert loader.parse_count() == parses
-    assert dot.runs == 0
+    assert parses == 0
+    assert dot_runs == 0
 
 
 def test_editing_one_page_parses_once_and_draws_nothing(tmp_path, monkeypatch,
@@ -115,19 +122,10 @@ def test_editing_one_page_parses_once_and_draws_nothing(tmp_path, monkeypatch,
     build(twenty_directives, "html", outdir=out)
     edited = twenty_directives / "page2.md"
     edited.write_text(edited.read_text() + "\nOne more sentence.\n")
-    dot = DotCounter(monkeypatch)
-    loader.clear_cache()
-    parses = loader.parse_count()
-    read: list[str] = []
-
-    def hook(app) -> None:
-        app.connect("source-read", lambda _app, docname, _source: read.append(docname))
-
-    result = build(twenty_directives, "html", outdir=out, on_app=hook)
-    assert result.warnings == ""
+    read, parses, dot_runs = rebuild(twenty_directives, out, monkeypatch)
     assert read == ["page2"]
-    assert loader.parse_count() - parses == 1
-    assert dot.runs == 0
+    assert parses == 1
+    assert dot_runs == 0
 
 
 # -- compact drawing with Q→DQ pairs on edges (fewer DOT nodes for dot to lay out) --------
