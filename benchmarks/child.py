@@ -71,8 +71,8 @@ def layout(path: str, drawings: list[list[str]], runs: int, max_nodes: int) -> d
     """DOT generation once per drawing (``[name, mode, pairs]``), then ``dot -Tsvg``
     *runs* times each, the drawings interleaved (A B C A B C …) so that drifting machine
     load hits them alike (wall and CPU seconds)."""
-    from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count, render_dot
     from sphinxext_qdq.analysis.loader import load_qdq_model
+    from sphinxext_qdq.render.dot import DotOptions, graph_node_count, render_dot
 
     model = load_qdq_model(path)
     found: dict[str, dict] = {}
@@ -97,9 +97,9 @@ def layout(path: str, drawings: list[list[str]], runs: int, max_nodes: int) -> d
 def capped(path: str, max_nodes: int, source: str, target: str) -> dict:
     """What a build does for one ``qdq-graph`` of a model (cold): analyse, ask the link
     keys, write DOT, run dot; for the whole model and for a ``:from:``/``:to:`` region."""
-    from sphinxext_qdq.analysis.dot import DotOptions, link_keys, render_dot
     from sphinxext_qdq.analysis.loader import load_qdq_model
-    from sphinxext_qdq.analysis.patterns import nodes_between
+    from sphinxext_qdq.analysis.queries import nodes_between
+    from sphinxext_qdq.render.dot import DotOptions, link_keys, render_dot
 
     timings = {}
     start = time.perf_counter()

@@ -25,11 +25,11 @@ from pathlib import Path
 
 from docutils import nodes
 
-from sphinxext_qdq.analysis.dot import DotOptions, render_dot
 from sphinxext_qdq.analysis.loader import load_qdq_model
-from sphinxext_qdq.analysis.model import QdqModel
-from sphinxext_qdq.analysis.patterns import nodes_between, summarize
-from sphinxext_qdq.tables import NODE_HEADERS, Lines, node_rows, summary_rows
+from sphinxext_qdq.analysis.queries import nodes_between, summarize
+from sphinxext_qdq.analysis.records import QdqModel
+from sphinxext_qdq.render.dot import DotOptions, render_dot
+from sphinxext_qdq.sphinx.tables import NODE_HEADERS, Lines, node_rows, summary_rows
 
 #: ``qdq_max_graph_nodes`` default: drawings above it become a note (the fallback).
 MAX_GRAPH_NODES = 2000

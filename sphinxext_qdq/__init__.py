@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from sphinxext_qdq._version import __version__
+
+__all__ = ["__version__", "setup"]
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
-    """Sphinx entry point; everything is registered in :mod:`sphinxext_qdq.extension`."""
-    from sphinxext_qdq.extension import setup as _setup
+    """Sphinx entry point; everything is registered in :mod:`sphinxext_qdq.sphinx.extension`."""
+    from sphinxext_qdq.sphinx.extension import setup as _setup
 
     return _setup(app)

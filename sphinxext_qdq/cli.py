@@ -25,29 +25,27 @@ from typing import NoReturn
 
 import numpy as np
 
-from sphinxext_qdq import __version__
-from sphinxext_qdq.analysis import integer_reference as reference
-from sphinxext_qdq.analysis.dot import (
-    MODES,
-    PAIR_STYLES,
-    RANKDIRS,
-    DotOptions,
-    DotRunError,
-    graph_node_count,
-    render_dot,
-    run_dot_program,
-)
+from sphinxext_qdq._version import __version__
 from sphinxext_qdq.analysis.loader import (
     DEFAULT_MAX_BYTES,
     QdqModelError,
     load_qdq_model,
 )
-from sphinxext_qdq.analysis.model import Diagnostic, QdqModel
+from sphinxext_qdq.analysis.records import Diagnostic, QdqModel
+from sphinxext_qdq.integer import reference
+from sphinxext_qdq.render.dot import (
+    MODES,
+    PAIR_STYLES,
+    RANKDIRS,
+    DotOptions,
+    graph_node_count,
+    render_dot,
+)
+from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT, DotRunError, draw_files
+from sphinxext_qdq.render.text import one_line
 
 PROG = "qdq-graph"
 FORMATS = ("svg", "png", "dot")
-#: Seconds ``dot`` may take for one output file before it is stopped.
-DEFAULT_DOT_TIMEOUT = 120.0
 
 #: Subcommand name -> entry point taking the remaining arguments, returning an exit status.
 SUBCOMMANDS: dict[str, Callable[[list[str]], int]] = {}
@@ -65,11 +63,6 @@ class _Parser(argparse.ArgumentParser):
 
 
 # -- messages -------------------------------------------------------------------
-
-
-def one_line(text: object) -> str:
-    """``text`` on one line: newlines and other control characters shown escaped."""
-    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
 def report_error(message: object) -> None:
@@ -178,22 +171,8 @@ def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES)
 def run_dot(dot_text: str, output_format: str, target: Path, *, dot_binary: str = "dot",
             timeout: float = DEFAULT_DOT_TIMEOUT) -> None:
     """Render ``dot_text`` to ``target`` with graphviz (written whole or not at all)."""
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")  # dot creates it
     try:
-        _run_dot_program(dot_text, output_format, temporary, dot_binary, timeout)
-        if not temporary.is_file() or temporary.stat().st_size == 0:
-            raise CliError(f"{dot_binary} wrote an empty {output_format} file")
-        os.replace(temporary, target)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
-
-
-def _run_dot_program(dot_text: str, output_format: str, target: Path, dot_binary: str,
-                     timeout: float) -> None:
-    try:
-        run_dot_program([dot_binary, f"-T{output_format}", "-o", str(target)], dot_text,
-                        timeout=timeout)
+        draw_files(dot_text, [(output_format, target)], dot=dot_binary, timeout=timeout)
     except DotRunError as error:
         advice = {"timeout": " (draw less with --mode compact or raise --timeout)",
                   "missing": ": install graphviz (Debian: apt-get install graphviz) or pass "

@@ -13,7 +13,7 @@ import qdq_factories as factories  # tests/ is on sys.path (pytest rootdir conft
 
 from sphinxext_qdq import cli
 from sphinxext_qdq.analysis import load_qdq_model
-from sphinxext_qdq.analysis.dot import DotOptions, render_dot
+from sphinxext_qdq.render.dot import DotOptions, render_dot
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PYTHON = REPOSITORY / ".venv" / "bin" / "python"

@@ -18,7 +18,7 @@ import pytest
 from docs_builds import MODELS, PAGES, REPOSITORY, build, html_tables, html_text
 from onnx import numpy_helper
 
-from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES
+from sphinxext_qdq.analysis.records import DIAGNOSTIC_SUBTYPES
 
 ARCHITECTURE = "docs/quantization/04-architecture"
 MIN_PDF_PAGES = 30
@@ -170,7 +170,7 @@ def stack1_conv1_group(int8: dict[str, np.ndarray], shape: tuple[int, ...]) -> o
 
 
 def test_reference_lists_every_warning_subtype_and_option(html) -> None:
-    from sphinxext_qdq.directives import QdqGraphDirective, QdqParamsDirective
+    from sphinxext_qdq.sphinx.directives import QdqGraphDirective, QdqParamsDirective
 
     text = html_text(html.page("docs/reference"))
     sources = "".join(path.read_text(encoding="utf-8")

@@ -26,7 +26,7 @@ import qdq_factories as factories  # tests/ is on sys.path (pytest rootdir conft
 from onnx import TensorProto, helper, numpy_helper
 
 from sphinxext_qdq.analysis import load_qdq_model, nodes_between
-from sphinxext_qdq.analysis.dot import (
+from sphinxext_qdq.render.dot import (
     LABEL_WIDTH,
     DotOptions,
     escape_dot,
@@ -496,7 +496,7 @@ def test_quantized_region_is_a_shaded_cluster_and_float_model_has_none(models):
 _RENDER_SCRIPT = """
 import sys
 from sphinxext_qdq.analysis import load_qdq_model
-from sphinxext_qdq.analysis.dot import DotOptions, render_dot
+from sphinxext_qdq.render.dot import DotOptions, render_dot
 model = load_qdq_model(sys.argv[1])
 for mode in ("compact", "full"):
     sys.stdout.write(render_dot(model, DotOptions(mode=mode, legend=True)))

@@ -15,7 +15,7 @@ import qdq_factories as factories
 from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper, numpy_helper
 
-from sphinxext_qdq.analysis.integer_reference import (
+from sphinxext_qdq.integer.reference import (
     IntegerReferenceError,
     build_integer_program,
     compare_with_onnxruntime,

@@ -12,6 +12,7 @@ import qdq_factories as factories
 from onnx import TensorProto, numpy_helper
 
 from sphinxext_qdq.analysis import loader
+from sphinxext_qdq.onnxio import proto as onnx_proto
 from sphinxext_qdq.analysis.loader import (
     DEFAULT_MAX_BYTES,
     QdqModelError,
@@ -176,8 +177,8 @@ def test_large_files_are_hashed_while_parsing(tmp_path: Path) -> None:
 def _parsed_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Sizes of the buffers protobuf is given from now on."""
     sizes: list[int] = []
-    real = loader.parse_model_bytes
-    monkeypatch.setattr(loader, "parse_model_bytes",
+    real = onnx_proto.parse_model_bytes
+    monkeypatch.setattr(onnx_proto, "parse_model_bytes",
                         lambda data, path="<bytes>": sizes.append(len(data)) or real(data, path))
     return sizes
 
@@ -193,7 +194,7 @@ def test_large_files_are_parsed_without_their_weights(tmp_path: Path,
     blocked_path = factories.save(blocked, tmp_path / "blocked.onnx")
     whole = {p: load_qdq_model(p) for p in (path, blocked_path)}
     clear_cache()
-    monkeypatch.setattr(loader, "LEAN_PARSE_BYTES", 0)
+    monkeypatch.setattr(onnx_proto, "LEAN_PARSE_BYTES", 0)
     sizes = _parsed_sizes(monkeypatch)
     lean = {p: load_qdq_model(p) for p in (path, blocked_path)}
     assert sizes[0] < path.stat().st_size - weight.nbytes
@@ -207,7 +208,7 @@ def test_large_files_are_parsed_without_their_weights(tmp_path: Path,
 def test_small_files_are_parsed_whole(model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sizes = _parsed_sizes(monkeypatch)
     load_qdq_model(model_file)
-    assert model_file.stat().st_size < loader.LEAN_PARSE_BYTES
+    assert model_file.stat().st_size < onnx_proto.LEAN_PARSE_BYTES
     assert sizes == [model_file.stat().st_size]
 
 
@@ -350,7 +351,7 @@ def test_read_tensor_array_without_a_folder_refuses_external_data() -> None:
     entry = tensor.external_data.add()
     entry.key, entry.value = "location", "scale.bin"
     with pytest.raises(QdqModelError, match="no model folder"):
-        loader.read_tensor_array(tensor, None)
+        onnx_proto.read_tensor_array(tensor, None)
 
 
 # -- garbage collection ------------------------------------------------------------------

@@ -31,7 +31,7 @@ from sphinxext_qdq.analysis import (
     nodes_between,
     summarize,
 )
-from sphinxext_qdq.analysis.loader import repair_text_fields
+from sphinxext_qdq.onnxio.proto import repair_text_fields
 
 
 def analysed(proto: onnx.ModelProto) -> QdqModel:
@@ -595,7 +595,7 @@ def test_ten_thousand_node_chain_without_recursion() -> None:
 
 def test_analysis_package_never_imports_sphinx() -> None:
     code = ("import sys, sphinxext_qdq.analysis, sphinxext_qdq.analysis.loader, "
-            "sphinxext_qdq.analysis.patterns, sphinxext_qdq.analysis.model; "
+            "sphinxext_qdq.analysis.patterns, sphinxext_qdq.analysis.records; "
             "bad = [m for m in sys.modules if m.split('.')[0] in ('sphinx', 'docutils')]; "
             "print(bad); sys.exit(1 if bad else 0)")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

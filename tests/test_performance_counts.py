@@ -20,7 +20,7 @@ from onnx import numpy_helper
 from sphinx_helpers import build, make_project
 
 from sphinxext_qdq.analysis import load_qdq_model, loader
-from sphinxext_qdq.analysis.dot import (
+from sphinxext_qdq.render.dot import (
     DotOptions,
     graph_node_count,
     link_keys,

@@ -20,13 +20,13 @@ from onnx import helper, numpy_helper
 from sphinx_helpers import build, follow, has_id, make_project
 
 from sphinxext_qdq.analysis import load_qdq_model
-from sphinxext_qdq.analysis.formatting import format_scale
-from sphinxext_qdq.analysis.requant import (
+from sphinxext_qdq.integer.requant import (
     quantize_multiplier,
     requant_recipes,
     requantize,
     round_shift,
 )
+from sphinxext_qdq.render.text import format_scale
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"

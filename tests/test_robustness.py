@@ -31,10 +31,10 @@ from hostile_corpus import (
 from sphinx_helpers import build
 
 from sphinxext_qdq import cli
-from sphinxext_qdq.analysis.dot import DotOptions, graph_node_count
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
-from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES
-from sphinxext_qdq.analysis.outline import outline
+from sphinxext_qdq.analysis.records import DIAGNOSTIC_SUBTYPES
+from sphinxext_qdq.render.dot import DotOptions, graph_node_count
+from sphinxext_qdq.render.outline import outline
 
 #: ``qdq_max_graph_nodes`` of the corpus project (the big cases exceed it).
 MAX_GRAPH_NODES = 100

@@ -26,9 +26,9 @@ from onnx import TensorProto, helper
 from sphinx_helpers import SVG_NS, XLINK, build
 
 from sphinxext_qdq import cli
-from sphinxext_qdq.analysis.dot import LABEL_WIDTH, DotOptions, link_keys, render_dot
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.patterns import analyze
+from sphinxext_qdq.render.dot import LABEL_WIDTH, DotOptions, link_keys, render_dot
 
 SVG = "{http://www.w3.org/2000/svg}"
 PROPERTY_SETTINGS = settings(max_examples=30, deadline=None, derandomize=True,

@@ -11,9 +11,9 @@ import pytest
 import sphinx.ext.graphviz
 from sphinx_helpers import build, follow, has_id, make_project, svg_links, svg_targets
 
-import sphinxext_qdq.directives
+import sphinxext_qdq.sphinx.directives
 from sphinxext_qdq.analysis import loader
-from sphinxext_qdq.nodes import qdq_graph
+from sphinxext_qdq.sphinx.nodes import qdq_graph
 
 
 @pytest.fixture(scope="module")
@@ -251,7 +251,7 @@ class Counters:
     def __init__(self, monkeypatch):
         self.loads = 0
         self.dot_runs = 0
-        real_load, real_run = sphinxext_qdq.directives.load_qdq_model, subprocess.run
+        real_load, real_run = sphinxext_qdq.sphinx.directives.load_qdq_model, subprocess.run
 
         def counting_load(*args, **kwargs):
             self.loads += 1
@@ -262,7 +262,7 @@ class Counters:
                 self.dot_runs += 1
             return real_run(args, *rest, **kwargs)
 
-        monkeypatch.setattr(sphinxext_qdq.directives, "load_qdq_model", counting_load)
+        monkeypatch.setattr(sphinxext_qdq.sphinx.directives, "load_qdq_model", counting_load)
         monkeypatch.setattr(sphinx.ext.graphviz.subprocess, "run", counting_run)
 
 

@@ -126,7 +126,7 @@ def test_domain_data_is_picklable(params_build):
 
 
 def test_anchor_ids_are_unique_and_valid():
-    from sphinxext_qdq.domain import make_anchor
+    from sphinxext_qdq.sphinx.domain import make_anchor
 
     names = ["model/conv2d_1/BiasAdd:0", "model conv", "Überschrift", "a:b", "a/b", "a b",
              "", "x" * 300]

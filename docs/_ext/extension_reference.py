@@ -16,8 +16,8 @@ from docutils.parsers.rst import directives as docutils_directives
 from fragments import code, table
 
 import sphinxext_qdq
-from sphinxext_qdq.analysis.model import DIAGNOSTIC_SUBTYPES, Role
-from sphinxext_qdq.domain import QdqDomain
+from sphinxext_qdq.analysis.records import DIAGNOSTIC_SUBTYPES, Role
+from sphinxext_qdq.sphinx.domain import QdqDomain
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -154,7 +154,7 @@ GLUE_SUBTYPE_MEANINGS = {
 
 def registered_directives() -> list[str]:
     """Directive names that ``extension.py`` registers with ``app.add_directive``."""
-    tree = ast.parse((PACKAGE / "extension.py").read_text(encoding="utf-8"))
+    tree = ast.parse((PACKAGE / "sphinx" / "extension.py").read_text(encoding="utf-8"))
     return [call.args[0].value for call in ast.walk(tree)
             if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute)
             and call.func.attr == "add_directive" and call.args

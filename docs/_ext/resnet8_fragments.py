@@ -26,7 +26,7 @@ from resnet8_numbers import (
     synthetic_activation,
 )
 
-from sphinxext_qdq.analysis.formatting import format_scale
+from sphinxext_qdq.render.text import format_scale
 
 REPORT = MODELS / "resnet8_report.json"
 

@@ -6,14 +6,16 @@ works on an ``onnx.ModelProto`` already in memory.
 
 from __future__ import annotations
 
-from sphinxext_qdq.analysis.loader import (
-    DEFAULT_MAX_BYTES,
-    QdqModelError,
-    clear_cache,
-    load_qdq_model,
-    parse_count,
+from sphinxext_qdq.analysis.loader import clear_cache, load_qdq_model, parse_count
+from sphinxext_qdq.analysis.patterns import analyze
+from sphinxext_qdq.analysis.queries import (
+    QdqSelectionError,
+    describe,
+    nodes_between,
+    select_region,
+    summarize,
 )
-from sphinxext_qdq.analysis.model import (
+from sphinxext_qdq.analysis.records import (
     DIAGNOSTIC_SUBTYPES,
     Diagnostic,
     Granularity,
@@ -29,13 +31,8 @@ from sphinxext_qdq.analysis.model import (
     Role,
     TensorInfo,
 )
-from sphinxext_qdq.analysis.patterns import (
-    QdqSelectionError,
-    analyze,
-    describe,
-    nodes_between,
-    summarize,
-)
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.onnxio.proto import QdqModelError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -61,5 +58,6 @@ __all__ = [
     "load_qdq_model",
     "nodes_between",
     "parse_count",
+    "select_region",
     "summarize",
 ]

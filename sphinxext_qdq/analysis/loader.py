@@ -9,19 +9,15 @@ many directives ask for it. A file whose status (size, times, inode) has not
 changed since it was hashed, and which had not changed for a while then, is
 not read again for a cache hit.
 
-Weights of a large file are never parsed: the bytes of large initializers are left
-out before protobuf sees the file (:mod:`.wire`) and those tensors become external-data
-references to the model file itself. External data is read only for the
-tensors the analysis needs (scales and zero points) by :func:`read_tensor_array`,
-and only from inside the model's folder.
+Reading and parsing are :mod:`sphinxext_qdq.onnxio`'s job (checked paths, the lean parse
+of large files, external data only from inside the model's folder); this module owns the
+cache and hands the parsed model to :func:`~sphinxext_qdq.analysis.patterns.analyze`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import gc
-import hashlib
-import math
 import os
 import threading
 import time
@@ -29,25 +25,24 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-import numpy as np
-import onnx
-from google.protobuf.message import DecodeError
-from onnx import helper, numpy_helper
-
-from sphinxext_qdq.analysis.wire import without_bulk_data
+from sphinxext_qdq.analysis.patterns import analyze
+from sphinxext_qdq.onnxio import proto as _proto
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    checked_stat,
+    content_hash_of,
+    read_bytes,
+    resolve_model_file,
+)
+from sphinxext_qdq.onnxio.proto import QdqModelError, parse_lean
 
 if TYPE_CHECKING:
-    from sphinxext_qdq.analysis.model import QdqModel
+    import onnx
 
-#: Largest model file :func:`load_qdq_model` accepts unless told otherwise (512 MiB).
-DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+    from sphinxext_qdq.analysis.records import QdqModel
 
 #: Most analyses kept in the cache (least recently used ones are dropped first).
 CACHE_SIZE = 64
-
-#: Files at least this large are parsed without their bulk data (:mod:`.wire`); a smaller
-#: file is parsed whole, which costs less than walking its wire format in Python.
-LEAN_PARSE_BYTES = 16 * 1024 * 1024
 
 #: Files at least this large are hashed in a thread while they are parsed and analysed.
 _THREADED_HASH_BYTES = 4 * 1024 * 1024
@@ -55,23 +50,6 @@ _THREADED_HASH_BYTES = 4 * 1024 * 1024
 #: A file last changed at least this long before it was read is trusted unchanged as long
 #: as its status is (coarse file-system clocks cannot hide a later change of the same size).
 _SETTLED_NS = 2_000_000_000
-
-#: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
-_MAX_IR_VERSION = 64
-
-_PACKED_TYPES = {
-    onnx.TensorProto.INT4: 2, onnx.TensorProto.UINT4: 2, onnx.TensorProto.FLOAT4E2M1: 2,
-    onnx.TensorProto.INT2: 4, onnx.TensorProto.UINT2: 4,
-}
-
-
-class QdqModelError(Exception):
-    """A model file that cannot be used: the message names the file and the reason."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 class _CacheKey(NamedTuple):
@@ -94,26 +72,25 @@ class _Status(NamedTuple):
 _cache: OrderedDict[_CacheKey, QdqModel] = OrderedDict()
 _settled: dict[str, tuple[_Status, str]] = {}  # path -> (status, content hash) known at once
 _lock = threading.Lock()
-_parse_count = 0
 _hit_count = 0
 
 
 # -- public API ---------------------------------------------------------------
 def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
     """Parse and analyse the ONNX model at *path*, or return the cached analysis."""
-    resolved = _resolve_model_file(path)
-    status = _checked_stat(resolved, max_bytes)
+    resolved = resolve_model_file(path)
+    status = checked_stat(resolved, max_bytes)
     mtime_ns = status.st_mtime_ns
     where = str(resolved)
     cached = _settled_hit(where, status)
     if cached is not None:
         return cached
     read_at = time.time_ns()
-    data = _read_bytes(resolved)
+    data = read_bytes(resolved)
     if len(data) > max_bytes:  # the file grew after the check
-        _checked_stat(resolved, max_bytes)
+        checked_stat(resolved, max_bytes)
     if _seen_before(where, len(data), mtime_ns):
-        content_hash = _content_hash(data)
+        content_hash = content_hash_of(data)
         key = _CacheKey(where, len(data), mtime_ns, content_hash)
         cached = _cached(key)
         if cached is not None:
@@ -192,8 +169,6 @@ def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel
     (and, in a documentation build, Sphinx's large heap) again: 12 % of the analysis of
     a 250-node model, 30 % of a 2,000-node one. It is switched back on afterwards by the
     caller that switched it off."""
-    from sphinxext_qdq.analysis.patterns import analyze  # patterns imports this module
-
     collecting = gc.isenabled()
     gc.disable()
     try:
@@ -210,12 +185,12 @@ def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel
 
 def parse_count() -> int:
     """How many model files this process has parsed (cache misses)."""
-    return _parse_count
+    return _proto.parse_count()
 
 
 def stats() -> dict[str, int]:
     """Cache statistics: parses, cache hits and cached entries."""
-    return {"parses": _parse_count, "hits": _hit_count, "entries": len(_cache)}
+    return {"parses": _proto.parse_count(), "hits": _hit_count, "entries": len(_cache)}
 
 
 def clear_cache() -> None:
@@ -226,307 +201,6 @@ def clear_cache() -> None:
         _settled.clear()
 
 
-def parse_model_bytes(data: bytes, path: str | os.PathLike[str] = "<bytes>") -> onnx.ModelProto:
-    """Parse serialized ONNX bytes without loading external data; refuse non-models."""
-    global _parse_count
-    if not data:
-        raise QdqModelError(path, "the file is empty")
-    with _lock:
-        _parse_count += 1
-    proto = onnx.ModelProto()
-    try:
-        proto.ParseFromString(data)
-    except (DecodeError, RuntimeError, ValueError, TypeError, OverflowError):
-        raise QdqModelError(path, "not an ONNX model: the bytes do not decode as an ONNX "
-                                  "protobuf (truncated, corrupted or another format)") from None
-    _check_plausible_model(proto, path)
-    return proto
-
-
-# -- text fields ----------------------------------------------------------------
-def _existing(message_type: type, names: tuple[str, ...]) -> tuple[str, ...]:
-    fields = message_type.DESCRIPTOR.fields_by_name
-    return tuple(name for name in names if name in fields)
-
-
-_MODEL_TEXT = _existing(onnx.ModelProto, ("producer_name", "producer_version", "domain",
-                                          "doc_string"))
-_GRAPH_TEXT = _existing(onnx.GraphProto, ("name", "doc_string"))
-_NODE_TEXT = _existing(onnx.NodeProto, ("name", "op_type", "domain", "doc_string", "overload"))
-_ATTRIBUTE_TEXT = _existing(onnx.AttributeProto, ("name", "doc_string", "ref_attr_name"))
-_NAMED_TEXT = ("name", "doc_string")  # TensorProto, ValueInfoProto
-
-
-def repair_text_fields(proto: onnx.ModelProto) -> int:
-    """Decode, in place, the string fields of *proto* (and its subgraphs) that are not
-    valid UTF-8, with U+FFFD for the bad bytes; return how many there were.
-
-    ONNX strings are proto2 ``string`` fields: protobuf accepts any bytes there, and the
-    Python runtime then hands them out as ``bytes`` instead of ``str`` (one flipped byte
-    in a name is enough), which no caller expects.
-    """
-    repaired = _repaired(proto, _MODEL_TEXT)
-    for opset in proto.opset_import:
-        repaired += _repaired(opset, ("domain",))
-    pending = [proto.graph]
-    while pending:
-        graph = pending.pop()
-        repaired += _repaired(graph, _GRAPH_TEXT)
-        for node in graph.node:
-            if bytes in map(type, (node.name, node.op_type, node.domain, node.doc_string,
-                                   *node.input, *node.output)):
-                repaired += _repaired(node, _NODE_TEXT)
-                repaired += _repaired_list(node.input) + _repaired_list(node.output)
-            for attr in node.attribute:
-                repaired += _repaired(attr, _ATTRIBUTE_TEXT)
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    pending.append(attr.g)
-                elif attr.type == onnx.AttributeProto.GRAPHS:
-                    pending.extend(attr.graphs)
-        for tensor in graph.initializer:
-            repaired += _repaired(tensor, _NAMED_TEXT)
-            for entry in tensor.external_data:
-                repaired += _repaired(entry, ("key", "value"))
-        for info in (*graph.input, *graph.output, *graph.value_info):
-            repaired += _repaired(info, _NAMED_TEXT)
-            if info.type.HasField("tensor_type"):
-                for dim in info.type.tensor_type.shape.dim:
-                    repaired += _repaired(dim, ("dim_param",))
-    return repaired
-
-
-def _repaired(message: object, names: tuple[str, ...]) -> int:
-    count = 0
-    for name in names:
-        value = getattr(message, name)
-        if type(value) is bytes:
-            setattr(message, name, value.decode("utf-8", "replace"))
-            count += 1
-    return count
-
-
-def _repaired_list(values: object) -> int:
-    count = 0
-    for index, value in enumerate(values):  # type: ignore[call-overload]
-        if type(value) is bytes:
-            values[index] = value.decode("utf-8", "replace")  # type: ignore[index]
-            count += 1
-    return count
-
-
-# -- external data ------------------------------------------------------------
-def read_tensor_array(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None) -> np.ndarray:
-    """Values of *tensor*, reading external data only from inside *model_dir*.
-
-    Raises :class:`QdqModelError` when the external data location is absolute,
-    contains ``..``, leaves the folder through a symlink, or does not hold the
-    bytes the tensor needs.
-    """
-    if not uses_external_data(tensor):
-        return _decoded(tensor)
-    return _decoded(_inline_external_tensor(tensor, model_dir))
-
-
-def _decoded(tensor: onnx.TensorProto) -> np.ndarray:
-    """``numpy_helper.to_array`` with a fast path for the plain types scales use."""
-    if uses_external_data(tensor):  # numpy_helper would read it from the working directory
-        raise QdqModelError(f"tensor {tensor.name!r}", "external data not validated")
-    data_type = tensor.data_type
-    dtype = _PLAIN_TYPES.get(data_type)
-    if dtype is not None:
-        count = math.prod(tensor.dims)
-        if tensor.raw_data:
-            array = np.frombuffer(tensor.raw_data, dtype=dtype)
-        elif data_type == onnx.TensorProto.FLOAT:  # slicing copies upb fields fastest
-            array = np.array(tensor.float_data[:], dtype=dtype)
-        elif data_type in _INT32_FIELD_TYPES:
-            array = np.array(tensor.int32_data[:], dtype=np.int64).astype(dtype)
-        else:
-            array = None
-        if array is not None and array.size == count:
-            return array.reshape(tuple(tensor.dims))
-    return numpy_helper.to_array(tensor)
-
-
-_PLAIN_TYPES = {
-    onnx.TensorProto.FLOAT: np.dtype("<f4"), onnx.TensorProto.DOUBLE: np.dtype("<f8"),
-    onnx.TensorProto.FLOAT16: np.dtype("<f2"), onnx.TensorProto.INT8: np.dtype("i1"),
-    onnx.TensorProto.UINT8: np.dtype("u1"), onnx.TensorProto.INT16: np.dtype("<i2"),
-    onnx.TensorProto.UINT16: np.dtype("<u2"), onnx.TensorProto.INT32: np.dtype("<i4"),
-    onnx.TensorProto.INT64: np.dtype("<i8"),
-}
-_INT32_FIELD_TYPES = frozenset({
-    onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
-    onnx.TensorProto.UINT16, onnx.TensorProto.INT32,
-})
-
-
-def uses_external_data(tensor: onnx.TensorProto) -> bool:
-    return tensor.data_location == onnx.TensorProto.EXTERNAL
-
-
-def tensor_nbytes(tensor: onnx.TensorProto) -> int:
-    """Bytes the values of *tensor* occupy, computed without touching its data."""
-    return typed_nbytes(tensor.data_type, tensor.dims, tensor)
-
-
-def typed_nbytes(data_type: int, dims: object, tensor: onnx.TensorProto) -> int:
-    """:func:`tensor_nbytes` of *tensor* when its *data_type* and *dims* are known."""
-    count = math.prod(dims)  # type: ignore[call-overload]
-    itemsize = _ITEMSIZES.get(data_type)
-    if itemsize is not None:
-        return count * itemsize
-    if data_type in _PACKED_TYPES:
-        return -(-count // _PACKED_TYPES[data_type])
-    if data_type == onnx.TensorProto.STRING:
-        return sum(len(s) for s in tensor.string_data)
-    try:
-        itemsize = helper.tensor_dtype_to_np_dtype(data_type).itemsize
-    except (KeyError, ValueError, TypeError):
-        return 0
-    _ITEMSIZES[data_type] = itemsize
-    return count * itemsize
-
-
-_ITEMSIZES: dict[int, int] = {}
-
-
-def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None
-                            ) -> onnx.TensorProto:
-    """A copy of *tensor* holding its external bytes as ``raw_data``, after validation."""
-    where = f"tensor {tensor.name!r}"
-    if model_dir is None:
-        raise QdqModelError(where, "external data but no model folder to read it from")
-    info = {entry.key: entry.value for entry in tensor.external_data}
-    data_file = _contained_data_file(info.get("location", ""), Path(model_dir), where)
-    offset = _non_negative_int(info.get("offset", "0"), "offset", where)
-    expected = tensor_nbytes(tensor)
-    length = _non_negative_int(info.get("length", str(expected)), "length", where)
-    if length != expected:
-        raise QdqModelError(where, f"external data length {length} does not match the "
-                                   f"{expected} bytes its type and shape need")
-    file_size = data_file.stat().st_size
-    if offset + length > file_size:
-        raise QdqModelError(where, f"external data [{offset}, {offset + length}) lies beyond "
-                                   f"the end of {data_file.name} ({file_size} bytes)")
-    with open(data_file, "rb") as stream:
-        stream.seek(offset)
-        raw = stream.read(length)
-    inline = onnx.TensorProto()
-    inline.name = tensor.name
-    inline.data_type = tensor.data_type
-    inline.dims.extend(tensor.dims)
-    inline.raw_data = raw
-    return inline
-
-
-def external_data_file(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None
-                       ) -> Path | None:
-    """The file inside *model_dir* that the external data of *tensor* names, whether it
-    exists or not; ``None`` when the location is refused (or there is no folder)."""
-    if model_dir is None:
-        return None
-    location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-    try:
-        return _contained_location(location, Path(model_dir), f"tensor {tensor.name!r}")
-    except (QdqModelError, OSError, ValueError):
-        return None
-
-
-def _contained_data_file(location: str, model_dir: Path, where: str) -> Path:
-    """The external data file named by *location*, refused unless inside *model_dir*."""
-    candidate = _contained_location(location, model_dir, where)
-    if not candidate.is_file():
-        raise QdqModelError(where, f"external data file {location!r} does not exist")
-    return candidate
-
-
-def _contained_location(location: str, model_dir: Path, where: str) -> Path:
-    """*location* resolved inside *model_dir*; refused when absolute, with ``..``, or
-    leaving the folder through a symbolic link."""
-    if not location:
-        raise QdqModelError(where, "external data without a location")
-    if "\0" in location:
-        raise QdqModelError(where, f"external data location {location!r} is not a file name")
-    if os.path.isabs(location) or location.startswith(("/", "\\")) or _has_drive(location):
-        raise QdqModelError(where, f"external data location {location!r} is an absolute path; "
-                                   "only files inside the model's folder are read")
-    if ".." in location.replace("\\", "/").split("/"):
-        raise QdqModelError(where, f"external data location {location!r} contains '..'; "
-                                   "only files inside the model's folder are read")
-    folder = model_dir.resolve()
-    candidate = (folder / location).resolve()
-    if candidate != folder and folder not in candidate.parents:
-        raise QdqModelError(where, f"external data location {location!r} leaves the model's "
-                                   "folder (through a symbolic link)")
-    return candidate
-
-
-def _has_drive(location: str) -> bool:
-    return len(location) > 1 and location[1] == ":" and location[0].isalpha()
-
-
-def _non_negative_int(text: str, what: str, where: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise QdqModelError(where, f"external data {what} {text!r} is not an integer") from None
-    if value < 0:
-        raise QdqModelError(where, f"external data {what} {value} is negative")
-    return value
-
-
-# -- file checks -----------------------------------------------------------------
-def _resolve_model_file(path: str | os.PathLike[str]) -> Path:
-    given = Path(path)
-    try:
-        if not given.exists():
-            raise QdqModelError(path, "no such file")
-        if given.is_dir():
-            raise QdqModelError(path, "is a directory, not an ONNX file")
-        resolved = given.resolve()
-    except (OSError, ValueError) as error:  # embedded NUL, symlink loop, permissions
-        raise QdqModelError(repr(os.fspath(path)), f"not a usable path ({error})") from None
-    if not resolved.is_file():
-        raise QdqModelError(path, "is not a regular file")
-    return resolved
-
-
-def _checked_stat(path: Path, max_bytes: int) -> os.stat_result:
-    """The file's status, refused when it is empty or larger than *max_bytes*."""
-    status = path.stat()
-    if status.st_size == 0:
-        raise QdqModelError(path, "the file is empty")
-    if status.st_size > max_bytes:
-        raise QdqModelError(path, f"the file is {status.st_size} bytes, more than the limit of "
-                                  f"{max_bytes} bytes (raise max_bytes to load it)")
-    return status
-
-
-def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise QdqModelError(path, f"cannot be read ({error.strerror or error})") from None
-
-
-def _check_plausible_model(proto: onnx.ModelProto, path: str | os.PathLike[str]) -> None:
-    """Random bytes sometimes parse as protobuf: require what every ONNX model has."""
-    if not 1 <= proto.ir_version <= _MAX_IR_VERSION:
-        raise QdqModelError(path, "not an ONNX model (no valid IR version)")
-    if not proto.HasField("graph"):
-        raise QdqModelError(path, "not an ONNX model (it has no graph)")
-    if proto.ir_version >= 3 and not proto.opset_import:
-        raise QdqModelError(path, "not an ONNX model (it imports no operator set)")
-    for node in proto.graph.node:
-        if not node.op_type:
-            raise QdqModelError(path, "not an ONNX model (a node has no operator type)")
-
-
-def _content_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def _seen_before(path: str, size: int, mtime_ns: int) -> bool:
     with _lock:
         return any(k.path == path and k.size == size and k.mtime_ns == mtime_ns for k in _cache)
@@ -535,36 +209,15 @@ def _seen_before(path: str, size: int, mtime_ns: int) -> bool:
 def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
     """Parse and analyse *data* while a thread hashes it (sha256 runs without the GIL)."""
     if len(data) < _THREADED_HASH_BYTES:
-        return _analysed(parse_lean(data, path), path, _content_hash(data))
+        return _analysed(parse_lean(data, path), path, content_hash_of(data))
     digest: list[str] = []
-    worker = threading.Thread(target=lambda: digest.append(_content_hash(data)), daemon=True)
+    worker = threading.Thread(target=lambda: digest.append(content_hash_of(data)), daemon=True)
     worker.start()
     try:
         model = _analysed(parse_lean(data, path), path, "")
     finally:
         worker.join()
     return dataclasses.replace(model, content_hash=digest[0])
-
-
-def parse_lean(data: bytes, path: Path) -> onnx.ModelProto:
-    """Parse a model file without its bulk data: large initializers come back as
-    external-data references to their bytes in *path* (read only when asked for).
-    Files smaller than :data:`LEAN_PARSE_BYTES` are parsed whole."""
-    lean = without_bulk_data(memoryview(data)) if len(data) >= LEAN_PARSE_BYTES else None
-    if lean is None:
-        return parse_model_bytes(data, path)
-    stripped, bulk = lean
-    proto = parse_model_bytes(stripped, path)
-    initializers = proto.graph.initializer
-    for part in bulk:
-        tensor = initializers[part.index]
-        tensor.data_location = onnx.TensorProto.EXTERNAL
-        del tensor.external_data[:]
-        for key, value in (("location", path.name), ("offset", str(part.offset)),
-                           ("length", str(part.length))):
-            entry = tensor.external_data.add()
-            entry.key, entry.value = key, value
-    return proto
 
 
 def _remember(key: _CacheKey, model: QdqModel) -> None:

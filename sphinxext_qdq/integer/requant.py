@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from sphinxext_qdq.analysis.model import QdqModel, QdqNode, QuantGroup
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode, QuantGroup
 
 #: Fraction bits of the fixed-point multiplier (Q31).
 MULTIPLIER_BITS = 31

@@ -128,7 +128,7 @@ class QdqDomain(Domain):
     def objects(self) -> dict[tuple[str, str], QdqTarget]:
         return self.data.setdefault("objects", {})
 
-    # -- what each page read (see sphinxext_qdq.freshness) ------------------------
+    # -- what each page read (see sphinxext_qdq.sphinx.collector) ------------------------
     @property
     def inputs(self) -> dict[str, dict[str, FileState]]:
         """docname -> {path of a model or external data file: its state when read}."""

@@ -13,21 +13,26 @@ from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from sphinxext_qdq.analysis.dot import (
+from sphinxext_qdq.analysis.loader import load_qdq_model
+from sphinxext_qdq.analysis.queries import (
+    QdqSelectionError,
+    describe,
+    select_region,
+    summarize,
+)
+from sphinxext_qdq.analysis.records import Role
+from sphinxext_qdq.integer.requant import ROUNDINGS, requant_recipes
+from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.render.dot import (
     PAIR_STYLES,
     DotOptions,
     graph_node_count,
     link_keys,
 )
-from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
-from sphinxext_qdq.analysis.model import Role
-from sphinxext_qdq.analysis.patterns import QdqSelectionError, describe, summarize
-from sphinxext_qdq.analysis.requant import ROUNDINGS, requant_recipes
-from sphinxext_qdq.analysis.selection import select_region
-from sphinxext_qdq.domain import QdqDomain, full_name, warn_duplicate
-from sphinxext_qdq.freshness import file_signature, file_state
-from sphinxext_qdq.nodes import qdq_graph
-from sphinxext_qdq.tables import (
+from sphinxext_qdq.sphinx.collector import file_signature, file_state
+from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
+from sphinxext_qdq.sphinx.nodes import qdq_graph
+from sphinxext_qdq.sphinx.tables import (
     AGREEMENT_HEADERS,
     AGREEMENT_WIDTHS,
     NODE_HEADERS,
@@ -52,9 +57,9 @@ if TYPE_CHECKING:
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
-    from sphinxext_qdq.analysis import integer_reference as reference
-    from sphinxext_qdq.analysis.model import QdqModel, QdqNode, QuantParam
-    from sphinxext_qdq.analysis.requant import RequantRecipe
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode, QuantParam
+    from sphinxext_qdq.integer import reference
+    from sphinxext_qdq.integer.requant import RequantRecipe
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +67,7 @@ logger = logging.getLogger(__name__)
 def _reference():  # the integer_reference module
     """The integer reference, imported when a page first asks for an example or an
     agreement (most builds never do: ~25 ms of import saved)."""
-    from sphinxext_qdq.analysis import integer_reference
+    from sphinxext_qdq.integer import reference as integer_reference
 
     return integer_reference
 

@@ -9,19 +9,24 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
-from sphinxext_qdq.analysis.formatting import (
+from sphinxext_qdq.render.text import (
     dtype_label,
     format_granularity,
     format_scale,
     format_shape,
     format_values,
 )
-from sphinxext_qdq.domain import full_name, make_anchor
+from sphinxext_qdq.sphinx.domain import full_name, make_anchor
 
 if TYPE_CHECKING:
-    from sphinxext_qdq.analysis.integer_reference import AgreementReport, WorkedExample
-    from sphinxext_qdq.analysis.model import ModelSummary, QdqModel, QdqNode, QuantParam
-    from sphinxext_qdq.analysis.requant import (
+    from sphinxext_qdq.analysis.records import (
+        ModelSummary,
+        QdqModel,
+        QdqNode,
+        QuantParam,
+    )
+    from sphinxext_qdq.integer.reference import AgreementReport, WorkedExample
+    from sphinxext_qdq.integer.requant import (
         FixedPointMultiplier,
         RequantRecipe,
         TensorQuantization,

@@ -24,8 +24,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from sphinxext_qdq.domain import FileState, QdqDomain
-from sphinxext_qdq.nodes import WRITE_PROBLEMS_FILE
+from sphinxext_qdq.sphinx.domain import FileState, QdqDomain
+from sphinxext_qdq.sphinx.nodes import WRITE_PROBLEMS_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -100,7 +100,7 @@ def outdated_pages(app: Sphinx, env: BuildEnvironment, added: set[str], changed:
 
 
 def _write_problems(doctreedir: Path) -> Iterable[str]:
-    """Pages noted by :func:`sphinxext_qdq.nodes.note_write_problem` (then forgotten)."""
+    """Pages noted by :func:`sphinxext_qdq.sphinx.nodes.note_write_problem` (then forgotten)."""
     path = doctreedir / WRITE_PROBLEMS_FILE
     try:
         pages = path.read_text(encoding="utf-8").split()

@@ -41,13 +41,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from onnx import helper
 
-from sphinxext_qdq.analysis.loader import (
-    DEFAULT_MAX_BYTES,
-    load_qdq_model,
-    parse_model_bytes,
-    read_tensor_array,
-)
-from sphinxext_qdq.analysis.requant import (
+from sphinxext_qdq.analysis.loader import load_qdq_model
+from sphinxext_qdq.integer.requant import (
     INTEGER_RANGES,
     ROUNDINGS,
     FixedPointMultiplier,
@@ -59,6 +54,8 @@ from sphinxext_qdq.analysis.requant import (
     saturate,
     side_of,
 )
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
 
 if TYPE_CHECKING:
     import os
@@ -66,7 +63,7 @@ if TYPE_CHECKING:
 
     import onnx
 
-    from sphinxext_qdq.analysis.model import QdqModel
+    from sphinxext_qdq.analysis.records import QdqModel
 
 #: numpy type of each integer element type.
 NUMPY_TYPES: dict[str, type[np.integer]] = {

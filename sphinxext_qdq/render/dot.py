@@ -39,7 +39,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import re
-import subprocess
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -48,9 +47,7 @@ from urllib.parse import quote
 
 import numpy as np
 
-from . import formatting
-from .formatting import format_scale
-from .model import (
+from sphinxext_qdq.analysis.records import (
     DEQUANTIZE_OPS,
     QDQ_DOMAINS,
     QUANTIZE_OPS,
@@ -61,6 +58,8 @@ from .model import (
     QuantParam,
     Role,
 )
+from sphinxext_qdq.render import text as formatting
+from sphinxext_qdq.render.text import format_scale
 
 MODES = ("compact", "full")
 RANKDIRS = ("TB", "LR")
@@ -1199,42 +1198,3 @@ def qdq_counts(model: QdqModel, options: DotOptions = DotOptions()) -> dict[str,
     return {name: getattr(counts, name) for name in (
         "q_alone", "dq_alone", "q_in_pairs", "dq_in_pairs", "q_folded",
         "dq_folded_weight", "dq_folded_bias", "q_in_subgraphs", "dq_in_subgraphs")}
-
-
-# -- running graphviz -------------------------------------------------------------
-
-
-class DotRunError(Exception):
-    """``dot`` could not be run, failed or took too long. ``reason`` is ``"missing"``
-    (no such program), ``"unusable"`` (it cannot be started), ``"failed"`` or
-    ``"timeout"``; the message is one line, for callers to add their own advice to."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-def run_dot_program(args: Sequence[str], dot_text: str, *, timeout: float | None,
-                    cwd: str | None = None) -> None:
-    """Run graphviz (``args[0]``, with ``args[1:]`` naming its outputs) on *dot_text*:
-    the one place both the command line and the Sphinx builders start ``dot``.
-    *timeout* ``None`` or ``<= 0`` means no limit."""
-    program = args[0]
-    try:
-        result = subprocess.run(list(args), input=dot_text.encode("utf-8"), capture_output=True,
-                                cwd=cwd, timeout=timeout if timeout and timeout > 0 else None,
-                                check=False)
-    except subprocess.TimeoutExpired:
-        raise DotRunError("timeout", f"{program} took longer than {timeout:g} s and was "
-                                     "stopped") from None
-    except FileNotFoundError:
-        raise DotRunError("missing", f"graphviz {program!r} not found") from None
-    except PermissionError:
-        raise DotRunError("unusable", f"cannot run {program!r}: permission denied") from None
-    except OSError as error:
-        raise DotRunError("unusable", f"cannot run {program!r}: "
-                                      f"{error.strerror or error}") from None
-    if result.returncode != 0:
-        lines = result.stderr.decode("utf-8", "replace").strip().splitlines()
-        raise DotRunError("failed", f"{program} failed with exit status {result.returncode}"
-                          + (f": {' '.join(lines[0].split())[:300]}" if lines else ""))

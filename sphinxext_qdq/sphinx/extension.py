@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sphinxext_qdq import __version__
-from sphinxext_qdq.analysis.loader import DEFAULT_MAX_BYTES
-from sphinxext_qdq.directives import (
+from sphinxext_qdq._version import __version__
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
+from sphinxext_qdq.sphinx.collector import outdated_pages
+from sphinxext_qdq.sphinx.directives import (
     QdqGraphDirective,
     QdqParamsDirective,
     QdqRequantDirective,
     QdqSummaryDirective,
 )
-from sphinxext_qdq.domain import ONNX_OP_URL, QdqDomain
-from sphinxext_qdq.freshness import outdated_pages
-from sphinxext_qdq.nodes import DEFAULT_DOT_TIMEOUT, VISITORS, qdq_graph
-from sphinxext_qdq.tables import PdflatexModelText
+from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
+from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
+from sphinxext_qdq.sphinx.tables import PdflatexModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -30,7 +31,7 @@ DEFAULT_MAX_GRAPH_NODES = 2000
 def setup(app: Sphinx) -> dict[str, Any]:
     app.setup_extension("sphinx.ext.graphviz")
     # Values read by directives rebuild nothing by themselves: the pages that used one
-    # are read again when it changes (sphinxext_qdq.freshness), the others are not.
+    # are read again when it changes (sphinxext_qdq.sphinx.collector), the others are not.
     app.add_config_value("qdq_models", {}, "", types=frozenset({dict}),
                          description="short names for model paths (relative to the source "
                                      "directory, or absolute)")

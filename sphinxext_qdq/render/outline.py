@@ -3,8 +3,8 @@ builders that cannot show a picture (text, man) and for the command line."""
 
 from __future__ import annotations
 
-from sphinxext_qdq.analysis.formatting import dtype_label, format_shape, format_values
-from sphinxext_qdq.analysis.model import QdqModel
+from sphinxext_qdq.analysis.records import QdqModel
+from sphinxext_qdq.render.text import dtype_label, format_shape, format_values
 
 
 def tensor_line(model: QdqModel, name: str) -> str:

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from sphinxext_qdq.analysis.model import Granularity, QdqNode, QuantParam
+from sphinxext_qdq.analysis.records import Granularity, QdqNode, QuantParam
 
 #: Short names readers know, for ONNX element type names.
 DTYPE_SHORT = {
@@ -71,3 +71,10 @@ def format_shape(shape: tuple[int | str | None, ...] | None) -> str:
     if not shape:
         return "scalar"
     return "[" + ", ".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def one_line(text: object, limit: int = 300) -> str:
+    """*text* as one line of a message: control characters (newlines too) shown escaped,
+    cut at *limit* characters with an ellipsis."""
+    shown = "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
+    return shown if len(shown) <= limit else shown[: limit - 1] + "…"

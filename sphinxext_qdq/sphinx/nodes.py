@@ -3,14 +3,13 @@
 The directive stores the model path and drawing options; links arrive as
 children (``pending_xref`` resolved by Sphinx into ``reference`` nodes carrying
 ``qdq_link_key``). The visitors turn them into a URL map, ask
-:mod:`sphinxext_qdq.analysis.dot` for DOT, and delegate to ``sphinx.ext.graphviz``.
+:mod:`sphinxext_qdq.render.dot` for DOT, and delegate to ``sphinx.ext.graphviz``.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
-import threading
 from hashlib import sha1
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,10 +28,12 @@ from sphinx.ext.graphviz import (
 )
 from sphinx.util import logging
 
-from sphinxext_qdq.analysis.dot import DotRunError, run_dot_program
-from sphinxext_qdq.analysis.dot import render_dot as qdq_dot
-from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
-from sphinxext_qdq.analysis.outline import outline
+from sphinxext_qdq.analysis.loader import load_qdq_model
+from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.render.dot import render_dot as qdq_dot
+from sphinxext_qdq.render.graphviz import DotRunError, draw_files
+from sphinxext_qdq.render.outline import outline
+from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:
     from sphinx.writers.html5 import HTML5Translator
@@ -41,14 +42,11 @@ if TYPE_CHECKING:
     from sphinx.writers.texinfo import TexinfoTranslator
     from sphinx.writers.text import TextTranslator
 
-    from sphinxext_qdq.analysis.model import QdqModel
+    from sphinxext_qdq.analysis.records import QdqModel
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "qdq"
-
-#: Default of ``qdq_dot_timeout``: seconds dot may take for one picture.
-DEFAULT_DOT_TIMEOUT = 120.0
 
 #: Pages whose graphs failed while being written, read again by the next build
 #: (one line per page, appended by every writing process).
@@ -158,46 +156,27 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
     if target.is_file():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
-    token = f".{os.getpid()}-{threading.get_ident()}.tmp"
-    outputs = [(f"-T{fmt}", target)] + ([("-Tcmapx", Path(f"{target}.map"))]
-                                       if fmt == "png" else [])
-    temporary = {final: final.with_name(final.name + token) for _, final in outputs}
+    outputs = [(fmt, target)] + ([("cmapx", Path(f"{target}.map"))] if fmt == "png" else [])
     config = translator.builder.config
-    dot = options.get("graphviz_dot", config.graphviz_dot)
-    args = [dot, *config.graphviz_dot_args]
-    for flag, final in outputs:
-        args += [flag, f"-o{temporary[final]}"]
-    try:
-        _run_dot(args, code, timeout, Path(translator.builder.srcdir))
-        if not all(path.is_file() for path in temporary.values()):
-            raise DotProblem("dot wrote no picture")
+
+    def fix_links(written: dict[Path, Path]) -> None:
         if fmt == "svg":
             try:
-                fix_svg_relative_paths(translator, temporary[target])
+                fix_svg_relative_paths(translator, written[target])
             except ElementTree.ParseError as error:
-                raise DotProblem(f"dot wrote an SVG that is not valid XML ({error})") from None
-        for _, final in reversed(outputs):  # the image map before the image
-            os.replace(temporary[final], final)
-    finally:
-        for path in temporary.values():
-            path.unlink(missing_ok=True)
+                raise DotRunError("invalid", f"dot wrote an SVG that is not valid XML "
+                                             f"({error})") from None
 
-
-def _run_dot(args: list[str], code: str, timeout: float | None, cwd: Path) -> None:
     try:
-        run_dot_program(args, code, timeout=timeout, cwd=str(cwd))
+        draw_files(code, outputs, dot=options.get("graphviz_dot", config.graphviz_dot),
+                   dot_args=config.graphviz_dot_args, timeout=timeout,
+                   cwd=str(translator.builder.srcdir), check=fix_links)
     except DotRunError as error:
         advice = {"timeout": " (qdq_dot_timeout); draw less with :from: / :to: or raise "
                              "qdq_dot_timeout",
                   "missing": "; install graphviz or set graphviz_dot",
                   "unusable": "; install graphviz or set graphviz_dot"}
         raise DotProblem(f"{error}{advice.get(error.reason, '')}") from None
-
-
-def one_line(text: str, limit: int = 300) -> str:
-    """*text* with its whitespace runs (newlines too) as single spaces, cut at *limit*."""
-    joined = " ".join(text.split())
-    return joined if len(joined) <= limit else joined[: limit - 1] + "…"
 
 
 def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str) -> None:
