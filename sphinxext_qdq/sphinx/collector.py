@@ -12,8 +12,9 @@ use the changed value. So the directives record, per page:
 * whether they warned (the page is read again so that the warning is repeated
   until the problem is fixed; so is a page whose graph failed while written).
 
-:func:`outdated_pages` (``env-get-outdated``) compares that with the files and the
-configuration of this build: a file whose signature changed is hashed, and only a
+:class:`QdqCollector` keeps these records per page (cleared, merged from parallel readers
+and compared at ``env-get-outdated`` like Sphinx's own collectors do), so the ``qdq``
+domain holds only its targets. A file whose signature changed is hashed, and only a
 different hash (or a file that appeared or disappeared) makes the page outdated.
 """
 
@@ -21,19 +22,57 @@ from __future__ import annotations
 
 import hashlib
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sphinxext_qdq.sphinx.domain import FileState, QdqDomain
+from sphinx.environment.collectors import EnvironmentCollector
+
 from sphinxext_qdq.sphinx.nodes import WRITE_PROBLEMS_FILE
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
+    from collections.abc import Set as AbstractSet
 
+    from docutils import nodes
     from sphinx.application import Sphinx
     from sphinx.environment import BuildEnvironment
 
 _CHUNK = 1 << 20
+
+#: The attribute of the build environment holding the records (pickled with it).
+ENV_ATTRIBUTE = "qdq_pages"
+
+
+class FileState(NamedTuple):
+    """A file as a page read it: ``signature`` (size, mtime, ctime, inode) and content
+    hash; both ``None`` for a file that did not exist."""
+
+    signature: tuple[int, int, int, int] | None
+    content_hash: str | None
+
+
+@dataclass
+class PageRecord:
+    """What the ``qdq`` directives of one page read, used and reported."""
+
+    inputs: dict[str, FileState] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    warned: bool = False
+
+
+def page_records(env: BuildEnvironment) -> dict[str, PageRecord]:
+    """docname -> :class:`PageRecord`, kept on the environment."""
+    records = getattr(env, ENV_ATTRIBUTE, None)
+    if records is None:
+        records = {}
+        setattr(env, ENV_ATTRIBUTE, records)
+    return records
+
+
+def page_record(env: BuildEnvironment) -> PageRecord:
+    """The record of the page being read."""
+    return page_records(env).setdefault(env.docname, PageRecord())
 
 
 def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | None:
@@ -84,19 +123,33 @@ class _Checker:
         return self.hashes[path] != recorded.content_hash
 
 
-def outdated_pages(app: Sphinx, env: BuildEnvironment, added: set[str], changed: set[str],
-                   removed: set[str]) -> list[str]:
-    """``env-get-outdated``: pages whose files or ``qdq_*`` values changed, or that warned."""
-    domain: QdqDomain = env.domains["qdq"]  # type: ignore[assignment]
-    checker = _Checker()
-    outdated = {doc for doc, files in domain.inputs.items()
-                if any(checker.changed(path, state) for path, state in files.items())}
-    outdated |= {doc for doc, values in domain.config_uses.items()
-                 if any(app.config[name] != value for name, value in values.items())}
-    outdated |= set(domain.problems)
-    outdated |= set(_write_problems(Path(app.doctreedir)))
-    return sorted(doc for doc in outdated
-                  if doc in env.found_docs and doc not in added | changed | removed)
+class QdqCollector(EnvironmentCollector):
+    """Per-page records of the ``qdq`` directives, and the pages they make outdated."""
+
+    def clear_doc(self, app: Sphinx, env: BuildEnvironment, docname: str) -> None:
+        page_records(env).pop(docname, None)
+
+    def merge_other(self, app: Sphinx, env: BuildEnvironment, docnames: AbstractSet[str],
+                    other: BuildEnvironment) -> None:
+        mine = page_records(env)
+        mine.update((doc, record) for doc, record in page_records(other).items()
+                    if doc in docnames)
+
+    def process_doc(self, app: Sphinx, doctree: nodes.document) -> None:
+        """Nothing to collect from the doctree: the directives note as they run."""
+
+    def get_outdated_docs(self, app: Sphinx, env: BuildEnvironment, added: set[str],
+                          changed: set[str], removed: set[str]) -> list[str]:
+        """Pages whose files or ``qdq_*`` values changed, or that warned."""
+        checker = _Checker()
+        records = page_records(env)
+        outdated = {doc for doc, record in records.items()
+                    if record.warned
+                    or any(checker.changed(path, state) for path, state in record.inputs.items())
+                    or any(app.config[name] != value for name, value in record.config.items())}
+        outdated |= set(_write_problems(Path(app.doctreedir)))
+        return sorted(doc for doc in outdated
+                      if doc in env.found_docs and doc not in added | changed | removed)
 
 
 def _write_problems(doctreedir: Path) -> Iterable[str]:

@@ -29,7 +29,7 @@ from sphinxext_qdq.render.dot import (
     graph_node_count,
     link_keys,
 )
-from sphinxext_qdq.sphinx.collector import file_signature, file_state
+from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
 from sphinxext_qdq.sphinx.tables import (
@@ -111,7 +111,7 @@ class QdqModelDirective(SphinxDirective):
     def qdq_config(self, name: str) -> Any:
         """A ``qdq_*`` configuration value; the page is read again when it changes."""
         value = self.config[name]
-        self.qdq_domain.note_config(name, value)
+        page_record(self.env).config[name] = value
         return value
 
     def warn(self, message: str, subtype: str) -> None:
@@ -119,7 +119,7 @@ class QdqModelDirective(SphinxDirective):
         next build, so the warning comes back until the problem is fixed."""
         logger.warning("%s", message, location=self.get_location(), type="qdq",
                        subtype=subtype)
-        self.qdq_domain.note_problem()
+        page_record(self.env).warned = True
 
     def resolve_model_path(self) -> tuple[str, Path]:
         """(model key, absolute path) for the directive's argument."""
@@ -146,13 +146,14 @@ class QdqModelDirective(SphinxDirective):
         try:
             analysis = load_qdq_model(path, max_bytes=self.qdq_config("qdq_max_model_bytes"))
         except QdqModelError as exc:
-            self.qdq_domain.note_input(str(path), file_state(path, signature=signature))
+            page_record(self.env).inputs[str(path)] = file_state(path, signature=signature)
             self.warn(str(exc), "model")
             return None
-        self.qdq_domain.note_input(str(path), file_state(path, analysis.content_hash, signature))
+        page_record(self.env).inputs[str(path)] = file_state(path, analysis.content_hash,
+                                                             signature)
         for data_file in analysis.data_files:
             self.env.note_dependency(data_file)
-            self.qdq_domain.note_input(data_file, file_state(data_file))
+            page_record(self.env).inputs[data_file] = file_state(data_file)
         self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
 

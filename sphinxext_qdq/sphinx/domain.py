@@ -33,14 +33,6 @@ ONNX_OP_URL = "https://onnx.ai/onnx/operators/onnx__{op}.html"
 OP_TYPE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,63}")
 
 
-class FileState(NamedTuple):
-    """A file as a page read it: ``signature`` (size, mtime, ctime, inode) and content
-    hash; both ``None`` for a file that did not exist."""
-
-    signature: tuple[int, int, int, int] | None
-    content_hash: str | None
-
-
 class QdqTarget(NamedTuple):
     """Where a ``qdq`` object is documented."""
 
@@ -116,8 +108,7 @@ class QdqDomain(Domain):
         "param": XRefRole(warn_dangling=True),
         "node": XRefRole(warn_dangling=True),
     }
-    initial_data: ClassVar[dict[str, Any]] = {"objects": {}, "inputs": {}, "config": {},
-                                              "problems": {}}
+    initial_data: ClassVar[dict[str, Any]] = {"objects": {}}
     dangling_warnings: ClassVar[dict[str, str]] = {
         "op": "undefined label: qdq operator %(target)s",
         "param": "undefined label: qdq parameter %(target)s",
@@ -127,31 +118,6 @@ class QdqDomain(Domain):
     @property
     def objects(self) -> dict[tuple[str, str], QdqTarget]:
         return self.data.setdefault("objects", {})
-
-    # -- what each page read (see sphinxext_qdq.sphinx.collector) ------------------------
-    @property
-    def inputs(self) -> dict[str, dict[str, FileState]]:
-        """docname -> {path of a model or external data file: its state when read}."""
-        return self.data.setdefault("inputs", {})
-
-    @property
-    def config_uses(self) -> dict[str, dict[str, Any]]:
-        """docname -> {``qdq_*`` configuration value: the value the page was read with}."""
-        return self.data.setdefault("config", {})
-
-    @property
-    def problems(self) -> dict[str, bool]:
-        """Pages whose ``qdq`` directives warned: read again by the next build."""
-        return self.data.setdefault("problems", {})
-
-    def note_input(self, path: str, state: FileState) -> None:
-        self.inputs.setdefault(self.env.docname, {})[path] = state
-
-    def note_config(self, name: str, value: Any) -> None:
-        self.config_uses.setdefault(self.env.docname, {})[name] = value
-
-    def note_problem(self) -> None:
-        self.problems[self.env.docname] = True
 
     def note_object(self, objtype: str, model: str, name: str, anchor: str) -> None:
         self.objects[objtype, full_name(model, name)] = QdqTarget(
@@ -172,14 +138,8 @@ class QdqDomain(Domain):
         for key, target in list(self.objects.items()):
             if target.docname == docname:
                 del self.objects[key]
-        for table in (self.inputs, self.config_uses, self.problems):
-            table.pop(docname, None)
 
     def merge_domaindata(self, docnames: AbstractSet[str], otherdata: dict[str, Any]) -> None:
-        for name, table in (("inputs", self.inputs), ("config", self.config_uses),
-                            ("problems", self.problems)):
-            table.update((doc, value) for doc, value in otherdata.get(name, {}).items()
-                         if doc in docnames)
         warned: set[tuple[str, str, str]] = set()
         for key, target in otherdata["objects"].items():
             if target.docname not in docnames:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from sphinxext_qdq._version import __version__
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
-from sphinxext_qdq.sphinx.collector import outdated_pages
+from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (
     QdqGraphDirective,
     QdqParamsDirective,
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 #: Bump when the pickled environment data (domain records, node attributes) changes shape.
-ENV_VERSION = 2
+ENV_VERSION = 3
 
 #: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
 DEFAULT_MAX_GRAPH_NODES = 2000
@@ -59,7 +59,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(qdq_graph, **VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
-    app.connect("env-get-outdated", outdated_pages)
+    app.add_env_collector(QdqCollector)
     app.add_directive("qdq-graph", QdqGraphDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
