@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 import architecture_picture
 import extension_reference
 import fragments
+import package_map
 import resnet8_fragments
 from sphinx.util import logging
 
@@ -81,11 +82,22 @@ def write_generated_content(app: object) -> None:
     reference, problems = extension_reference.reference_fragments(app)
     for problem in problems:
         logger.warning(problem, type="docs", subtype="reference")
-    fragments.write_fragments({**resnet8_fragments.all_fragments(), **reference})
+    fragments.write_fragments({**resnet8_fragments.all_fragments(), **reference,
+                               **package_fragments()})
     try:
         architecture_picture.draw_architecture()
     except architecture_picture.PictureError as error:
         logger.warning("%s", error, type="docs", subtype="picture")
+
+
+def package_fragments() -> dict[str, str]:
+    """The package's import graph (DOT) and its modules (a table), read from the source."""
+    modules = package_map.import_graph(package_map.package_root())
+    rows = [(fragments.code(folder), fragments.code(name), doc)
+            for folder, name, doc in package_map.module_table(modules)]
+    return {"package-map.dot": package_map.folder_dot(modules),
+            "package-modules.md": fragments.table(["Folder", "Module", "What it owns"], rows,
+                                                  widths=[14, 16, 70])}
 
 
 def setup(app: object) -> None:

@@ -12,7 +12,6 @@ import qdq_factories as factories
 from onnx import TensorProto, numpy_helper
 
 from sphinxext_qdq.analysis import loader
-from sphinxext_qdq.onnxio import proto as onnx_proto
 from sphinxext_qdq.analysis.loader import (
     DEFAULT_MAX_BYTES,
     QdqModelError,
@@ -20,6 +19,7 @@ from sphinxext_qdq.analysis.loader import (
     load_qdq_model,
     parse_count,
 )
+from sphinxext_qdq.onnxio import proto as onnx_proto
 
 
 @pytest.fixture(autouse=True)
