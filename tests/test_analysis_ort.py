@@ -302,7 +302,7 @@ def test_qoperator_format_is_recognised_and_reported() -> None:
 def test_float_model_is_said_plainly() -> None:
     proto = factories.tiny_resnet_float()
     model = analysed(proto)
-    assert not model.is_quantized and not model.qdq_nodes and not model.params
+    assert not model.qdq_nodes and not model.params
     assert [d.subtype for d in model.diagnostics] == ["float_model"]
     assert "no QuantizeLinear or DequantizeLinear" in model.diagnostics[0].message
     assert not any(n.in_quantized_region for n in model.nodes)

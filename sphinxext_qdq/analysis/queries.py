@@ -38,7 +38,6 @@ def summarize(model: QdqModel) -> ModelSummary:
         producer=model.producer,
         opset=model.opset,
         opsets=model.opsets,
-        ir_version=model.ir_version,
         node_count=len(model.nodes),
         nodes_by_op=_ranked(n.op_type for n in model.nodes),
         qdq_by_role=_ranked(q.role.value for q in model.qdq_nodes),
@@ -48,8 +47,6 @@ def summarize(model: QdqModel) -> ModelSummary:
         dequantize_count=sum(q.op_type in DEQUANTIZE_OPS for q in model.qdq_nodes),
         param_count=len(model.params),
         param_bytes=model.param_bytes,
-        input_count=len(model.inputs),
-        output_count=len(model.outputs),
         qoperator_count=len(model.qoperator_nodes),
         diagnostic_count=len(model.diagnostics),
     )

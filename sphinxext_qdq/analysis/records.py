@@ -258,14 +258,6 @@ class QdqModel:
         zero_point = params.get(qdq.zero_point) if qdq.zero_point else None
         return params.get(qdq.scale), zero_point
 
-    def producer_of(self, tensor: str) -> str | None:
-        """Key of the node writing *tensor* (None for inputs and initializers)."""
-        table = self._index.get("producer")
-        if table is None:
-            table = {out: n.key for n in self.nodes for out in n.outputs if out}
-            self._index["producer"] = table
-        return table.get(tensor)  # type: ignore[union-attr]
-
     def consumers_of(self, tensor: str) -> tuple[str, ...]:
         """Keys of the nodes reading *tensor* (implicit inputs included), in node order."""
         table = self._index.get("consumers")
@@ -302,14 +294,10 @@ class QdqModel:
                 return version
         return None
 
-    @property
-    def is_quantized(self) -> bool:
-        return bool(self.qdq_nodes)
-
 
 @dataclass(frozen=True)
 class ModelSummary:
-    """Counts describing a model at a glance (see ``patterns.summarize``).
+    """Counts describing a model at a glance (see ``queries.summarize``).
     Every ``*_by_*`` field is a tuple of ``(name, count)`` pairs, most frequent
     first, ties in name order."""
 
@@ -317,7 +305,6 @@ class ModelSummary:
     producer: str
     opset: int | None
     opsets: tuple[tuple[str, int], ...]
-    ir_version: int
     node_count: int  # main graph and subgraphs
     nodes_by_op: tuple[tuple[str, int], ...]
     qdq_by_role: tuple[tuple[str, int], ...]  # Role values
@@ -327,14 +314,8 @@ class ModelSummary:
     dequantize_count: int
     param_count: int  # scale / zero-point records
     param_bytes: int
-    input_count: int
-    output_count: int
     qoperator_count: int
     diagnostic_count: int
-
-    @property
-    def is_quantized(self) -> bool:
-        return bool(self.quantize_count or self.dequantize_count)
 
     def count(self, table: str, name: str) -> int:
         """``count("nodes_by_op", "Conv")``: one entry of a ``*_by_*`` table, 0 if absent."""

@@ -168,10 +168,6 @@ class IntegerProgram:
         return {name: np.concatenate([batch[name] for batch in batches])
                 for name in batches[0]}
 
-    def output_tensors(self) -> tuple[str, ...]:
-        """Integer tensors the graph outputs are dequantized from."""
-        return tuple(exit.quantization.tensor for exit in self.exits)
-
 
 # -- building ---------------------------------------------------------------------------
 def build_integer_program(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
@@ -297,12 +293,6 @@ def quantize_linear(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
     quotient = np.asarray(x, np.float32) / np.float32(side.scales[0])
     rounded = np.rint(quotient).astype(np.int64) + side.zero_points[0]
     return saturate(rounded, side.dtype).astype(NUMPY_TYPES[side.dtype])
-
-
-def dequantize_linear(q: np.ndarray, side: TensorQuantization) -> np.ndarray:
-    """ONNX DequantizeLinear, per tensor: ``(q - z) * s`` in float32."""
-    return ((np.asarray(q, np.int64) - side.zero_points[0]).astype(np.float32)
-            * np.float32(side.scales[0]))
 
 
 def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
@@ -536,10 +526,6 @@ class AgreementReport:
     top1_equal: int  # images whose arg-max (first output) is the same
     #: (compute node, op ONNX Runtime runs for it) in the unmodified model
     kernels: tuple[tuple[str, str], ...] = ()
-
-    @property
-    def top1_fraction(self) -> float:
-        return self.top1_equal / self.images if self.images else 1.0
 
 
 def layer_agreement(node: str, op_type: str, tensor: str, ours: np.ndarray, theirs: np.ndarray,

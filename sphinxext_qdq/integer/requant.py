@@ -171,7 +171,6 @@ class BiasQuantization:
     scales: tuple[float, ...]
     zero_points: tuple[int, ...]
     dtype: str | None
-    expected_scales: tuple[float, ...]  # s_x * s_w[c], rounded to float32 as quantizers do
     relative_difference: float  # largest |s_b / (s_x s_w) - 1|; NaN when unknown
 
     @property
@@ -307,17 +306,14 @@ def _multipliers(kind: str, inputs: tuple[TensorQuantization, ...],
 def _bias(model: QdqModel, group: QuantGroup, activation: TensorQuantization,
           weight: TensorQuantization | None) -> BiasQuantization:
     side = side_of(model, model.qdq(group.bias_dq))  # type: ignore[arg-type]
-    expected: tuple[float, ...] = ()
     difference = math.nan
     if weight is not None and activation.known and weight.known and side.known:
-        s_x = np.float32(activation.scales[0])
-        expected = tuple(float(s_x * np.float32(s_w)) for s_w in weight.scales)
-        scales = side.scales if len(side.scales) == len(expected) else side.scales * len(expected)
         exact = [activation.scales[0] * s_w for s_w in weight.scales]
+        scales = side.scales if len(side.scales) == len(exact) else side.scales * len(exact)
         difference = max(abs(s_b / e - 1) for s_b, e in zip(scales, exact))
     return BiasQuantization(tensor=side.tensor, qdq=side.qdq, scale_name=side.scale_name,
                             scales=side.scales, zero_points=side.zero_points, dtype=side.dtype,
-                            expected_scales=expected, relative_difference=difference)
+                            relative_difference=difference)
 
 
 def _pool_size(model: QdqModel, group: QuantGroup) -> int | None:
