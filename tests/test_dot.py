@@ -284,8 +284,8 @@ def test_unknown_dtype_is_shown_as_question_mark(tmp_path):
     model = load_qdq_model(factories.save(proto, tmp_path / "unknown.onnx"))
     drawing = laid_out(render_dot(model, DotOptions(mode="full")))
     labels = {raw_first_line(e["tooltip"]): e["label"] for e in drawing.edges}
-    assert labels == {"x": "FP32", "m": "?", "y": "?"}
-    assert all(e["style"] == "dashed" for e in drawing.edges if e["label"] == "?")
+    assert labels == {"x": "FP32", "m": "unknown", "y": "unknown"}
+    assert all(e["style"] == "dashed" for e in drawing.edges if e["label"] == "unknown")
 
 
 # -- compact mode ------------------------------------------------------------------------

@@ -59,6 +59,7 @@ from sphinxext_qdq.analysis.records import (
     Role,
     TensorInfo,
 )
+from sphinxext_qdq.onnxio import dtypes
 from sphinxext_qdq.onnxio.proto import (
     QdqModelError,
     external_data_file,
@@ -79,10 +80,6 @@ _ATTRIBUTE_TEXT_LIMIT = 80
 _BETWEEN_Q_AND_DQ = frozenset({"Clip"})
 _SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
 _GRAPH_ATTRIBUTES = frozenset({onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS})
-_INTEGER_TYPES = frozenset({
-    "INT8", "UINT8", "INT16", "UINT16", "INT32", "UINT32", "INT64", "UINT64",
-    "INT4", "UINT4", "INT2", "UINT2", "BOOL",
-})
 
 Shape = tuple[int | str | None, ...]
 
@@ -346,7 +343,7 @@ class _Analysis:
         for name, dtype, shape in declared:
             types[name] = (dtype, shape)
         for name, (data_type, dims) in tensor_types.items():
-            types[name] = (_dtype_name(data_type), dims)
+            types[name] = (dtypes.name_of(data_type), dims)
         for name, node_proto in graph.constants.items():
             constant_type = _constant_type(node_proto)
             if constant_type is not None:
@@ -527,7 +524,7 @@ class _Analysis:
         if isinstance(definition, onnx.TensorProto):
             data_type, dims = scope.tensor_types[name]  # type: ignore[union-attr]
             values = self._tensor_values(definition, name, data_type, dims)
-            return _Param(name, kind, source, _dtype_name(data_type), dims, values, graph.path)
+            return _Param(name, kind, source, dtypes.name_of(data_type), dims, values, graph.path)
         if isinstance(definition, onnx.NodeProto):
             values, dtype, shape = self._constant_values(definition, name)
         else:
@@ -566,7 +563,7 @@ class _Analysis:
             if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                 t = attr.t
                 data_type, dims = t.data_type, tuple(t.dims)
-                return self._tensor_values(t, name, data_type, dims), _dtype_name(data_type), dims
+                return self._tensor_values(t, name, data_type, dims), dtypes.name_of(data_type), dims
             if attr.name == "value_float":
                 return (float(np.float32(attr.f)),), "FLOAT", ()
             if attr.name == "value_floats":
@@ -862,9 +859,9 @@ def _qdq_output_type(node: _Node, analysis: _Analysis) -> None:
         zero_point = node.inputs[2] if len(node.inputs) > 2 else ""
         dtype = analysis.type_of(graph, zero_point)[0] if zero_point else None
         if dtype is None and not zero_point:
-            dtype = _dtype_name(attrs.get("output_dtype", 0)) or "UINT8"
+            dtype = dtypes.name_of(attrs.get("output_dtype", 0)) or "UINT8"
     else:
-        dtype = _dtype_name(attrs.get("output_dtype", 0))
+        dtype = dtypes.name_of(attrs.get("output_dtype", 0))
         if dtype is None and len(node.inputs) > 1:
             dtype = analysis.type_of(graph, node.inputs[1])[0]
     graph.types[out] = (known_dtype or dtype, known_shape if known_shape is not None else x_shape)
@@ -893,9 +890,9 @@ def _inference_model(proto: onnx.ModelProto, graph: _Graph, nodes: list[_Node]
         dtype, shape = graph.types.get(name, (None, None))
         if tensor is not None:
             _add_inference_initializer(part.graph, tensor)
-        elif dtype in _DTYPE_VALUES:
+        elif dtype in dtypes.BY_NAME:
             part.graph.input.append(helper.make_tensor_value_info(
-                name, _DTYPE_VALUES[dtype], shape))
+                name, dtypes.BY_NAME[dtype].code, shape))
     return part
 
 
@@ -931,7 +928,7 @@ def _value_info_type(info: onnx.ValueInfoProto) -> tuple[str | None, Shape | Non
     if not info.type.HasField("tensor_type"):
         return None, None
     tensor_type = info.type.tensor_type
-    dtype = _dtype_name(tensor_type.elem_type)
+    dtype = dtypes.name_of(tensor_type.elem_type)
     if not tensor_type.HasField("shape"):
         return dtype, None
     return dtype, tuple(map(_dimension, tensor_type.shape.dim))
@@ -947,7 +944,7 @@ def _dimension(dim: onnx.TensorShapeProto.Dimension) -> int | str | None:
 def _constant_type(node: onnx.NodeProto) -> tuple[str | None, Shape] | None:
     for attr in node.attribute:
         if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-            return _dtype_name(attr.t.data_type), tuple(attr.t.dims)
+            return dtypes.name_of(attr.t.data_type), tuple(attr.t.dims)
         if attr.name in ("value_float", "value_int"):
             return ("FLOAT" if attr.name == "value_float" else "INT64"), ()
         if attr.name == "value_floats":
@@ -955,18 +952,6 @@ def _constant_type(node: onnx.NodeProto) -> tuple[str | None, Shape] | None:
         if attr.name == "value_ints":
             return "INT64", (len(attr.ints),)
     return None
-
-
-def _dtype_name(data_type: int) -> str | None:
-    """ONNX type name ("FLOAT", "INT8"...) of a ``TensorProto.DataType`` value."""
-    if not data_type:
-        return None
-    name = _DTYPE_NAMES.get(data_type)
-    return name if name is not None else f"DATATYPE_{data_type}"
-
-
-_DTYPE_NAMES = {value: name for name, value in onnx.TensorProto.DataType.items() if value}
-_DTYPE_VALUES = {name: value for value, name in _DTYPE_NAMES.items()}
 
 
 def _resolve(name: str, graph: _Graph
@@ -996,12 +981,6 @@ def _is_stored(name: str, graph: _Graph) -> bool:
     return _resolve(name, graph)[1] is not None
 
 
-#: ``struct`` codes of the plain types scales and zero points use (little-endian).
-_STRUCT_CODES = {
-    onnx.TensorProto.FLOAT: "f", onnx.TensorProto.DOUBLE: "d", onnx.TensorProto.FLOAT16: "e",
-    onnx.TensorProto.INT8: "b", onnx.TensorProto.UINT8: "B", onnx.TensorProto.INT16: "h",
-    onnx.TensorProto.UINT16: "H", onnx.TensorProto.INT32: "i", onnx.TensorProto.INT64: "q",
-}
 _INLINE_VALUES_LIMIT = 4096
 
 
@@ -1010,7 +989,8 @@ def _inline_values(tensor: onnx.TensorProto, data_type: int, dims: tuple[int, ..
     """The values :func:`_flat_values` would give for a small ``raw_data`` tensor of a
     plain type (*data_type*, *dims*: the tensor's), read without numpy (most scales and
     zero points are scalars); else None."""
-    code = _STRUCT_CODES.get(data_type)
+    element = dtypes.BY_CODE.get(data_type)
+    code = element.struct_code if element is not None else None
     raw = tensor.raw_data if code is not None else b""
     if not raw or uses_external_data(tensor):
         return None
@@ -1029,8 +1009,7 @@ _LAYOUTS: dict[tuple[int, str], struct.Struct] = {}
 
 
 def _flat_values(array: np.ndarray, data_type: int) -> tuple:
-    name = _dtype_name(data_type)
-    if name in _INTEGER_TYPES:
+    if dtypes.is_integer(dtypes.name_of(data_type)):
         return tuple(array.astype(np.int64).ravel().tolist())
     return tuple(array.astype(np.float64).ravel().tolist())
 
@@ -1113,7 +1092,7 @@ def _attribute_text(attr: onnx.AttributeProto, kind: int) -> str:
 
 
 def _tensor_text(tensor: onnx.TensorProto) -> str:
-    dtype = _dtype_name(tensor.data_type) or "?"
+    dtype = dtypes.name_of(tensor.data_type) or dtypes.UNKNOWN_LABEL
     count = math.prod(tensor.dims)
     if count <= 8 and not uses_external_data(tensor):
         try:

@@ -43,7 +43,6 @@ from onnx import helper
 
 from sphinxext_qdq.analysis.loader import load_qdq_model
 from sphinxext_qdq.integer.requant import (
-    INTEGER_RANGES,
     ROUNDINGS,
     FixedPointMultiplier,
     RequantRecipe,
@@ -54,6 +53,7 @@ from sphinxext_qdq.integer.requant import (
     saturate,
     side_of,
 )
+from sphinxext_qdq.onnxio.dtypes import c_type_of, integer_range, numpy_integer
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
 from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
 
@@ -65,11 +65,8 @@ if TYPE_CHECKING:
 
     from sphinxext_qdq.analysis.records import QdqModel
 
-#: numpy type of each integer element type.
-NUMPY_TYPES: dict[str, type[np.integer]] = {
-    "INT8": np.int8, "UINT8": np.uint8, "INT16": np.int16, "UINT16": np.uint16,
-    "INT32": np.int32,
-}
+#: Integer element types the reference computes with.
+SUPPORTED_TYPES = frozenset({"INT8", "UINT8", "INT16", "UINT16", "INT32"})
 
 #: Ops :meth:`IntegerProgram.run` executes.
 SUPPORTED_OPS = frozenset({"Conv", "Gemm", "MatMul", "Add", "AveragePool",
@@ -212,7 +209,7 @@ def _unsupported(recipe: RequantRecipe) -> str:
     sides = [*recipe.inputs, recipe.output]
     if any(side.per_channel for side in sides):
         return "per-channel activations are not supported"
-    if any(side.dtype not in NUMPY_TYPES for side in sides):
+    if any(side.dtype not in SUPPORTED_TYPES for side in sides):
         return "only INT8 / UINT8 / INT16 / UINT16 / INT32 activations are supported"
     return ""
 
@@ -287,12 +284,12 @@ def _check_connected(program: IntegerProgram) -> None:
 def quantize_linear(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
     """ONNX QuantizeLinear, per tensor: float32 ``x / s``, round half to even, ``+ z``,
     saturate."""
-    if side.per_channel or not side.known or side.dtype not in NUMPY_TYPES:
+    if side.per_channel or not side.known or side.dtype not in SUPPORTED_TYPES:
         raise IntegerReferenceError(f"{side.qdq}: only a known per-tensor quantization to "
                                     f"an integer type is supported at the input")
     quotient = np.asarray(x, np.float32) / np.float32(side.scales[0])
     rounded = np.rint(quotient).astype(np.int64) + side.zero_points[0]
-    return saturate(rounded, side.dtype).astype(NUMPY_TYPES[side.dtype])
+    return saturate(rounded, side.dtype).astype(numpy_integer(side.dtype))
 
 
 def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
@@ -303,7 +300,7 @@ def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
     if step.op_type == "Relu":
         result = np.maximum(result, recipe.output.zero_points[0])
     output = recipe.output
-    typed = saturate(result, output.dtype or "").astype(NUMPY_TYPES[output.dtype or ""])
+    typed = saturate(result, output.dtype or "").astype(numpy_integer(output.dtype or ""))
     return [typed] * len(step.outputs)
 
 
@@ -706,7 +703,7 @@ def worked_example(program: IntegerProgram, values: dict[str, np.ndarray], node:
     product = accumulator * multiplier.multiplier
     rounded = int(round_shift(np.int64(product), multiplier.total_shift, rounding))
     z_y = recipe.output.zero_points[0]
-    low, high = INTEGER_RANGES[recipe.output.dtype or "INT8"]
+    low, high = integer_range(recipe.output.dtype or "INT8")
     real = accumulator * multiplier.real
     float_path = min(max(int(np.rint(real)) + z_y, low), high)
     return WorkedExample(
@@ -787,7 +784,7 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
     if recipe.weight is not None and len(recipe.weight.zero_points) == 1:
         constants["weight_zero_point"] = recipe.weight.zero_points[0]
     constants["output_zero_point"] = recipe.output.zero_points[0]
-    low, high = INTEGER_RANGES[recipe.output.dtype or "INT8"]
+    low, high = integer_range(recipe.output.dtype or "INT8")
     constants.update(output_min=low, output_max=high)
     if recipe.pool_size:
         constants["pool_size"] = recipe.pool_size
@@ -815,14 +812,9 @@ def random_group_inputs(step: IntegerStep, shapes: Sequence[tuple[int, ...]], se
     arrays = []
     for shape, side in zip(shapes, step.recipe.inputs):
         dtype = side.dtype or "INT8"
-        low, high = INTEGER_RANGES[dtype]
-        arrays.append(rng.integers(low, high, size=shape, endpoint=True).astype(NUMPY_TYPES[dtype]))
+        low, high = integer_range(dtype)
+        arrays.append(rng.integers(low, high, size=shape, endpoint=True).astype(numpy_integer(dtype)))
     return arrays
-
-
-_C_TYPES = {np.dtype(np.int8): "int8_t", np.dtype(np.uint8): "uint8_t",
-            np.dtype(np.int16): "int16_t", np.dtype(np.uint16): "uint16_t",
-            np.dtype(np.int32): "int32_t", np.dtype(np.int64): "int64_t"}
 
 
 def c_identifier(text: str) -> str:
@@ -889,7 +881,7 @@ def _int_attributes(step: IntegerStep) -> dict[str, list[int]]:
 
 def _c_array(name: str, array: np.ndarray) -> list[str]:
     array = np.asarray(array)
-    c_type = _C_TYPES[array.dtype]
+    c_type = c_type_of(array.dtype)
     shape = ", ".join(str(d) for d in array.shape) or "scalar"
     lines = [f"/* {name}: shape [{shape}], row-major */",
              (f"static const int32_t {name}_shape[{max(array.ndim, 1)}] = "

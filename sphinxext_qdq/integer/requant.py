@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sphinxext_qdq.onnxio.dtypes import integer_range
+
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode, QuantGroup
 
@@ -46,12 +48,6 @@ ADD_OPS = frozenset({"Add"})
 RESCALE_OPS = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
                          "Identity", "MaxPool", "Relu"})
 RECIPE_OPS = MATMUL_OPS | POOL_OPS | ADD_OPS | RESCALE_OPS
-
-#: Integer element types: (q_min, q_max).
-INTEGER_RANGES: dict[str, tuple[int, int]] = {
-    "INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767), "UINT16": (0, 65535),
-    "INT32": (-(2 ** 31), 2 ** 31 - 1), "INT4": (-8, 7), "UINT4": (0, 15),
-}
 
 #: Largest relative difference between a bias scale and ``s_x * s_w`` still called equal
 #: (two float32 ulps: the product is rounded to float32 once by every quantizer).
@@ -131,7 +127,7 @@ def round_shift(values: np.ndarray, shift: np.ndarray | int, rounding: str = "ha
 
 def saturate(values: np.ndarray, dtype: str) -> np.ndarray:
     """Clamp to the range of an integer type (``INT8`` …)."""
-    low, high = INTEGER_RANGES[dtype]
+    low, high = integer_range(dtype)
     return np.clip(values, low, high)
 
 

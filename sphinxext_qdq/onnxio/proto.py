@@ -19,6 +19,7 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
+from sphinxext_qdq.onnxio import dtypes
 from sphinxext_qdq.onnxio.wire import without_bulk_data
 
 #: Files at least this large are parsed without their bulk data (:mod:`.wire`); a smaller
@@ -27,11 +28,6 @@ LEAN_PARSE_BYTES = 16 * 1024 * 1024
 
 #: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
 _MAX_IR_VERSION = 64
-
-_PACKED_TYPES = {
-    onnx.TensorProto.INT4: 2, onnx.TensorProto.UINT4: 2, onnx.TensorProto.FLOAT4E2M1: 2,
-    onnx.TensorProto.INT2: 4, onnx.TensorProto.UINT2: 4,
-}
 
 
 class QdqModelError(Exception):
@@ -158,34 +154,20 @@ def _decoded(tensor: onnx.TensorProto) -> np.ndarray:
     """``numpy_helper.to_array`` with a fast path for the plain types scales use."""
     if uses_external_data(tensor):  # numpy_helper would read it from the working directory
         raise QdqModelError(f"tensor {tensor.name!r}", "external data not validated")
-    data_type = tensor.data_type
-    dtype = _PLAIN_TYPES.get(data_type)
+    element = dtypes.BY_CODE.get(tensor.data_type)
+    dtype = element.numpy if element is not None else None
     if dtype is not None:
-        count = math.prod(tensor.dims)
         if tensor.raw_data:
             array = np.frombuffer(tensor.raw_data, dtype=dtype)
-        elif data_type == onnx.TensorProto.FLOAT:  # slicing copies upb fields fastest
+        elif element.name == "FLOAT":  # slicing copies upb fields fastest
             array = np.array(tensor.float_data[:], dtype=dtype)
-        elif data_type in _INT32_FIELD_TYPES:
+        elif element.integer and element.field == "int32_data":
             array = np.array(tensor.int32_data[:], dtype=np.int64).astype(dtype)
         else:
             array = None
-        if array is not None and array.size == count:
+        if array is not None and array.size == math.prod(tensor.dims):
             return array.reshape(tuple(tensor.dims))
     return numpy_helper.to_array(tensor)
-
-
-_PLAIN_TYPES = {
-    onnx.TensorProto.FLOAT: np.dtype("<f4"), onnx.TensorProto.DOUBLE: np.dtype("<f8"),
-    onnx.TensorProto.FLOAT16: np.dtype("<f2"), onnx.TensorProto.INT8: np.dtype("i1"),
-    onnx.TensorProto.UINT8: np.dtype("u1"), onnx.TensorProto.INT16: np.dtype("<i2"),
-    onnx.TensorProto.UINT16: np.dtype("<u2"), onnx.TensorProto.INT32: np.dtype("<i4"),
-    onnx.TensorProto.INT64: np.dtype("<i8"),
-}
-_INT32_FIELD_TYPES = frozenset({
-    onnx.TensorProto.INT8, onnx.TensorProto.UINT8, onnx.TensorProto.INT16,
-    onnx.TensorProto.UINT16, onnx.TensorProto.INT32,
-})
 
 
 def uses_external_data(tensor: onnx.TensorProto) -> bool:
@@ -200,22 +182,15 @@ def tensor_nbytes(tensor: onnx.TensorProto) -> int:
 def typed_nbytes(data_type: int, dims: object, tensor: onnx.TensorProto) -> int:
     """:func:`tensor_nbytes` of *tensor* when its *data_type* and *dims* are known."""
     count = math.prod(dims)  # type: ignore[call-overload]
-    itemsize = _ITEMSIZES.get(data_type)
-    if itemsize is not None:
-        return count * itemsize
-    if data_type in _PACKED_TYPES:
-        return -(-count // _PACKED_TYPES[data_type])
+    element = dtypes.BY_CODE.get(data_type)
+    if element is not None and element.bits is not None:
+        return -(-count * element.bits // 8)
     if data_type == onnx.TensorProto.STRING:
         return sum(len(s) for s in tensor.string_data)
     try:
-        itemsize = helper.tensor_dtype_to_np_dtype(data_type).itemsize
+        return count * helper.tensor_dtype_to_np_dtype(data_type).itemsize
     except (KeyError, ValueError, TypeError):
         return 0
-    _ITEMSIZES[data_type] = itemsize
-    return count * itemsize
-
-
-_ITEMSIZES: dict[int, int] = {}
 
 
 def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None

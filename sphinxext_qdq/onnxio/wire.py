@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import onnx
+from sphinxext_qdq.onnxio import dtypes
 
 #: ``raw_data`` longer than this is left in the file (64 KiB: scales and zero points,
 #: even per-channel ones, stay inline; only weights are left out).
@@ -34,16 +34,6 @@ _GRAPH_INITIALIZER = 5
 _TENSOR_DIMS, _TENSOR_DATA_TYPE, _TENSOR_RAW_DATA = 1, 2, 9
 _LENGTH_DELIMITED, _VARINT = 2, 0
 
-_ITEM_BITS = {
-    onnx.TensorProto.FLOAT: 32, onnx.TensorProto.UINT8: 8, onnx.TensorProto.INT8: 8,
-    onnx.TensorProto.UINT16: 16, onnx.TensorProto.INT16: 16, onnx.TensorProto.INT32: 32,
-    onnx.TensorProto.INT64: 64, onnx.TensorProto.BOOL: 8, onnx.TensorProto.FLOAT16: 16,
-    onnx.TensorProto.DOUBLE: 64, onnx.TensorProto.UINT32: 32, onnx.TensorProto.UINT64: 64,
-    onnx.TensorProto.COMPLEX64: 64, onnx.TensorProto.COMPLEX128: 128,
-    onnx.TensorProto.BFLOAT16: 16, onnx.TensorProto.FLOAT8E4M3FN: 8,
-    onnx.TensorProto.FLOAT8E4M3FNUZ: 8, onnx.TensorProto.FLOAT8E5M2: 8,
-    onnx.TensorProto.FLOAT8E5M2FNUZ: 8, onnx.TensorProto.UINT4: 4, onnx.TensorProto.INT4: 4,
-}
 
 
 class BulkData(NamedTuple):
@@ -225,7 +215,8 @@ def _expected_bytes(buffer: memoryview, fields: list[_Field]) -> int:
             while position < field.end:
                 value, position = _varint(buffer, position)
                 dims.append(value)
-    bits = _ITEM_BITS.get(data_type[-1])
+    element = dtypes.BY_CODE.get(data_type[-1])
+    bits = element.bits if element is not None else None
     if bits is None or any(d >= 1 << 62 for d in dims):  # negative int64 dims
         return -1
     return -(-math.prod(dims) * bits // 8)

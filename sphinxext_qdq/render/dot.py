@@ -58,7 +58,8 @@ from sphinxext_qdq.analysis.records import (
     QuantParam,
     Role,
 )
-from sphinxext_qdq.render import text as formatting
+from sphinxext_qdq.onnxio.dtypes import UNKNOWN_LABEL
+from sphinxext_qdq.onnxio.dtypes import label as dtype_label
 from sphinxext_qdq.render.text import format_scale
 
 MODES = ("compact", "full")
@@ -228,19 +229,11 @@ DTYPE_COLOURS = {
     "STRING": "#455a64",
 }
 _OTHER_COLOUR = "#37474f"
-UNKNOWN_DTYPE = "?"
 _UNKNOWN_COLOUR = "#000000"
 
 
-def dtype_label(dtype: str | None) -> str:
-    """Short printed name of an ONNX dtype: FP32, INT8, FP8E4M3 …; ``?`` when unknown."""
-    if not dtype:
-        return UNKNOWN_DTYPE
-    return formatting.dtype_label(dtype)
-
-
 def dtype_colour(label: str) -> str:
-    if label == UNKNOWN_DTYPE:
+    if label == UNKNOWN_LABEL:
         return _UNKNOWN_COLOUR
     return DTYPE_COLOURS.get(label, _OTHER_COLOUR)
 
@@ -1004,7 +997,7 @@ def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "") -> str:
     info = index_tensors.get(edge.tensor)
     label = dtype_label(info.dtype if info is not None else None)
     colour = dtype_colour(label)
-    style = ", style=dashed" if label == UNKNOWN_DTYPE else ""
+    style = ", style=dashed" if label == UNKNOWN_LABEL else ""
     shape = ""
     if info is not None and info.shape is not None:
         shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"

@@ -4,7 +4,8 @@ builders that cannot show a picture (text, man) and for the command line."""
 from __future__ import annotations
 
 from sphinxext_qdq.analysis.records import QdqModel
-from sphinxext_qdq.render.text import dtype_label, format_shape, format_values
+from sphinxext_qdq.onnxio.dtypes import label as dtype_label
+from sphinxext_qdq.render.text import format_shape, format_values
 
 
 def tensor_line(model: QdqModel, name: str) -> str:

@@ -9,20 +9,6 @@ import numpy as np
 
 from sphinxext_qdq.analysis.records import Granularity, QdqNode, QuantParam
 
-#: Short names readers know, for ONNX element type names.
-DTYPE_SHORT = {
-    "FLOAT": "FP32", "FLOAT16": "FP16", "BFLOAT16": "BF16", "DOUBLE": "FP64",
-    "FLOAT8E4M3FN": "FP8E4M3FN", "FLOAT8E4M3FNUZ": "FP8E4M3FNUZ", "FLOAT8E5M2": "FP8E5M2",
-    "FLOAT8E5M2FNUZ": "FP8E5M2FNUZ", "FLOAT8E8M0": "FP8E8M0", "FLOAT4E2M1": "FP4E2M1",
-}
-
-
-def dtype_label(dtype: str | None) -> str:
-    """``"INT8"``, ``"FP32"`` …; ``"unknown"`` when the type cannot be known."""
-    if dtype is None:
-        return "unknown"
-    return DTYPE_SHORT.get(dtype, dtype)
-
 
 def format_scale(value: float) -> str:
     """A float32 scale with enough digits to round-trip (shortest repr of the float32)."""

@@ -9,8 +9,8 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
+from sphinxext_qdq.onnxio.dtypes import label as dtype_label
 from sphinxext_qdq.render.text import (
-    dtype_label,
     format_granularity,
     format_scale,
     format_shape,
@@ -179,7 +179,7 @@ def summary_rows(summary: ModelSummary) -> list[Row]:
         ("QuantizeLinear / DequantizeLinear", f"{summary.quantize_count} / {summary.dequantize_count}"),
         ("Q/DQ nodes by role", counts(summary.qdq_by_role)),
         ("Quantized-op groups", counts(summary.groups_by_op)),
-        ("Tensors by type", counts(tuple((dtype_label(None if d == "unknown" else d), c)
+        ("Tensors by type", counts(tuple((dtype_label(d), c)
                                          for d, c in summary.tensors_by_dtype))),
         ("Scales and zero points", str(summary.param_count)),
         ("Parameter bytes", f"{summary.param_bytes:,}"),
