@@ -45,8 +45,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
-import numpy as np
-
 from sphinxext_qdq.analysis.records import (
     DEQUANTIZE_OPS,
     QDQ_DOMAINS,
@@ -60,7 +58,7 @@ from sphinxext_qdq.analysis.records import (
 )
 from sphinxext_qdq.onnxio.dtypes import UNKNOWN_LABEL
 from sphinxext_qdq.onnxio.dtypes import label as dtype_label
-from sphinxext_qdq.render.text import format_scale
+from sphinxext_qdq.render.text import format_values
 
 MODES = ("compact", "full")
 RANKDIRS = ("TB", "LR")
@@ -241,50 +239,11 @@ def dtype_colour(label: str) -> str:
 # -- numbers -----------------------------------------------------------------
 
 
-def format_zero_point(value: float) -> str:
-    """Zero points as integers; float8 zero points that are not integral as float32."""
-    number = float(value)
-    if number.is_integer():
-        return str(int(value))
-    return format_scale(number)
-
-
-def _formatter(param: QuantParam):
-    return format_scale if param.kind == "scale" else format_zero_point
-
-
-def summarise_param(param: QuantParam | None) -> str:
-    """One-line value of a scale / zero point: ``0.0235294``, ``16× 0.001..0.004``."""
-    if param is None:
-        return "absent"
-    if param.values is None:
-        return f"? ({param.source.value})"
-    values = param.values
-    fmt = _formatter(param)
-    if len(values) == 0:
-        return "[] (empty)"
-    if len(values) == 1:
-        return fmt(values[0])
-    array = np.asarray(values, dtype=np.float64)
-    finite = array[~np.isnan(array)]
-    if finite.size == 0:
-        return f"{len(values)}× nan"
-    low, high = finite.min(), finite.max()
-    nan_note = " (nan)" if finite.size < array.size else ""
-    if low == high:
-        return f"{len(values)}× {fmt(low)}{nan_note}"
-    return f"{len(values)}× {fmt(low)}..{fmt(high)}{nan_note}"
-
-
 def _param_values_text(param: QuantParam) -> str:
     """Values for a tooltip: all of them up to :data:`TOOLTIP_VALUES`."""
+    shown = format_values(param, full=True, limit=TOOLTIP_VALUES)
     if param.values is None:
-        return f"unknown ({param.source.value})"
-    fmt = _formatter(param)
-    shown = ", ".join(fmt(v) for v in param.values[:TOOLTIP_VALUES])
-    more = len(param.values) - TOOLTIP_VALUES
-    if more > 0:
-        shown += f", … {more} more"
+        return shown
     return f"[{shown}]" if len(param.values) != 1 or param.shape else shown
 
 
@@ -819,13 +778,13 @@ def _fold_lines(index: _GraphIndex, fold: _Fold) -> list[str]:
 
 
 def _scale_text(index: _GraphIndex, qdq: QdqNode) -> str:
-    return f"s={summarise_param(index.params.get(qdq.scale))}"
+    return f"s={format_values(index.params.get(qdq.scale))}"
 
 
 def _zero_point_text(index: _GraphIndex, qdq: QdqNode) -> str:
     if not qdq.zero_point:
         return "zp=absent"
-    return f"zp={summarise_param(index.params.get(qdq.zero_point))}"
+    return f"zp={format_values(index.params.get(qdq.zero_point))}"
 
 
 def _scale_zp_text(index: _GraphIndex, qdq: QdqNode) -> str:
@@ -892,10 +851,10 @@ def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNo
 
 def _param_lines(index: _GraphIndex, qdq: QdqNode) -> list[str]:
     """Label lines naming the scale and zero point, with their values."""
-    scale = summarise_param(index.params.get(qdq.scale))
+    scale = format_values(index.params.get(qdq.scale))
     lines = [f"scale {_clip_name(qdq.scale, 32)} = {scale}"]
     if qdq.zero_point:
-        zero_point = summarise_param(index.params.get(qdq.zero_point))
+        zero_point = format_values(index.params.get(qdq.zero_point))
         lines.append(f"zp {_clip_name(qdq.zero_point, 32)} = {zero_point} "
                      f"({dtype_label(qdq.quant_dtype)})")
     else:

@@ -21,25 +21,44 @@ def format_scale(value: float) -> str:
 
 
 def format_value(value: float, kind: str) -> str:
-    """A scale as a round-tripping float32, a zero point as an integer."""
-    if kind == "scale":
-        return format_scale(value)
-    return str(int(value))
+    """A scale as a round-tripping float32; a zero point as an integer (a float8 zero
+    point that is not integral, or NaN, as a float32)."""
+    number = float(value)
+    if kind == "scale" or not number.is_integer():
+        return format_scale(number)
+    return str(int(number))
 
 
-def format_values(param: QuantParam | None, *, full: bool = False) -> str:
-    """Value(s) of a scale / zero point: one value, a summary, or all of them."""
+def format_values(param: QuantParam | None, *, full: bool = False,
+                  limit: int | None = None) -> str:
+    """The value(s) of a scale / zero point, the one spelling every output uses: one value
+    (``0.0235294``), a summary (``16× 0.001..0.004``, NaNs noted), or with *full* all of
+    them (at most *limit*, then ``… N more``). ``absent`` for a zero point that is not
+    given, ``unknown (<source>)`` when the value cannot be known."""
     if param is None:
-        return "absent (0)"
+        return "absent"
     if param.values is None:
         return f"unknown ({param.source.value})"
     values = param.values
+    if not values:
+        return "[] (empty)"
     if len(values) == 1:
         return format_value(values[0], param.kind)
     if full:
-        return ", ".join(format_value(v, param.kind) for v in values)
-    low, high = min(values), max(values)
-    return f"{len(values)} values, {format_value(low, param.kind)} … {format_value(high, param.kind)}"
+        shown = ", ".join(format_value(v, param.kind) for v in values[:limit])
+        more = len(values) - len(values[:limit])
+        return shown + (f", … {more} more" if more > 0 else "")
+    return _value_range(values, param.kind)
+
+
+def _value_range(values: tuple[float, ...], kind: str) -> str:
+    array = np.asarray(values, dtype=np.float64)
+    finite = array[~np.isnan(array)]
+    if finite.size == 0:
+        return f"{len(values)}× nan"
+    low, high = format_value(finite.min(), kind), format_value(finite.max(), kind)
+    nan_note = " (nan)" if finite.size < array.size else ""
+    return f"{len(values)}× {low}{'..' + high if high != low else ''}{nan_note}"
 
 
 def format_granularity(qdq: QdqNode) -> str:
