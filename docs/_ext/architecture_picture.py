@@ -1,54 +1,43 @@
 """The standalone ResNet8 architecture picture, drawn during the docs build.
 
-``scripts/annotate_qdq_graph.py`` is the one place that knows how the picture is
-drawn; the build runs that same script (into a temporary folder) and copies
-``resnet8_qdq_architecture.svg`` / ``.png`` into ``docs/images/`` only when they
-changed. The files are not committed: they always match the committed model.
+The picture is the one ``qdq-graph`` (and ``scripts/annotate_qdq_graph.py``, which runs it)
+draws: the compact drawing with its legend, through the package's own
+:func:`~sphinxext_qdq.render.dot.render_dot` and
+:func:`~sphinxext_qdq.render.graphviz.draw_files`. The build draws it into a temporary
+folder and copies ``resnet8_qdq_architecture.svg`` / ``.png`` into ``docs/images/`` only
+when they changed. The files are not committed: they always match the committed model.
 """
 
 from __future__ import annotations
 
-import contextlib
-import importlib.util
-import io
 import tempfile
 from pathlib import Path
-from types import ModuleType
 
 from fragments import write_if_changed
 
+from sphinxext_qdq.analysis import QdqModelError, load_qdq_model
+from sphinxext_qdq.render.dot import DotOptions, render_dot
+from sphinxext_qdq.render.graphviz import DotRunError, draw_files
+
 REPOSITORY = Path(__file__).resolve().parents[2]
-SCRIPT = REPOSITORY / "scripts" / "annotate_qdq_graph.py"
 IMAGES = REPOSITORY / "docs" / "images"
 MODEL = REPOSITORY / "models" / "resnet8_int8.onnx"
-SUFFIXES = (".svg", ".png")
+BASE_NAME = "resnet8_qdq_architecture"
+FORMATS = ("svg", "png")
 
 
 class PictureError(RuntimeError):
-    """The script failed; the message is what it printed."""
-
-
-def load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("annotate_qdq_graph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    """The picture could not be drawn; the message says why."""
 
 
 def draw_architecture(images: Path = IMAGES) -> list[Path]:
-    """Run the script; return the files of ``images`` that changed."""
-    script = load_script()
-    with tempfile.TemporaryDirectory() as scratch:
-        output, errors = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(output), contextlib.redirect_stderr(errors):
-            status = script.main(["--model", str(MODEL), "--output-dir", scratch])
-        if status != 0:
-            raise PictureError(f"{SCRIPT.name} exited with status {status}: "
-                               f"{errors.getvalue().strip()}")
-        changed = []
-        for suffix in SUFFIXES:
-            drawn = Path(scratch) / f"{script.BASE_NAME}{suffix}"
-            target = images / drawn.name
-            if write_if_changed(target, drawn.read_bytes()):
-                changed.append(target)
-        return changed
+    """Draw the picture; return the files of ``images`` that changed."""
+    try:
+        dot_text = render_dot(load_qdq_model(MODEL), DotOptions(legend=True))
+        with tempfile.TemporaryDirectory() as scratch:
+            drawn = [Path(scratch) / f"{BASE_NAME}.{fmt}" for fmt in FORMATS]
+            draw_files(dot_text, list(zip(FORMATS, drawn)))
+            return [images / path.name for path in drawn
+                    if write_if_changed(images / path.name, path.read_bytes())]
+    except (QdqModelError, DotRunError) as error:
+        raise PictureError(f"{BASE_NAME}: {error}") from None
