@@ -26,7 +26,7 @@ from onnx import TensorProto, helper
 from sphinx_helpers import SVG_NS, XLINK, build
 
 from sphinxext_qdq import cli
-from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
+from sphinxext_qdq.analysis.loader import QdqModelError, clear_cache, load_qdq_model
 from sphinxext_qdq.analysis.patterns import analyze
 from sphinxext_qdq.render.dot import LABEL_WIDTH, DotOptions, link_keys, render_dot
 
@@ -82,6 +82,7 @@ def test_no_file_outside_the_model_folder_is_opened(escape_project, tmp_path: Pa
     inside = src / "models" / "ext-inside"
     inside_model = factories.external_scale_model(inside, "data/scale.bin",
                                                   filename="ext-inside.onnx")
+    clear_cache()  # a cold load: an analysis cached by an earlier test would open nothing
     with corpus.open_audit() as opened:
         for path in models.values():
             load_qdq_model(path)
