@@ -223,22 +223,25 @@ def every_int8_pair() -> tuple[np.ndarray, np.ndarray]:
     return a.reshape(-1), b.reshape(-1)
 
 
-def constructed_add_constants(output_scale: float = 0.04) -> tuple:
-    """Input scales 1/2 and 3/4 of the output's: exact sums land on ties."""
-    s_y = float(np.float32(output_scale))
-    return (s_y / 2, -128, s_y * 3 / 4, 5, s_y, -128)
+#: Two Adds that are not ResNet8's: input scales 1/2 and 3/4 of the output scale (exact
+#: sums land on ties), and arbitrary float32 scales found by a seeded search (seed 1) for
+#: inputs on which the runtimes part.
+CONSTRUCTED_ADDS = {
+    "ratios": (0.03125, -128, 0.046875, 5, 0.0625, -128),
+    "arbitrary": (0.05484588444232941, 50, 0.19666393101215363, -80, 0.0862298533320427, 108),
+}
 
 
 def add_exactness(model: ShowcaseModel) -> str:
-    """For every residual Add, and one constructed Add, over all 65,536 input pairs: where
+    """For every residual Add, and two constructed ones, over all 65,536 input pairs: where
     TFLite's and ONNX Runtime's integer Adds differ from one rounding of the exact sum."""
     a, b = every_int8_pair()
     cases = [(code(node.name), add_constants(model, node.name))
              for node in model.nodes_of("Add")]
-    constructed = constructed_add_constants()
-    label = ("constructed: $s_a = s_y/2$, $s_b = 3 s_y/4$ "
-             f"($s_y$ = {format_scale(constructed[4])})")
-    cases.append((label, constructed))
+    for name, constants in CONSTRUCTED_ADDS.items():
+        sa, _, sb, _, sy, _ = constants
+        cases.append((f"constructed ({name}): $s_a / s_y$ = {number(sa / sy, 6)}, "
+                      f"$s_b / s_y$ = {number(sb / sy, 6)}", constants))
     rows = []
     for label, constants in cases:
         exact = single_rounding_add(a, b, *constants)
