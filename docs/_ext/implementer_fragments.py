@@ -19,7 +19,7 @@ from onnx import defs as onnx_defs
 from onnx.reference import ReferenceEvaluator
 from resnet8_numbers import Affine, IntegerGroup, ShowcaseModel
 
-from sphinxext_qdq.analysis.formatting import format_scale
+from sphinxext_qdq.render.text import format_scale
 
 #: The inputs whose float32 quotient lands on a tie that ties-to-even resolves away
 #: from the exact quotient (issue #20), by Q/DQ pair.
@@ -240,8 +240,9 @@ def add_exactness(model: ShowcaseModel) -> str:
              for node in model.nodes_of("Add")]
     for name, constants in CONSTRUCTED_ADDS.items():
         sa, _, sb, _, sy, _ = constants
-        cases.append((f"constructed ({name}): $s_a / s_y$ = {number(sa / sy, 6)}, "
-                      f"$s_b / s_y$ = {number(sb / sy, 6)}", constants))
+        label = (f"constructed ({name}): $s_a / s_y$ = {number(sa / sy, 6)}, "
+                 f"$s_b / s_y$ = {number(sb / sy, 6)}")
+        cases.append((label, constants))
     rows = []
     for label, constants in cases:
         exact = single_rounding_add(a, b, *constants)
