@@ -235,7 +235,8 @@ FLOAT8 = {  # Cast's schema tables: largest finite; overflow and +inf with satur
 def test_float8_saturation_follows_the_cast_tables(element_type: int) -> None:
     claim("01-boundary-operations.md", "With `saturate=1` an overflow, and even $+\\infty$, "
           "becomes the largest finite value", "except for E5M2, the only one of the four with "
-          "an infinity", "the reference QuantizeLinear ignores its value, and the reference "
+          "an infinity", "The FNUZ types have no negative zero ($-0$ becomes $+0$)",
+          "the reference QuantizeLinear ignores its value, and the reference "
           "DequantizeLinear rejects a non-zero one")
     largest, wrapped = FLOAT8[element_type]
     dtype = helper.tensor_dtype_to_np_dtype(element_type)
@@ -257,6 +258,11 @@ def test_float8_saturation_follows_the_cast_tables(element_type: int) -> None:
         run([helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"])],
             {"q": np.array([3.0], np.float32).astype(dtype)}, {"s": np.float32(1), "z": one},
             ["y"])
+    # negative zero: kept by the FN types, +0 in the FNUZ types (no sign bit on zero)
+    (zero,) = run(quantize, {"x": np.array([-0.0], np.float32)},
+                  {"s": np.float32(1), "z": np.zeros((), dtype)}, ["q"])
+    sign_bit = int(zero.view(np.uint8)[0]) == 0x80
+    assert sign_bit == (element_type in (TensorProto.FLOAT8E4M3FN, TensorProto.FLOAT8E5M2))
     assert "Inf" in onnx_defs.get_schema("Cast").doc
 
 
@@ -264,7 +270,8 @@ def test_float8_saturation_follows_the_cast_tables(element_type: int) -> None:
                                                  (ml_dtypes.int2, 4), (ml_dtypes.uint2, 4)])
 def test_packed_types_put_the_first_element_in_the_low_bits(dtype, per_byte: int) -> None:
     claim("01-boundary-operations.md", "the first element in the least significant bits, and "
-          "a tensor of odd length padded with zero bits in the last byte")
+          "a last byte that the elements do not fill (an odd length of INT4) padded with zero "
+          "bits")
     bits = 8 // per_byte
     info = ml_dtypes.iinfo(dtype)
     rng = np.random.default_rng(per_byte)
