@@ -211,6 +211,25 @@ def test_a_rank_one_scale_of_a_rank_one_tensor_is_per_axis_unless_blocked() -> N
         run(dequantize, {"x": x}, {"s": scales[:4]}, ["y"])
 
 
+def test_a_rank_one_input_is_quantized_per_element_despite_the_axis_text() -> None:
+    claim("01-boundary-operations.md", "its reference implementation and ONNX Runtime both "
+          "apply a 1-D scale of the input's length element by element")
+    axis_text = onnx_defs.get_schema("QuantizeLinear", 21).attributes["axis"].description
+    assert "When the rank of the input is 1, per-tensor quantization is applied" in axis_text
+    x = np.full(4, 8, np.float32)
+    values = {"s": np.array([1, 2, 4, 8], np.float32), "z": np.zeros(4, np.int8)}
+    node = helper.make_node("QuantizeLinear", ["x", "s", "z"], ["y"], axis=0)
+    (reference,) = run([node], {"x": x}, values, ["y"])
+    graph = helper.make_graph(
+        [node], "q", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+        [helper.make_tensor_value_info("y", TensorProto.INT8, None)],
+        [numpy_helper.from_array(v, k) for k, v in values.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    (runtime,) = onnxruntime.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})
+    assert reference.tolist() == runtime.tolist() == [8, 4, 2, 1]
+
+
 def test_the_per_channel_bias_is_analysed_as_per_axis() -> None:
     from sphinxext_qdq.analysis import analyze
     from sphinxext_qdq.analysis.records import Granularity
