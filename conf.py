@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "docs" / "_ext"))
 import architecture_picture
 import extension_reference
 import fragments
+import implementer_fragments
 import package_map
 import resnet8_fragments
 from sphinx.util import logging
@@ -48,7 +49,8 @@ extensions = [
 source_suffix = {".rst": "restructuredtext", ".md": "markdown"}
 myst_enable_extensions = ["colon_fence", "dollarmath", "deflist", "substitution"]
 myst_heading_anchors = 3
-myst_substitutions = resnet8_fragments.substitutions()
+myst_substitutions = {**resnet8_fragments.substitutions(),
+                      **implementer_fragments.substitutions()}
 
 graphviz_output_format = "svg"
 
@@ -82,7 +84,8 @@ def write_generated_content(app: object) -> None:
     reference, problems = extension_reference.reference_fragments(app)
     for problem in problems:
         logger.warning(problem, type="docs", subtype="reference")
-    fragments.write_fragments({**resnet8_fragments.all_fragments(), **reference,
+    fragments.write_fragments({**resnet8_fragments.all_fragments(),
+                               **implementer_fragments.all_fragments(), **reference,
                                **package_fragments()})
     try:
         architecture_picture.draw_architecture()

@@ -22,7 +22,7 @@ MODELS = REPOSITORY / "models"
 
 #: ONNX integer element types: (bits, signed).
 INTEGER_TYPES: dict[str, tuple[int, bool]] = {
-    "INT4": (4, True), "UINT4": (4, False), "INT8": (8, True), "UINT8": (8, False),
+    "INT2": (2, True), "UINT2": (2, False), "INT4": (4, True), "UINT4": (4, False), "INT8": (8, True), "UINT8": (8, False),
     "INT16": (16, True), "UINT16": (16, False), "INT32": (32, True),
 }
 
