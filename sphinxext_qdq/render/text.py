@@ -32,7 +32,7 @@ def format_value(value: float, kind: str) -> str:
 def format_values(param: QuantParam | None, *, full: bool = False,
                   limit: int | None = None) -> str:
     """The value(s) of a scale / zero point, the one spelling every output uses: one value
-    (``0.0235294``), a summary (``16× 0.001..0.004``, NaNs noted), or with *full* all of
+    (``0.0235294``), a summary (``16× 0.001 … 0.004``, NaNs noted), or with *full* all of
     them (at most *limit*, then ``… N more``). ``absent`` for a zero point that is not
     given, ``unknown (<source>)`` when the value cannot be known."""
     if param is None:
@@ -58,7 +58,7 @@ def _value_range(values: tuple[float, ...], kind: str) -> str:
         return f"{len(values)}× nan"
     low, high = format_value(finite.min(), kind), format_value(finite.max(), kind)
     nan_note = " (nan)" if finite.size < array.size else ""
-    return f"{len(values)}× {low}{'..' + high if high != low else ''}{nan_note}"
+    return f"{len(values)}× {low}{' … ' + high if high != low else ''}{nan_note}"
 
 
 def format_granularity(qdq: QdqNode) -> str:
