@@ -58,6 +58,7 @@ from sphinxext_qdq.analysis.records import (
 )
 from sphinxext_qdq.onnxio.dtypes import UNKNOWN_LABEL
 from sphinxext_qdq.onnxio.dtypes import label as dtype_label
+from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.render.text import format_values
 
 MODES = ("compact", "full")
@@ -87,6 +88,11 @@ class DotOptions:
     #: with the pair); about half the DOT nodes of ``"nodes"`` (a node per pair), and
     #: several times faster to lay out.
     pairs: str = "edges"
+    #: 0: every node drawn; N: every node whose scope path (:mod:`sphinxext_qdq.render.scopes`)
+    #: has N parts or more is collapsed into the box of its first N parts
+    depth: int = 0
+    #: draw only the nodes inside this scope (the drawing a scope's box links to)
+    scope: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -97,6 +103,8 @@ class DotOptions:
             raise ValueError(f"pairs must be one of {', '.join(PAIR_STYLES)}, not {self.pairs!r}")
         if self.max_nodes < 0:
             raise ValueError(f"max_nodes must be >= 0, not {self.max_nodes}")
+        if self.depth < 0:
+            raise ValueError(f"depth must be >= 0, not {self.depth}")
 
 
 # -- escaping ----------------------------------------------------------------
@@ -308,6 +316,9 @@ class _Drawing:
     #: Q→DQ pairs drawn on edges (``pairs="edges"``), by QuantizeLinear key: label,
     #: tooltip and links of the pair, as a pair node would have them (never a DOT node)
     edge_pairs: dict[str, _Element] = field(default_factory=dict)
+    #: edge labels as ``xlabel`` (placed after the layout, which they do not slow down:
+    #: a ``label`` makes dot double the ranks; collapsed drawings use these)
+    external_labels: bool = False
 
 
 class _GraphIndex:
@@ -316,10 +327,14 @@ class _GraphIndex:
     def __init__(self, model: QdqModel, options: DotOptions) -> None:
         self.model = model
         self.main = [n for n in model.nodes if not n.graph]
-        if options.selection is None:
+        selection = options.selection
+        if options.scope:
+            inside = scope_paths(model).members(options.scope)
+            selection = inside if selection is None else selection & inside
+        if selection is None:
             self.selected = list(self.main)
         else:
-            self.selected = [n for n in self.main if n.key in options.selection]
+            self.selected = [n for n in self.main if n.key in selection]
         self.selected_keys = {n.key for n in self.selected}
         self.position = {n.key: i for i, n in enumerate(self.main)}
         self.producer: dict[str, NodeInfo] = {}
@@ -468,6 +483,8 @@ def _plan(model: QdqModel, options: DotOptions) -> _Drawing:
 def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     """Decide the DOT nodes and edges of a drawing (linear in the graph size). Over
     ``max_nodes``, only the graph inputs and outputs are planned (for the fallback)."""
+    if options.depth:
+        return _collapsed_plan(model, options)
     index = _GraphIndex(model, options)
     counts = _QdqCounts()
     folds: dict[str, list[_Fold]] = {}
@@ -901,6 +918,8 @@ _STYLES = {
     "input": 'shape=ellipse, style=filled, fillcolor="#d5f5e3", color="#1e8449"',
     "output": 'shape=ellipse, style=filled, fillcolor="#fadbd8", color="#943126"',
     "boundary": 'shape=ellipse, style=dashed, color="#7f8c8d", fontcolor="#566573"',
+    "scope": ('shape=box3d, style=filled, fillcolor="#eaf2f8", color="#1b4f72", '
+              'fontcolor="#1b2631", penwidth=1.4'),
 }
 
 
@@ -952,7 +971,8 @@ def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: s
     return f"{indent}{element.id} [{', '.join(attributes)}];"
 
 
-def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "") -> str:
+def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "",
+                    label_attribute: str = "label") -> str:
     info = index_tensors.get(edge.tensor)
     label = dtype_label(info.dtype if info is not None else None)
     colour = dtype_colour(label)
@@ -961,8 +981,9 @@ def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "") -> str:
     if info is not None and info.shape is not None:
         shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"
     tooltip = f"{edge.tensor}\n{label}{shape}"
-    return (f"  {edge.tail} -> {edge.head} [label={_quoted(label)}, color=\"{colour}\", "
-            f"fontcolor=\"{colour}\", tooltip={_lines(tooltip.split(chr(10)), escape_tooltip)}"
+    return (f"  {edge.tail} -> {edge.head} [{label_attribute}={_quoted(label)}, "
+            f"color=\"{colour}\", fontcolor=\"{colour}\", "
+            f"tooltip={_lines(tooltip.split(chr(10)), escape_tooltip)}"
             f"{style}{link}];")
 
 
@@ -986,15 +1007,17 @@ def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) ->
         lines.append("  }")
     lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
     by_id = {element.id: element for element in drawing.elements}
-    lines += [_pair_edge_statement(model.tensors, edge, drawing.edge_pairs[edge.pair], urls)
+    label = "xlabel" if drawing.external_labels else "label"
+    lines += [_pair_edge_statement(model.tensors, edge, drawing.edge_pairs[edge.pair], urls,
+                                   label)
               if edge.pair else
-              _edge_statement(model.tensors, edge, _row_link(by_id.get(edge.tail), urls))
+              _edge_statement(model.tensors, edge, _row_link(by_id.get(edge.tail), urls), label)
               for edge in drawing.edges]
     return lines
 
 
 def _pair_edge_statement(index_tensors: Mapping, edge: _Edge, pair: _Element,
-                         urls: Mapping[str, str] | None) -> str:
+                         urls: Mapping[str, str] | None, label_attribute: str = "label") -> str:
     """An edge carrying a Q→DQ pair: the quantized dtype's colour, thick, labelled with the
     pair (its first edge in full); the line links to the operator, the label to the row."""
     info = index_tensors.get(pair.tensor)
@@ -1008,8 +1031,8 @@ def _pair_edge_statement(index_tensors: Mapping, edge: _Edge, pair: _Element,
     if row_url is not None and _url_attribute("labelURL", row_url):
         links += (f', {_url_attribute("labelURL", row_url)}, labeltarget="_top", labeltooltip='
                   f'"{escape_dot("scale and zero point: see the parameter table")}"')
-    return (f"  {edge.tail} -> {edge.head} [label={_lines(label)}, color=\"{colour}\", "
-            f"fontcolor=\"{colour}\", penwidth=2.2, "
+    return (f"  {edge.tail} -> {edge.head} [{label_attribute}={_lines(label)}, "
+            f"color=\"{colour}\", fontcolor=\"{colour}\", penwidth=2.2, "
             f"tooltip={_lines(pair.tooltip, escape_tooltip)}{links}];")
 
 
@@ -1099,6 +1122,12 @@ def _fallback(model: QdqModel, drawing: _Drawing, options: DotOptions) -> str:
             f"({drawing.size} graph nodes in {options.mode} mode),",
             f"more than the limit of {options.max_nodes}.",
             "Select a region with :from: and :to:."]
+    return _note_graph(model, drawing, options, note)
+
+
+def _note_graph(model: QdqModel, drawing: _Drawing, options: DotOptions,
+                note: Sequence[str]) -> str:
+    """The graph's inputs and outputs around a note (lines of text, escaped here)."""
     lines = _header(options)
     lines.append(f"  note [label={_lines(note)}, shape=note, style=filled, fillcolor=\"#fef9e7\"];")
     for element in drawing.elements:
@@ -1111,6 +1140,167 @@ def _fallback(model: QdqModel, drawing: _Drawing, options: DotOptions) -> str:
                          f"fontcolor=\"{colour}\"];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def render_note(model: QdqModel, options: DotOptions, note: Sequence[str]) -> str:
+    """DOT of a note for the reader (*note*: lines of plain text) between the graph
+    inputs and outputs of the drawing *options* describe: what a page shows when ``dot``
+    failed or ran out of time on the drawing itself."""
+    inner = _plan(model, dataclasses.replace(options, depth=0, max_nodes=1))
+    return _note_graph(model, inner, options, note)
+
+
+# -- collapsed scopes ------------------------------------------------------------
+
+#: Op types listed in a box's label before "+N more" (the tooltip lists them all).
+_BOX_OPS = 4
+#: Scale / zero point lines of boundary pairs in a box's label, per direction.
+_BOX_PAIRS = 2
+
+
+def scope_key(scope: Sequence[str]) -> str:
+    """The link key of a scope's box (``scope:features/denseblock1``)."""
+    return "scope:" + "/".join(scope)
+
+
+def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
+    """The drawing with every scope of ``options.depth`` parts or more collapsed into a box
+    (built from the drawing of every node: folds and pairs stay as they are)."""
+    inner = _plan(model, dataclasses.replace(options, depth=0, max_nodes=0))
+    grouping = scope_paths(model)
+    depth = max(options.depth, len(options.scope) + 1)
+    box_path: dict[str, tuple[str, ...]] = {}
+    groups: dict[tuple[str, ...], list[_Element]] = {}
+    for element in inner.elements:
+        path = grouping.paths.get(element.members[0], ()) if element.members else ()
+        if len(path) >= depth:
+            box_path[element.id] = path[:depth]
+            groups.setdefault(path[:depth], []).append(element)
+    elements: list[_Element] = []
+    boxes: dict[tuple[str, ...], _Element] = {}
+    moved: dict[str, str] = {}  # element id -> id of the box holding it
+    for element in inner.elements:
+        path = box_path.get(element.id)
+        if path is None or len(groups[path]) == 1:
+            elements.append(element)
+            continue
+        box = boxes.get(path)
+        if box is None:
+            box = boxes[path] = _Element(f"s{len(boxes)}", "scope", links=[scope_key(path)])
+            elements.append(box)
+        box.members += element.members
+        moved[element.id] = box.id
+    size = len(elements)
+    if options.max_nodes and size > options.max_nodes:
+        kept = [e for e in inner.elements if e.kind in ("input", "output")]
+        return _Drawing(kept, [], inner.counts, inner.onnx_nodes, size, over_cap=True)
+    edges = _box_edges(inner.edges, moved)
+    for path, box in boxes.items():
+        _box_text(model, box, path, grouping.spans.get(path[-1]), edges, inner.edge_pairs)
+    return _Drawing(elements, edges, inner.counts, inner.onnx_nodes, size,
+                    edge_pairs=inner.edge_pairs, external_labels=True)
+
+
+def _box_edges(edges: list[_Edge], moved: Mapping[str, str]) -> list[_Edge]:
+    """The edges between drawn elements once boxes replace what they hold (one per tail,
+    head and tensor; edges inside a box disappear)."""
+    result: list[_Edge] = []
+    seen: set[tuple[str, str, str]] = set()
+    labelled: set[str] = set()
+    for edge in edges:
+        tail, head = moved.get(edge.tail, edge.tail), moved.get(edge.head, edge.head)
+        if tail == head or (tail, head, edge.tensor) in seen:
+            continue
+        seen.add((tail, head, edge.tensor))
+        result.append(_Edge(tail, head, edge.tensor, edge.pair, edge.pair not in labelled))
+        labelled.add(edge.pair)
+    return result
+
+
+def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], span: str | None,
+              edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> None:
+    """Label and tooltip of a box: its scope, op counts, Q / DQ counts, the dtypes that
+    enter and leave it, the scale / zero point of the pairs on its boundary edges."""
+    ops: dict[str, int] = {}
+    quantize = dequantize = 0
+    for key in box.members:
+        node = model.node(key)
+        if node.op_type in QUANTIZE_OPS and node.domain in QDQ_DOMAINS:
+            quantize += 1
+        elif node.op_type in DEQUANTIZE_OPS and node.domain in QDQ_DOMAINS:
+            dequantize += 1
+        else:
+            ops[_op_text(node)] = ops.get(_op_text(node), 0) + 1
+    ranked = sorted(ops.items(), key=lambda item: (-item[1], item[0]))
+    op_parts = [f"{count} {op}" for op, count in ranked]
+    shown = op_parts[:_BOX_OPS] + ([f"+{len(op_parts) - _BOX_OPS} more"]
+                                   if len(op_parts) > _BOX_OPS else [])
+    entering = [edge for edge in edges if edge.head == box.id]
+    leaving = [edge for edge in edges if edge.tail == box.id]
+    dtypes_in = _edge_dtypes(model, entering, edge_pairs)
+    dtypes_out = _edge_dtypes(model, leaving, edge_pairs)
+    label = [_clip_name(path[-1]), *_wrap(shown), f"Q {quantize} · DQ {dequantize}",
+             f"in {dtypes_in or '-'} → out {dtypes_out or '-'}"]
+    pairs_in = _boundary_pairs(entering, edge_pairs)
+    pairs_out = _boundary_pairs(leaving, edge_pairs)
+    label += [f"in {text}" for text in pairs_in[:_BOX_PAIRS]]
+    label += [f"out {text}" for text in pairs_out[:_BOX_PAIRS]]
+    hidden = max(0, len(pairs_in) - _BOX_PAIRS) + max(0, len(pairs_out) - _BOX_PAIRS)
+    if hidden:
+        label.append(f"+{hidden} boundary pairs (tooltip)")
+    box.label = label
+    box.tooltip = ["scope " + " / ".join(path), *([span] if span else []),
+                   f"{len(box.members)} ONNX nodes: " + ", ".join(op_parts),
+                   f"{quantize} QuantizeLinear, {dequantize} DequantizeLinear inside",
+                   f"enters: {dtypes_in or 'nothing'}; leaves: {dtypes_out or 'nothing'}",
+                   *(f"entering pair {text}" for text in pairs_in),
+                   *(f"leaving pair {text}" for text in pairs_out),
+                   "click: this scope drawn expanded"]
+
+
+def _wrap(parts: list[str], width: int = LABEL_WIDTH) -> list[str]:
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + 3 + len(part) <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return lines
+
+
+def _edge_dtypes(model: QdqModel, edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> str:
+    """Dtype labels on *edges* (a pair's quantized dtype for an edge carrying a pair)."""
+    labels = dict.fromkeys(
+        dtype_label(_tensor_dtype(model, edge_pairs[edge.pair].tensor if edge.pair
+                                  else edge.tensor)) for edge in edges)
+    return ", ".join(labels)
+
+
+def _boundary_pairs(edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> list[str]:
+    """``UINT8 s=0.0123 zp=128`` for each Q→DQ pair on *edges*, once each."""
+    texts = []
+    for pair in dict.fromkeys(edge.pair for edge in edges if edge.pair):
+        label = edge_pairs[pair].label
+        dtype = label[0].rsplit(" ", 1)[-1]
+        texts.append(" ".join([dtype, *label[1:2]]))
+    return texts
+
+
+def drawing_scopes(model: QdqModel, options: DotOptions) -> list[tuple[str, ...]]:
+    """The scopes drawn as boxes, in drawing order (each links to :func:`scope_key`)."""
+    drawing = _plan(model, options)
+    return [tuple(element.links[0][len("scope:"):].split("/"))
+            for element in drawing.elements if element.kind == "scope"]
+
+
+def drawing_graph(model: QdqModel, options: DotOptions = DotOptions()
+                  ) -> tuple[int, list[tuple[int, int]]]:
+    """The graph ``dot`` will lay out: (node count, edges as index pairs), legend excluded."""
+    drawing = _plan(model, options)
+    number = {element.id: position for position, element in enumerate(drawing.elements)}
+    return len(drawing.elements), [(number[edge.tail], number[edge.head])
+                                   for edge in drawing.edges
+                                   if edge.tail in number and edge.head in number]
 
 
 # -- public API ------------------------------------------------------------------

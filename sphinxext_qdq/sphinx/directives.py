@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -23,12 +24,16 @@ from sphinxext_qdq.analysis.queries import (
 from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.integer.requant import ROUNDINGS, requant_recipes
 from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.render.depth import choose_depth
 from sphinxext_qdq.render.dot import (
     PAIR_STYLES,
     DotOptions,
+    drawing_scopes,
     graph_node_count,
     link_keys,
+    scope_key,
 )
+from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
@@ -95,6 +100,24 @@ def rankdir_option(argument: str | None) -> str:
     if value not in ("TB", "LR"):
         raise ValueError(f"{argument!r} unknown; choose from TB or LR")
     return value
+
+
+def depth_option(argument: str | None) -> str | int:
+    """``auto``, ``all`` (every node drawn) or a positive number of scope levels."""
+    value = str(argument if argument is not None else "").strip().lower()
+    if value in ("auto", "all"):
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise ValueError(f"{argument!r}: expected auto, all or a positive integer")
+
+
+def scope_option(argument: str | None) -> tuple[str, ...]:
+    """``:scope: features/denseblock2``: a scope path, ``/``-separated."""
+    parts = tuple(part for part in (argument or "").split("/") if part.strip())
+    if not parts:
+        raise ValueError("expected a scope such as layer1/layer1.0")
+    return parts
 
 
 class QdqModelDirective(SphinxDirective):
@@ -177,6 +200,10 @@ class QdqGraphDirective(QdqModelDirective):
         "pairs": lambda arg: directives.choice(arg, PAIR_STYLES),
         "from": name_list,
         "to": name_list,
+        "depth": depth_option,
+        "scope": scope_option,
+        "width": directives.length_or_percentage_or_unitless,
+        "scale": directives.percentage,
         "legend": directives.flag,
         "caption": directives.unchanged,
         "name": directives.unchanged,
@@ -191,24 +218,82 @@ class QdqGraphDirective(QdqModelDirective):
             return []
         options = self.dot_options(loaded.analysis)
         self.check_size(loaded, options)
+        node = self.graph_node(loaded, options, self.options.get("alt"))
+        node["classes"] += self.options.get("class", [])
+        if "align" in self.options:
+            node["align"] = self.options["align"]
+        if "caption" not in self.options:
+            self.add_name(node)
+            top: Node = node
+        else:
+            top = figure_wrapper(self, node, self.options["caption"])
+            self.add_name(top)
+        if not top["ids"]:
+            top["ids"].append(f"qdq-graph-{self.env.new_serialno('qdq-graph')}")
+        return [top, *self.scope_drawings(loaded, node, options, top["ids"][0])]
+
+    def graph_node(self, loaded: LoadedModel, options: DotOptions, alt: str | None) -> qdq_graph:
         node = qdq_graph()
         node["code"] = ""
         node["options"] = {}  # rendering does not depend on the page: one image per picture
         node["qdq_model"] = loaded.key
         node["qdq_path"] = str(loaded.path)
         node["qdq_options"] = options
-        node["alt"] = self.options.get("alt") or describe(loaded.analysis)
-        node["classes"] += self.options.get("class", [])
-        if "align" in self.options:
-            node["align"] = self.options["align"]
-        node.extend(link_requests(loaded.key, link_keys(loaded.analysis, options)))
+        node["alt"] = alt or describe(loaded.analysis)
+        for name in ("width", "scale"):
+            if name in self.options:
+                node[f"qdq_{name}"] = self.options[name]
+        keys = link_keys(loaded.analysis, options)
+        node.extend(link_requests(loaded.key, [key for key in keys
+                                               if not key.startswith("scope:")]))
         self.set_source_info(node)
-        if "caption" not in self.options:
-            self.add_name(node)
-            return [node]
-        figure = figure_wrapper(self, node, self.options["caption"])
-        self.add_name(figure)
-        return [figure]
+        return node
+
+    def scope_drawings(self, loaded: LoadedModel, node: qdq_graph, options: DotOptions,
+                       top_id: str) -> list[Node]:
+        """The drawing of every collapsed box expanded (breadth first, at most
+        ``qdq_max_scope_drawings``), each box linked to its drawing and back."""
+        limit = self.qdq_config("qdq_max_scope_drawings")
+        queue = [(node, options, top_id)]
+        figures: list[Node] = []
+        while queue:
+            parent, parent_options, parent_id = queue.pop(0)
+            for scope in drawing_scopes(loaded.analysis, parent_options):
+                if len(figures) >= limit:
+                    break
+                child_options = self.depth_for(loaded.analysis, dataclasses.replace(
+                    parent_options, scope=scope, selection=None), "auto")
+                child = self.graph_node(loaded, child_options,
+                                        f"{loaded.key}: scope {' / '.join(scope)}")
+                figure_id = f"qdq-scope-{self.env.new_serialno('qdq-scope')}"
+                parent.append(nodes.reference("", "", refid=figure_id,
+                                              qdq_link_key=scope_key(scope)))
+                caption = nodes.caption(
+                    "", "", nodes.Text(f"{' / '.join(scope)} ({loaded.key}), drawn "
+                                       f"{self.depth_text(child_options)}; "),
+                    nodes.reference("", "back to the drawing it is a box of",
+                                    refid=parent_id, internal=True))
+                figures.append(nodes.figure("", child, caption, ids=[figure_id],
+                                            classes=["qdq-scope-drawing"]))
+                queue.append((child, child_options, figure_id))
+        if not figures:
+            return []
+        return [nodes.container("", *figures, classes=["qdq-scope-drawings"])]
+
+    @staticmethod
+    def depth_text(options: DotOptions) -> str:
+        return "in full" if not options.depth else f"at depth {options.depth}"
+
+    def depth_for(self, analysis: QdqModel, options: DotOptions,
+                  setting: str | int) -> DotOptions:
+        """*options* with the depth *setting* asks for (``auto``: the deepest drawing whose
+        estimated layout time fits ``qdq_layout_budget``)."""
+        if setting == "all":
+            return dataclasses.replace(options, depth=0)
+        if isinstance(setting, int):
+            return dataclasses.replace(options, depth=max(setting, len(options.scope) + 1))
+        budget = float(self.qdq_config("qdq_layout_budget"))
+        return dataclasses.replace(options, depth=choose_depth(analysis, options, budget).depth)
 
     def dot_options(self, analysis: QdqModel) -> DotOptions:
         mode = self.options.get("mode") or self.qdq_config("qdq_graph_mode")
@@ -216,12 +301,27 @@ class QdqGraphDirective(QdqModelDirective):
         pairs = self.options.get("pairs") or (  # read (and depended on) in compact mode only
             self.qdq_config("qdq_graph_pairs") if mode == "compact" else PAIR_STYLES[0])
         try:
-            return DotOptions(mode=mode, rankdir=str(rankdir).upper(), pairs=pairs,
-                              legend="legend" in self.options,
-                              selection=self.selection(analysis),
-                              max_nodes=max(0, self.qdq_config("qdq_max_graph_nodes")))
-        except ValueError as exc:  # qdq_graph_mode / _rankdir / _pairs set to nonsense
+            options = DotOptions(mode=mode, rankdir=str(rankdir).upper(), pairs=pairs,
+                                 legend="legend" in self.options,
+                                 selection=self.selection(analysis),
+                                 max_nodes=max(0, self.qdq_config("qdq_max_graph_nodes")),
+                                 scope=self.scope(analysis))
+            depth = self.options.get("depth") or depth_option(
+                self.qdq_config("qdq_graph_depth"))
+        except ValueError as exc:  # qdq_graph_mode / _rankdir / _pairs / _depth nonsense
             raise self.error(f"qdq-graph: {exc}") from None
+        return self.depth_for(analysis, options, depth)
+
+    def scope(self, analysis: QdqModel) -> tuple[str, ...]:
+        """``:scope:``, checked against the model's grouping."""
+        scope = self.options.get("scope", ())
+        if scope and not scope_paths(analysis).members(scope):
+            grouping = scope_paths(analysis)
+            known = sorted({path[0] for path in grouping.paths.values() if path})[:8]
+            raise self.error(f"qdq-graph: no node lies in scope {'/'.join(scope)!r} "
+                             f"(grouping: {grouping.kind}; top-level scopes: "
+                             f"{', '.join(known) or 'none'})")
+        return scope
 
     def check_size(self, loaded: LoadedModel, options: DotOptions) -> None:
         """Warn when the drawing is replaced by a note (more than ``qdq_max_graph_nodes``)."""

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (
@@ -26,6 +27,9 @@ ENV_VERSION = 3
 
 #: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
 DEFAULT_MAX_GRAPH_NODES = 2000
+
+#: Default for ``qdq_max_scope_drawings``.
+DEFAULT_MAX_SCOPE_DRAWINGS = 60
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -53,6 +57,18 @@ def setup(app: Sphinx) -> dict[str, Any]:
                          types=frozenset({int}),
                          description="larger drawings are replaced by a note asking for "
                                      ":from:/:to:")
+    app.add_config_value("qdq_graph_depth", "auto", "", types=frozenset({str, int}),
+                         description="default :depth: of qdq-graph: auto (the deepest "
+                                     "drawing that fits qdq_layout_budget), all (every "
+                                     "node) or N (scopes N levels deep drawn as boxes)")
+    app.add_config_value("qdq_layout_budget", DEFAULT_LAYOUT_BUDGET, "",
+                         types=frozenset({int, float}),
+                         description="seconds of estimated dot time a drawing chosen by "
+                                     ":depth: auto may take")
+    app.add_config_value("qdq_max_scope_drawings", DEFAULT_MAX_SCOPE_DRAWINGS, "",
+                         types=frozenset({int}),
+                         description="expanded drawings of collapsed scopes a qdq-graph "
+                                     "adds below its drawing, at most")
     app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
                          types=frozenset({int, float, type(None)}),
                          description="seconds dot may take for one graph; None: no limit")

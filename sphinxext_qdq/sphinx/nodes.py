@@ -8,6 +8,7 @@ children (``pending_xref`` resolved by Sphinx into ``reference`` nodes carrying
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 from hashlib import sha1
@@ -30,6 +31,9 @@ from sphinx.util import logging
 
 from sphinxext_qdq.analysis.loader import load_qdq_model
 from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.render.cost import layout_shape
+from sphinxext_qdq.render.depth import choose_depth
+from sphinxext_qdq.render.dot import DotOptions, drawing_graph, render_note
 from sphinxext_qdq.render.dot import render_dot as qdq_dot
 from sphinxext_qdq.render.graphviz import DotRunError, draw_files
 from sphinxext_qdq.render.outline import outline
@@ -172,25 +176,60 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
                    dot_args=config.graphviz_dot_args, timeout=timeout,
                    cwd=str(translator.builder.srcdir), check=fix_links)
     except DotRunError as error:
-        advice = {"timeout": " (qdq_dot_timeout); draw less with :from: / :to: or raise "
-                             "qdq_dot_timeout",
+        advice = {"timeout": " (qdq_dot_timeout); draw less with :depth: or :from: / :to:, "
+                             "or raise qdq_dot_timeout",
                   "missing": "; install graphviz or set graphviz_dot",
                   "unusable": "; install graphviz or set graphviz_dot"}
         raise DotProblem(f"{error}{advice.get(error.reason, '')}") from None
 
 
-def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str) -> None:
+def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
+                   model: QdqModel) -> str:
     """Draw the picture (dot with ``qdq_dot_timeout``) before Sphinx asks for it, so
-    that a failure or a timeout is one located warning and the page still builds."""
+    that a failure or a timeout is one located warning and the page still builds: the
+    picture is then a note for the reader saying what happened and what to write
+    instead. Returns the DOT text of what was drawn."""
     try:
-        draw_picture(translator, code, node["options"], fmt,
-                     translator.builder.config.qdq_dot_timeout)
-        # finds the picture; draws it itself only if it names pictures differently
-        render_dot(translator, code, node["options"], fmt, PREFIX)
+        _render(translator, node, code, fmt)
+        return code
     except (DotProblem, GraphvizError) as exc:
         warn_at_graph(translator, node, f"the graph of {node['qdq_model']} is not drawn: "
                                         f"{one_line(str(exc))}", "dot")
-        raise nodes.SkipNode from exc
+        note = render_note(model, node["qdq_options"], dot_problem_note(
+            translator, model, node["qdq_options"], exc))
+        try:
+            _render(translator, node, note, fmt)
+        except (DotProblem, GraphvizError):
+            raise nodes.SkipNode from exc
+        return note
+
+
+def _render(translator: Any, node: qdq_graph, code: str, fmt: str) -> None:
+    draw_picture(translator, code, node["options"], fmt,
+                 translator.builder.config.qdq_dot_timeout)
+    # finds the picture; draws it itself only if it names pictures differently
+    render_dot(translator, code, node["options"], fmt, PREFIX)
+
+
+def dot_problem_note(translator: Any, model: QdqModel, options: DotOptions,
+                     exc: Exception) -> list[str]:
+    """Lines for the reader: what happened to the drawing, and what to write instead."""
+    config = translator.builder.config
+    count, edges = drawing_graph(model, options)
+    estimate = layout_shape(count, edges, labelled=options.depth == 0).seconds
+    drawn = "every node" if not options.depth else f"depth {options.depth}"
+    timeout = "took longer than" in str(exc)
+    lines = [("dot ran out of time on this drawing" if timeout
+              else "dot could not draw this graph"),
+             one_line(str(exc), 80),
+             f"({count} graph nodes, {len(edges)} edges, {drawn};",
+             f"estimated layout time {estimate:.3g} s).", "Instead, write"]
+    budget = min(float(config.qdq_layout_budget), float(config.qdq_dot_timeout or 60) / 4)
+    smaller = choose_depth(model, dataclasses.replace(options, depth=0), budget)
+    if smaller.depth and smaller.depth != options.depth:
+        lines.append(f":depth: {smaller.depth} (estimated {smaller.estimate:.2g} s),")
+    lines += ["a region with :from: and :to:,", "or raise qdq_dot_timeout."]
+    return lines
 
 
 def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
@@ -199,21 +238,21 @@ def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
     if self.builder.config.graphviz_output_format == "svg":
         urls = {key: svg_href(self, url) for key, url in urls.items()}
     code = qdq_dot(model, node["qdq_options"], urls)
-    render_checked(self, node, code, self.builder.config.graphviz_output_format)
+    code = render_checked(self, node, code, self.builder.config.graphviz_output_format, model)
     render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
                     alt=self.encode(node["alt"]))
 
 
 def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
     # LaTeX drops links inside included PDF images: draw without them.
-    code = qdq_dot(graph_model(self, node), node["qdq_options"], {})
-    render_checked(self, node, code, "pdf")
+    model = graph_model(self, node)
+    code = render_checked(self, node, qdq_dot(model, node["qdq_options"], {}), "pdf", model)
     render_dot_latex(self, node, code, node["options"], PREFIX)
 
 
 def texinfo_visit_qdq_graph(self: TexinfoTranslator, node: qdq_graph) -> None:
-    code = qdq_dot(graph_model(self, node), node["qdq_options"], {})
-    render_checked(self, node, code, "png")
+    model = graph_model(self, node)
+    code = render_checked(self, node, qdq_dot(model, node["qdq_options"], {}), "png", model)
     render_dot_texinfo(self, node, code, node["options"], PREFIX)
 
 

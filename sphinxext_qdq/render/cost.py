@@ -1,0 +1,91 @@
+"""How long ``dot`` will take to lay out a drawing, estimated from the graph itself.
+
+Pure: no Sphinx, no graphviz run. Node count alone does not predict ``dot``'s time (a
+2,000-node chain lays out in a second, a 1,300-node DenseNet not in two minutes): what
+costs is the crossing minimisation over ranks that many long edges cross. The estimate
+layers the graph as ``dot`` does (longest path), counts the edges crossing every gap
+between two ranks (an edge spanning *k* ranks becomes *k* - 1 virtual nodes; a ``label``
+on an edge doubles the ranks, an ``xlabel`` does not) and combines
+
+``work = Σ over gaps of (edges crossing the gap)²``  (the pairs crossing minimisation
+compares) and ``size = nodes + virtual nodes``
+
+as ``seconds = A · work + B · size``, with *A* and *B* calibrated on the generated
+models of ``tests/model_zoo.py`` (``benchmarks/large.py`` re-measures them; the figures
+are in ``benchmarks/RESULTS.md``). The estimate is meant to be right within a factor of
+a few, which is what choosing a depth needs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+#: Seconds per unit of crossing work (calibrated, see the module docstring).
+SECONDS_PER_WORK = 2.0e-6
+#: Seconds per node, virtual nodes included.
+SECONDS_PER_NODE = 4.0e-4
+
+
+@dataclass(frozen=True)
+class LayoutShape:
+    """What drives ``dot``'s time for one drawing."""
+
+    nodes: int
+    edges: int
+    ranks: int
+    virtual_nodes: int
+    #: Σ over the gaps between ranks of (edges crossing the gap)²
+    crossing_work: int
+    widest_gap: int
+
+    @property
+    def seconds(self) -> float:
+        """The estimated ``dot`` time on this machine class (2 cores, shared)."""
+        return (SECONDS_PER_WORK * self.crossing_work
+                + SECONDS_PER_NODE * (self.nodes + self.virtual_nodes))
+
+
+def layout_shape(nodes: int, edges: Sequence[tuple[int, int]], *,
+                 labelled: bool = True) -> LayoutShape:
+    """Layer the graph (*nodes* numbered 0..n-1, *edges* as (tail, head)) by longest path
+    and measure it. ``labelled``: the edges carry ``label`` (dot doubles the ranks)."""
+    rank = _longest_path_ranks(nodes, edges)
+    stretch = 2 if labelled else 1
+    ranks = (max(rank, default=0) + 1) * stretch
+    through = [0] * (ranks + 1)
+    virtual = 0
+    for tail, head in edges:
+        low, high = sorted((rank[tail] * stretch, rank[head] * stretch))
+        if high == low:
+            continue
+        virtual += high - low - 1
+        through[low] += 1
+        through[high] -= 1
+    work = widest = running = 0
+    for delta in through:
+        running += delta
+        work += running * running
+        widest = max(widest, running)
+    return LayoutShape(nodes, len(edges), ranks, virtual, work, widest)
+
+
+def _longest_path_ranks(nodes: int, edges: Sequence[tuple[int, int]]) -> list[int]:
+    """Rank of each node: the longest path reaching it (Kahn's order; nodes on a cycle,
+    which a drawing of an ONNX graph never has, keep the rank reached so far)."""
+    successors: list[list[int]] = [[] for _ in range(nodes)]
+    waiting = [0] * nodes
+    for tail, head in edges:
+        if tail != head:
+            successors[tail].append(head)
+            waiting[head] += 1
+    rank = [0] * nodes
+    ready = [node for node in range(nodes) if waiting[node] == 0]
+    while ready:
+        node = ready.pop()
+        for successor in successors[node]:
+            rank[successor] = max(rank[successor], rank[node] + 1)
+            waiting[successor] -= 1
+            if waiting[successor] == 0:
+                ready.append(successor)
+    return rank
