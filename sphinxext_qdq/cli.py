@@ -17,6 +17,7 @@ file that happens to be called ``vectors``).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,8 +32,10 @@ from sphinxext_qdq.analysis.loader import (
     QdqModelError,
     load_qdq_model,
 )
+from sphinxext_qdq.analysis.queries import QdqSelectionError, select_region
 from sphinxext_qdq.analysis.records import Diagnostic, QdqModel
 from sphinxext_qdq.integer import reference
+from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET, choose_depth
 from sphinxext_qdq.render.dot import (
     MODES,
     PAIR_STYLES,
@@ -42,6 +45,7 @@ from sphinxext_qdq.render.dot import (
     render_dot,
 )
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT, DotRunError, draw_files
+from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.render.text import one_line
 
 PROG = "qdq-graph"
@@ -117,6 +121,29 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
+def _depth(text: str) -> str | int:
+    value = text.strip().lower()
+    if value in ("auto", "all"):
+        return value
+    if value.isdigit() and int(value) >= 1:
+        return int(value)
+    raise argparse.ArgumentTypeError(f"{text!r}: expected auto, all or a positive integer")
+
+
+def _names(text: str) -> list[str]:
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
+    return names
+
+
+def _scope(text: str) -> tuple[str, ...]:
+    parts = tuple(part for part in text.split("/") if part.strip())
+    if not parts:
+        raise argparse.ArgumentTypeError("expected a scope such as layer1/layer1.0")
+    return parts
+
+
 def _base_name(text: str) -> str:
     if not text or text in (".", "..") or "/" in text or os.sep in text or "\0" in text:
         raise argparse.ArgumentTypeError(f"{text!r} is not a plain file name")
@@ -140,6 +167,22 @@ def graph_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rankdir", choices=RANKDIRS, default="TB", type=str.upper,
                         help="layout direction, top-bottom or left-right (default: TB)")
     parser.add_argument("--legend", action="store_true", help="draw a legend")
+    parser.add_argument("--from", metavar="NAMES", type=_names, dest="sources",
+                        help="comma-separated node or tensor names: draw only what lies "
+                             "downstream of them (and upstream of --to)")
+    parser.add_argument("--to", metavar="NAMES", type=_names, dest="targets",
+                        help="comma-separated node or tensor names: draw only what lies "
+                             "upstream of them (and downstream of --from)")
+    parser.add_argument("--depth", metavar="auto|all|N", type=_depth, default="auto",
+                        help="scopes N levels deep drawn as one box each; auto (default): "
+                             "every node if the estimated layout time fits --budget, else "
+                             "the deepest depth that fits; all: every node")
+    parser.add_argument("--scope", metavar="PATH", type=_scope,
+                        help="draw only the nodes inside this scope (e.g. layer1/layer1.0)")
+    parser.add_argument("--budget", metavar="SECONDS", type=_positive_seconds,
+                        default=DEFAULT_LAYOUT_BUDGET,
+                        help="estimated dot time --depth auto may spend "
+                             f"(default: {DEFAULT_LAYOUT_BUDGET:g})")
     parser.add_argument("--name", metavar="BASE", type=_base_name,
                         help="base name of the output files (default: the model file's stem)")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
@@ -169,15 +212,31 @@ def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES)
 
 
 def run_dot(dot_text: str, output_format: str, target: Path, *, dot_binary: str = "dot",
-            timeout: float = DEFAULT_DOT_TIMEOUT) -> None:
-    """Render ``dot_text`` to ``target`` with graphviz (written whole or not at all)."""
+            timeout: float = DEFAULT_DOT_TIMEOUT,
+            advice: Callable[[], str] | None = None) -> None:
+    """Render ``dot_text`` to ``target`` with graphviz (written whole or not at all);
+    *advice* says, after a timeout, what draws less."""
     try:
         draw_files(dot_text, [(output_format, target)], dot=dot_binary, timeout=timeout)
     except DotRunError as error:
-        advice = {"timeout": " (draw less with --mode compact or raise --timeout)",
-                  "missing": ": install graphviz (Debian: apt-get install graphviz) or pass "
-                             "--dot PATH"}
-        raise CliError(f"{error}{advice.get(error.reason, '')}") from None
+        less = advice() if advice and error.reason == "timeout" else ""
+        hints = {"timeout": f" ({less or 'draw less with --depth, --from/--to or '}"
+                            "raise --timeout)",
+                 "missing": ": install graphviz (Debian: apt-get install graphviz) or pass "
+                            "--dot PATH"}
+        raise CliError(f"{error}{hints.get(error.reason, '')}") from None
+
+
+def timeout_advice(model: QdqModel, options: DotOptions, budget: float) -> str:
+    """What draws less than *options*: a smaller depth, a region, a node cap."""
+    hints = []
+    smaller = choose_depth(model, dataclasses.replace(options, depth=0), budget)
+    if smaller.depth and (not options.depth or smaller.depth < options.depth):
+        hints.append(f"--depth {smaller.depth} (estimated {smaller.estimate:.2g} s)")
+    hints.append("a region with --from/--to")
+    if not options.max_nodes:
+        hints.append("--max-nodes N for a note instead")
+    return "draw less: " + ", ".join(hints) + ", or "
 
 
 def output_folder(path: Path) -> Path:
@@ -196,7 +255,8 @@ def output_folder(path: Path) -> Path:
 
 def write_graph_files(model: QdqModel, output_dir: Path, base: str, formats: Sequence[str],
                       options: DotOptions, *, dot_binary: str = "dot",
-                      timeout: float = DEFAULT_DOT_TIMEOUT) -> list[Path]:
+                      timeout: float = DEFAULT_DOT_TIMEOUT,
+                      budget: float = DEFAULT_LAYOUT_BUDGET) -> list[Path]:
     """Write ``output_dir/base.<format>`` for each format; return the paths written."""
     folder = output_folder(output_dir)
     dot_text = render_dot(model, options)
@@ -209,7 +269,8 @@ def write_graph_files(model: QdqModel, output_dir: Path, base: str, formats: Seq
             except OSError as error:
                 raise CliError(f"{target}: cannot be written ({error.strerror or error})") from None
         else:
-            run_dot(dot_text, output_format, target, dot_binary=dot_binary, timeout=timeout)
+            run_dot(dot_text, output_format, target, dot_binary=dot_binary, timeout=timeout,
+                    advice=lambda: timeout_advice(model, options, min(budget, timeout / 4)))
         written.append(target)
     return written
 
@@ -220,17 +281,45 @@ def run_graph(argv: Sequence[str]) -> int:
     model = load_model(args.model, args.max_bytes)
     for diagnostic in model.diagnostics:
         report_warning(diagnostic_text(diagnostic))
-    options = DotOptions(mode=args.mode, rankdir=args.rankdir, legend=args.legend,
-                         max_nodes=args.max_nodes, pairs=args.pairs)
+    options = graph_options(model, args)
     count = graph_node_count(model, options)
     if args.max_nodes and count > args.max_nodes:
         report_warning(f"{args.model}: the {args.mode} graph has {count} nodes, more than "
                        f"--max-nodes {args.max_nodes}: drawing a note instead")
     base = args.name or Path(args.model).stem or "model"
     for path in write_graph_files(model, args.output_dir, base, args.formats, options,
-                                  dot_binary=args.dot_binary, timeout=args.timeout):
+                                  dot_binary=args.dot_binary, timeout=args.timeout,
+                                  budget=args.budget):
         print(path)
     return 0
+
+
+def graph_options(model: QdqModel, args: argparse.Namespace) -> DotOptions:
+    """The drawing the arguments ask for, its depth chosen (``auto``) and said on stderr
+    when scopes are collapsed."""
+    selection = None
+    if args.sources or args.targets:
+        try:
+            selection = select_region(model, args.sources or [], args.targets or [])
+        except QdqSelectionError as error:
+            raise CliError(str(error)) from None
+    grouping = scope_paths(model)
+    if args.scope and not grouping.members(args.scope):
+        raise CliError(f"no node lies in scope {'/'.join(args.scope)!r} "
+                       f"(grouping: {grouping.kind})")
+    options = DotOptions(mode=args.mode, rankdir=args.rankdir, legend=args.legend,
+                         max_nodes=args.max_nodes, pairs=args.pairs, selection=selection,
+                         scope=args.scope or ())
+    if args.depth == "all":
+        return options
+    if isinstance(args.depth, int):
+        return dataclasses.replace(options, depth=max(args.depth, len(options.scope) + 1))
+    choice = choose_depth(model, options, args.budget)
+    if choice.depth:
+        print(f"{PROG}: note: {args.model}: scopes {choice.depth} levels deep drawn as boxes "
+              f"(--depth auto, grouping by {choice.grouping}; estimated layout "
+              f"{choice.estimate:.2g} s); --depth all draws every node", file=sys.stderr)
+    return dataclasses.replace(options, depth=choice.depth)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -39,7 +39,15 @@ CONFIG_MEANINGS = {
     "qdq_max_graph_nodes": "A drawing with more nodes than this is replaced by a short note "
                            "asking for `:from:` / `:to:`.",
     "qdq_dot_timeout": "Seconds Graphviz `dot` may take for one graph before it is stopped "
-                       "with a `qdq.dot` warning.",
+                       "with a `qdq.dot` warning; the figure then holds a note saying what "
+                       "happened and what to write instead.",
+    "qdq_graph_depth": "Default `:depth:` of `qdq-graph`: `auto`, `all` or a number of scope "
+                       "levels.",
+    "qdq_layout_budget": "Seconds of estimated `dot` time (estimated from the graph: nodes, "
+                         "edges, edges crossing between ranks) that a drawing chosen by "
+                         "`:depth: auto` may take.",
+    "qdq_max_scope_drawings": "At most this many expanded drawings of collapsed scopes are "
+                              "added below one `qdq-graph`; further boxes are not linked.",
 }
 
 COMMON_OPTIONS = {
@@ -68,6 +76,19 @@ DIRECTIVE_OPTIONS = {
                  "Draw only what lies downstream of these (between them and `:to:`)."),
         "to": ("node or tensor names, comma-separated",
                "Draw only what lies upstream of these (between `:from:` and them)."),
+        "depth": ("`auto`, `all` or a positive integer",
+                  ("Scopes (the `/`-separated scopes of node names, or chunks of the "
+                   "topological order when names carry none) with at least this many levels "
+                   "are collapsed into one box showing their op counts, Q/DQ counts, the "
+                   "dtypes entering and leaving, and the scale / zero point of the pairs on "
+                   "their boundary; each box links to its scope drawn expanded, added below "
+                   "the drawing. `all`: every node. `auto` (default, `qdq_graph_depth`): every "
+                   "node when the estimated layout time fits `qdq_layout_budget` and the "
+                   "drawing has at most 300 nodes, else the deepest depth that fits.")),
+        "scope": ("scope path, `/`-separated",
+                  "Draw only the nodes inside this scope (`layer1/layer1.0`)."),
+        "width": ("length or percentage", "Width of the drawing in HTML (as `image`)."),
+        "scale": ("percentage", "Scale of the drawing in HTML (as `image`)."),
         "legend": ("flag", "Draw a legend of the node shapes and edge colours."),
         "align": ("`left`, `center` or `right`", "Horizontal alignment."),
         "alt": ("text", "Alternative text; default: a one-line description of the model."),

@@ -1181,8 +1181,8 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     moved: dict[str, str] = {}  # element id -> id of the box holding it
     for element in inner.elements:
         path = box_path.get(element.id)
-        if path is None or len(groups[path]) == 1:
-            elements.append(element)
+        if path is None or len(groups[path]) == 1:  # no shaded regions: boxes cut across them
+            elements.append(dataclasses.replace(element, region=None))
             continue
         box = boxes.get(path)
         if box is None:
@@ -1195,8 +1195,16 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
         kept = [e for e in inner.elements if e.kind in ("input", "output")]
         return _Drawing(kept, [], inner.counts, inner.onnx_nodes, size, over_cap=True)
     edges = _box_edges(inner.edges, moved)
+    drawn = [key for record in (*inner.elements, *inner.edge_pairs.values())
+             for key in record.members]
+    inside: dict[tuple[str, ...], list[str]] = {}
+    for key in drawn:  # every node a box holds, the pairs drawn on its edges included
+        path = grouping.paths.get(key, ())[:depth]
+        if path in boxes:
+            inside.setdefault(path, []).append(key)
     for path, box in boxes.items():
-        _box_text(model, box, path, grouping.spans.get(path[-1]), edges, inner.edge_pairs)
+        _box_text(model, box, path, inside[path], grouping.spans.get(path[-1]), edges,
+                  inner.edge_pairs)
     return _Drawing(elements, edges, inner.counts, inner.onnx_nodes, size,
                     edge_pairs=inner.edge_pairs, external_labels=True)
 
@@ -1217,13 +1225,13 @@ def _box_edges(edges: list[_Edge], moved: Mapping[str, str]) -> list[_Edge]:
     return result
 
 
-def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], span: str | None,
-              edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> None:
+def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], keys: list[str],
+              span: str | None, edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> None:
     """Label and tooltip of a box: its scope, op counts, Q / DQ counts, the dtypes that
     enter and leave it, the scale / zero point of the pairs on its boundary edges."""
     ops: dict[str, int] = {}
     quantize = dequantize = 0
-    for key in box.members:
+    for key in keys:
         node = model.node(key)
         if node.op_type in QUANTIZE_OPS and node.domain in QDQ_DOMAINS:
             quantize += 1
@@ -1250,7 +1258,7 @@ def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], span: str |
         label.append(f"+{hidden} boundary pairs (tooltip)")
     box.label = label
     box.tooltip = ["scope " + " / ".join(path), *([span] if span else []),
-                   f"{len(box.members)} ONNX nodes: " + ", ".join(op_parts),
+                   f"{len(keys)} ONNX nodes: " + ", ".join(op_parts),
                    f"{quantize} QuantizeLinear, {dequantize} DequantizeLinear inside",
                    f"enters: {dtypes_in or 'nothing'}; leaves: {dtypes_out or 'nothing'}",
                    *(f"entering pair {text}" for text in pairs_in),

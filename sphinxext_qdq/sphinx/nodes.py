@@ -197,16 +197,21 @@ def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
                                         f"{one_line(str(exc))}", "dot")
         note = render_note(model, node["qdq_options"], dot_problem_note(
             translator, model, node["qdq_options"], exc))
-        try:
-            _render(translator, node, note, fmt)
+        try:  # a note and a few ellipses: no need to hold it to the drawing's time limit
+            _render(translator, node, note, fmt, NOTE_TIMEOUT)
         except (DotProblem, GraphvizError):
             raise nodes.SkipNode from exc
         return note
 
 
-def _render(translator: Any, node: qdq_graph, code: str, fmt: str) -> None:
+#: Seconds dot may take for the note that replaces a drawing it could not make.
+NOTE_TIMEOUT = 30.0
+
+
+def _render(translator: Any, node: qdq_graph, code: str, fmt: str,
+            timeout: float | None = None) -> None:
     draw_picture(translator, code, node["options"], fmt,
-                 translator.builder.config.qdq_dot_timeout)
+                 timeout or translator.builder.config.qdq_dot_timeout)
     # finds the picture; draws it itself only if it names pictures differently
     render_dot(translator, code, node["options"], fmt, PREFIX)
 
