@@ -8,12 +8,17 @@ between two ranks (an edge spanning *k* ranks becomes *k* - 1 virtual nodes; a `
 on an edge doubles the ranks, an ``xlabel`` does not) and combines
 
 ``work = Σ over gaps of (edges crossing the gap)²``  (the pairs crossing minimisation
-compares) and ``size = nodes + virtual nodes``
+compares) and ``size = nodes + virtual nodes`` (network simplex, run twice, grows about
+with its square) as
 
-as ``seconds = A · work + B · size``, with *A* and *B* calibrated on the generated
-models of ``tests/model_zoo.py`` (``benchmarks/large.py`` re-measures them; the figures
-are in ``benchmarks/RESULTS.md``). The estimate is meant to be right within a factor of
-a few, which is what choosing a depth needs.
+``seconds = A · size² + B · work + C · size + D``
+
+with *A* ... *D* fitted (least relative error) on ``dot``'s CPU time for the generated
+models of ``tests/model_zoo.py`` at every depth (``benchmarks/large.py calibrate``; the
+rows are in ``benchmarks/large-results.json``, the summary in ``benchmarks/RESULTS.md``).
+The estimate is CPU seconds of this machine class; on a busy machine the wall time is
+longer. It is meant to be right within a factor of two or three, which is what choosing
+a depth needs.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-#: Seconds per unit of crossing work (calibrated, see the module docstring).
-SECONDS_PER_WORK = 2.0e-6
+#: Seconds per (node, virtual nodes included)² (calibrated, see the module docstring).
+SECONDS_PER_SQUARED_NODE = 3.8e-8
+#: Seconds per unit of crossing work.
+SECONDS_PER_WORK = 4.8e-6
 #: Seconds per node, virtual nodes included.
-SECONDS_PER_NODE = 4.0e-4
+SECONDS_PER_NODE = 1.3e-4
+#: Seconds of any dot run (start, parse, write).
+SECONDS_PER_RUN = 0.02
 
 
 @dataclass(frozen=True)
@@ -42,8 +51,9 @@ class LayoutShape:
     @property
     def seconds(self) -> float:
         """The estimated ``dot`` time on this machine class (2 cores, shared)."""
-        return (SECONDS_PER_WORK * self.crossing_work
-                + SECONDS_PER_NODE * (self.nodes + self.virtual_nodes))
+        size = self.nodes + self.virtual_nodes
+        return (SECONDS_PER_SQUARED_NODE * size * size + SECONDS_PER_WORK * self.crossing_work
+                + SECONDS_PER_NODE * size + SECONDS_PER_RUN)
 
 
 def layout_shape(nodes: int, edges: Sequence[tuple[int, int]], *,

@@ -197,14 +197,18 @@ def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
                                         f"{one_line(str(exc))}", "dot")
         note = render_note(model, node["qdq_options"], dot_problem_note(
             translator, model, node["qdq_options"], exc))
-        try:  # a note and a few ellipses: no need to hold it to the drawing's time limit
-            _render(translator, node, note, fmt, NOTE_TIMEOUT)
+        limit = translator.builder.config.qdq_dot_timeout
+        try:  # a note and a few ellipses: a tiny time limit is the drawing's, not the note's
+            _render(translator, node, note, fmt,
+                    NOTE_TIMEOUT if not limit or limit <= 0 else min(NOTE_TIMEOUT,
+                                                                     max(5.0, limit)))
         except (DotProblem, GraphvizError):
             raise nodes.SkipNode from exc
         return note
 
 
-#: Seconds dot may take for the note that replaces a drawing it could not make.
+#: Seconds dot may take, at most, for the note that replaces a drawing it could not make
+#: (at least 5 s, or ``qdq_dot_timeout`` when that is longer).
 NOTE_TIMEOUT = 30.0
 
 

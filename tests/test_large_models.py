@@ -1,0 +1,248 @@
+"""Large models: grouping by scope, the layout-cost estimate, ``depth: auto``, boxes that
+link to their expanded drawing, the note that replaces a drawing dot could not make.
+
+Counts and choices are asserted here, never times (``benchmarks/large.py`` times them).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from xml.etree import ElementTree
+
+import model_zoo
+import onnx
+import pytest
+import qdq_factories
+from sphinx_helpers import SVG_NS, build, follow, has_id, make_project, svg_links
+
+from sphinxext_qdq import cli
+from sphinxext_qdq.analysis import load_qdq_model
+from sphinxext_qdq.render.cost import layout_shape
+from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET, MAX_BOXES, choose_depth
+from sphinxext_qdq.render.dot import (
+    DotOptions,
+    drawing_graph,
+    drawing_scopes,
+    graph_node_count,
+    render_dot,
+    scope_key,
+)
+from sphinxext_qdq.render.scopes import CHUNKED, CHUNKS, SCOPES, scope_paths
+
+#: Seconds a full layout of the DenseNet-style model takes at least (measured: dot did not
+#: finish it in 200 s, see benchmarks/RESULTS.md); the estimate must say "too slow".
+DENSENET_FULL_AT_LEAST = 60.0
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("zoo")
+    built = {"densenet": model_zoo.densenet(), "plain": model_zoo.densenet(scoped=False),
+             "if": model_zoo.if_branch_model()}
+    return {name: qdq_factories.save(model, folder / f"{name}.onnx")
+            for name, model in built.items()}
+
+
+@pytest.fixture(scope="module")
+def densenet(models):
+    return load_qdq_model(models["densenet"])
+
+
+def qdq_count(model, keys) -> tuple[int, int]:
+    ops = [model.node(key).op_type for key in keys]
+    return ops.count("QuantizeLinear"), ops.count("DequantizeLinear")
+
+
+# -- grouping -------------------------------------------------------------------------------
+def test_torch_style_names_group_by_scope_and_qdq_nodes_join_what_they_quantize(densenet):
+    grouping = scope_paths(densenet)
+    assert grouping.kind == SCOPES
+    layer = ("features", "denseblock2", "denselayer3")
+    by_name = {densenet.node(key).name: path for key, path in grouping.paths.items()}
+    assert by_name["/features/denseblock2/denselayer3/conv1/Conv"] == (*layer, "conv1")
+    # ORT names a weight's DQ after the weight, without a scope: it joins its Conv
+    assert by_name["features.denseblock2.denselayer3.conv1.weight_DequantizeLinear"] == (
+        *layer, "conv1")
+    # an activation pair is named after the tensor: the producer's scope
+    assert by_name["/features/denseblock2/denselayer3/conv1/Conv_output_0_QuantizeLinear"] == (
+        *layer, "conv1")
+    # the graph input's pair has no producer: it joins its consumer
+    assert by_name["input_QuantizeLinear"] == ("features", "conv0")
+    assert grouping.levels == 4
+
+
+def test_names_without_scopes_group_by_chunks_of_the_topological_order(models):
+    model = load_qdq_model(models["plain"])
+    grouping = scope_paths(model)
+    assert grouping.kind == CHUNKED
+    assert set(grouping.paths) == {node.key for node in model.nodes}
+    tops = grouping.scopes_at(1)
+    assert 2 <= len(tops) <= 2 * CHUNKS  # about CHUNKS: each cut at the thinnest gap near its place
+    # each chunk is a run of the topological order (constants go with their first reader)
+    produced = {tensor for node in model.nodes for tensor in node.outputs}
+    flow = [n for n in model.nodes if any(t in produced for t in n.inputs)]
+    order = [grouping.paths[n.key][0] for n in flow]
+    runs = [name for number, name in enumerate(order) if number == 0 or order[number - 1] != name]
+    assert len(runs) == len(set(runs)) == len(tops)
+    assert all(grouping.spans[name].count(" … ") == 1 for (name,) in tops)
+
+
+# -- cost and depth -----------------------------------------------------------------------------
+def test_the_estimate_sees_the_densenet_as_slow_and_a_chain_of_its_size_as_fast(densenet):
+    count, edges = drawing_graph(densenet, DotOptions())
+    dense = layout_shape(count, edges)
+    chain = layout_shape(count, [(n, n + 1) for n in range(count - 1)])
+    assert dense.seconds > DENSENET_FULL_AT_LEAST
+    assert chain.seconds < 1.0
+    assert dense.widest_gap > 100 and chain.widest_gap == 1
+
+
+def test_auto_depth_on_the_densenet_is_the_deepest_drawing_within_the_budget(densenet):
+    choice = choose_depth(densenet, DotOptions(), DEFAULT_LAYOUT_BUDGET)
+    assert choice.fits and choice.depth > 0
+    assert choice.estimate <= DEFAULT_LAYOUT_BUDGET and choice.drawn <= MAX_BOXES
+    tried = {depth: (seconds, drawn) for depth, seconds, drawn in choice.tried}
+    assert tried[0][0] > DEFAULT_LAYOUT_BUDGET  # every node: too slow
+    for deeper in range(choice.depth + 1, scope_paths(densenet).levels + 1):
+        seconds, drawn = tried[deeper]
+        assert seconds > DEFAULT_LAYOUT_BUDGET or drawn > MAX_BOXES
+    assert graph_node_count(densenet, DotOptions(depth=choice.depth)) == choice.drawn
+
+
+def test_boxes_show_scope_ops_qdq_counts_and_boundary_dtypes(densenet):
+    options = DotOptions(depth=2)
+    scopes = drawing_scopes(densenet, options)
+    assert ("features", "denseblock3") in scopes
+    text = render_dot(densenet, options)
+    grouping = scope_paths(densenet)
+    boxes = re.findall(r'\n  (s\d+) \[label="([^"]*)", shape=box3d', text)
+    assert len(boxes) == len(scopes)
+    block = {label.split("\\n")[0]: label.split("\\n") for _, label in boxes}["denseblock3"]
+    quantize, dequantize = qdq_count(densenet, grouping.members(("features", "denseblock3")))
+    assert f"Q {quantize} · DQ {dequantize}" in block
+    assert "in UINT8 → out UINT8" in block  # quantized on both sides: the block stays integer
+    assert any(line.startswith("in UINT8 s=") and "zp=" in line for line in block)
+    assert "48 Conv" in " ".join(block) and "24 Concat" in " ".join(block)
+    # a scope that would hold one drawn node only (a Conv with its folded DQs) is that node
+    alone = set(grouping.scopes_at(2)) - set(scopes)
+    assert ("features", "conv0") in alone
+    for scope in alone:
+        assert any(re.search(rf'label="[^"]*\\n{re.escape(densenet.node(key).name)}(\\n|")',
+                             text) for key in grouping.members(scope))
+    # a box's link key, for the page to point at its expanded drawing
+    assert f'"{scope_key(("features", "denseblock3"))}"' not in text  # keys are not DOT
+
+
+def test_a_scope_drawing_holds_only_that_scope(densenet):
+    scope = ("features", "denseblock1", "denselayer2")
+    options = DotOptions(scope=scope)
+    members = scope_paths(densenet).members(scope)
+    assert graph_node_count(densenet, options) < len(members) + 10
+    text = render_dot(densenet, options)
+    assert "denselayer2/conv1/Conv" in text and "denselayer3/" not in text
+
+
+# -- Sphinx ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, models):
+    src = make_project(tmp_path_factory.mktemp("large") / "src", root=None, pages={
+        "index.rst": "Large\n=====\n\n.. toctree::\n\n   dense\n   slow\n",
+        "dense.rst": "Dense\n=====\n\n.. qdq-graph:: densenet.onnx\n   :caption: DenseNet\n",
+        "slow.rst": "Slow\n====\n\n.. qdq-graph:: /models/tiny.onnx\n",
+    }, conf="qdq_max_scope_drawings = 3\n")
+    (src / "densenet.onnx").write_bytes(models["densenet"].read_bytes())
+    return build(src, "html", confoverrides={})
+
+
+def test_a_densenet_page_draws_boxes_linked_to_their_expanded_drawings(site):
+    page = site.outdir / "dense.html"
+    html = page.read_text()
+    assert "qdq.dot" not in site.warnings and "densenet" not in site.warnings, site.warnings
+    figures = re.findall(r'<figure class="qdq-scope-drawing[^"]*" id="(qdq-scope-\d+)"', html)
+    assert len(figures) == 3  # qdq_max_scope_drawings
+    svgs = re.findall(r'data="(_images/qdq-[0-9a-f]+\.svg)"', html)
+    assert len(svgs) == 4
+    main_links = svg_links(site.outdir / svgs[0])
+    fragments = {follow(site.outdir / "_images" / "x.svg", link)[1] for link in main_links
+                 if "#qdq-scope-" in link}
+    assert fragments == set(figures)
+    for link in main_links:
+        if "#qdq-scope-" in link:
+            target, anchor = follow(site.outdir / svgs[0], link)
+            assert target == page and has_id(page, anchor)
+    # each expanded drawing says what it is and links back up
+    main_id = re.search(r'<figure class="align-default" id="([^"]+)"', html).group(1)
+    back = re.findall(r'href="#([^"]+)">back to the drawing it is a box of</a>', html)
+    assert back == [main_id] * 3
+
+
+def test_boxes_of_the_page_carry_their_counts(site):
+    html = (site.outdir / "dense.html").read_text()
+    svg = site.outdir / re.findall(r'data="(_images/qdq-[0-9a-f]+\.svg)"', html)[0]
+    texts = [t.text or "" for t in ElementTree.parse(svg).iterfind(".//svg:text", SVG_NS)]
+    assert any(re.fullmatch(r"Q \d+ · DQ \d+", t) for t in texts)
+
+
+@pytest.fixture(scope="module")
+def timed_out(tmp_path_factory):
+    src = make_project(tmp_path_factory.mktemp("timeout") / "src", root=None, pages={
+        "index.rst": "Slow\n====\n\n.. qdq-graph:: /models/tiny.onnx\n",
+    })
+    return build(src, "html", confoverrides={"qdq_dot_timeout": 0.001})
+
+
+def test_a_dot_timeout_leaves_a_note_for_the_reader_and_a_located_warning(timed_out):
+    assert re.search(r"index\.rst:4: WARNING: .*took longer than 0\.001 s.*\[qdq\.dot\]",
+                     timed_out.warnings), timed_out.warnings
+    html = (timed_out.outdir / "index.html").read_text()
+    image = re.search(r'data="(_images/qdq-[0-9a-f]+\.svg)"', html).group(1)
+    texts = " ".join(t.text or "" for t in ElementTree.parse(timed_out.outdir / image)
+                     .iterfind(".//svg:text", SVG_NS))
+    assert "dot ran out of time on this drawing" in texts
+    assert ":from: and :to:" in texts and "qdq_dot_timeout" in texts
+
+
+# -- command line ------------------------------------------------------------------------------
+def run(capsys, *argv) -> tuple[int, str, str]:
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_depth_scope_and_region(models, tmp_path, capsys):
+    status, out, err = run(capsys, models["densenet"], "-o", tmp_path, "--depth", "2",
+                           "--format", "dot")
+    assert status == 0 and err == ""
+    text = Path(out.strip()).read_text()
+    assert text.count("shape=box3d") == len(drawing_scopes(load_qdq_model(models["densenet"]),
+                                                           DotOptions(depth=2)))
+    status, out, err = run(capsys, models["densenet"], "-o", tmp_path, "--name", "auto",
+                           "--format", "dot")
+    assert status == 0 and "--depth auto" in err and "name scopes" in err
+    status, out, _ = run(capsys, models["densenet"], "-o", tmp_path, "--name", "region",
+                         "--format", "dot", "--from", "/features/conv0/Conv",
+                         "--to", "/features/pool0/MaxPool")
+    region = Path(out.strip()).read_text()
+    assert status == 0 and "/features/pool0/MaxPool" in region and "denseblock" not in region
+    status, _, err = run(capsys, models["densenet"], "-o", tmp_path, "--scope", "nowhere")
+    assert status == 2 and "no node lies in scope 'nowhere'" in err
+
+
+def test_cli_timeout_advice_names_what_helps(models, tmp_path, capsys):
+    status, _, err = run(capsys, models["densenet"], "-o", tmp_path, "--depth", "all",
+                         "--timeout", "0.001")
+    assert status == 2 and err.count("\n") == 1
+    assert "--depth " in err and "--from/--to" in err and "--max-nodes" in err
+    assert "--mode compact" not in err
+
+
+def test_model_zoo_sizes_are_those_of_the_real_models():
+    counts = {name: len(build_model().graph.node) for name, build_model in (
+        ("densenet", model_zoo.densenet), ("transformer", model_zoo.transformer),
+        ("detector", model_zoo.detector))}
+    assert 1300 <= counts["densenet"] <= 1600
+    assert 1900 <= counts["transformer"] <= 2100
+    assert 950 <= counts["detector"] <= 1100
+    onnx.checker.check_model(model_zoo.if_branch_model(), full_check=True)
+
