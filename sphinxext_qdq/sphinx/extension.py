@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
@@ -30,6 +31,16 @@ DEFAULT_MAX_GRAPH_NODES = 2000
 
 #: Default for ``qdq_max_scope_drawings``.
 DEFAULT_MAX_SCOPE_DRAWINGS = 60
+
+
+#: The pan-and-zoom script and style shipped with the package.
+STATIC = Path(__file__).resolve().parent / "static"
+
+
+def add_static_files(app: Sphinx) -> None:
+    """HTML builders copy ``static/`` (qdq-zoom.js, qdq-zoom.css) into ``_static``."""
+    if app.builder.format == "html" and str(STATIC) not in app.config.html_static_path:
+        app.config.html_static_path.append(str(STATIC))
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
@@ -73,6 +84,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
                          types=frozenset({int, float, type(None)}),
                          description="seconds dot may take for one graph; None: no limit")
     app.add_node(qdq_graph, **VISITORS)
+    app.connect("builder-inited", add_static_files)
+    app.add_js_file("qdq-zoom.js")
+    app.add_css_file("qdq-zoom.css")
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
     app.add_env_collector(QdqCollector)

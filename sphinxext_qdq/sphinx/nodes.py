@@ -247,9 +247,51 @@ def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
     if self.builder.config.graphviz_output_format == "svg":
         urls = {key: svg_href(self, url) for key, url in urls.items()}
     code = qdq_dot(model, node["qdq_options"], urls)
-    code = render_checked(self, node, code, self.builder.config.graphviz_output_format, model)
-    render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
-                    alt=self.encode(node["alt"]))
+    fmt = self.builder.config.graphviz_output_format
+    code = render_checked(self, node, code, fmt, model)
+    if fmt != "svg":
+        render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
+                        alt=self.encode(node["alt"]))
+    self.body.append(zoom_start(self, node))
+    try:
+        render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
+                        alt=self.encode(node["alt"]))
+    finally:
+        self.body.append(zoom_end(self, image_path(self, code, node["options"], fmt).name))
+
+
+def zoom_start(translator: HTML5Translator, node: qdq_graph) -> str:
+    """The opening of a pan-and-zoom frame (``static/qdq-zoom.js``) around an SVG drawing;
+    ``:width:`` sizes the frame, ``:scale:`` sets the first view's scale."""
+    attributes = ""
+    width = node.get("qdq_width")
+    if width:
+        attributes += f' style="width: {translator.attval(css_length(width))}"'
+    if node.get("qdq_scale"):
+        attributes += f' data-qdq-scale="{int(node["qdq_scale"]) / 100:g}"'
+    return (f'<div class="qdq-zoom"{attributes}>'
+            '<div class="qdq-zoom-viewport" tabindex="0" role="group" aria-label="drawing: '
+            'drag or arrow keys to pan, + and - or ctrl + wheel to zoom, 0 for the start">'
+            '<div class="qdq-zoom-canvas">')
+
+
+def zoom_end(translator: HTML5Translator, image_name: str) -> str:
+    """The tool bar (zoom buttons, the scale, a link to the drawing alone) and the end."""
+    full = translator.attval(posixpath.join(translator.builder.imgpath, image_name))
+    buttons = "".join(
+        f'<button type="button" data-qdq-zoom="{command}" title="{title}">{text}</button>'
+        for command, title, text in (("out", "zoom out (-)", "−"), ("in", "zoom in (+)", "+"),
+                                     ("fit", "the whole drawing", "fit"),
+                                     ("start", "back to the first view (0)", "start")))
+    return (f'</div></div><div class="qdq-zoom-tools">{buttons}'
+            '<span class="qdq-zoom-level"></span>'
+            f'<a class="qdq-zoom-full" href="{full}">full size</a></div></div>\n')
+
+
+def css_length(value: str) -> str:
+    """``:width:`` as docutils parses it (``600``, ``12em``, ``50%``) for CSS."""
+    text = str(value).strip()
+    return text + "px" if text.replace(".", "", 1).isdigit() else text
 
 
 def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
