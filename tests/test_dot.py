@@ -749,10 +749,7 @@ CASES = {
 def test_every_qdq_notes_case_draws_and_accounts_for_its_q_and_dq_nodes(case, tmp_path):
     proto = CASES[case]()
     model = load_qdq_model(factories.save(proto, tmp_path / "case.onnx"))
-    counts = proto_counts(proto)  # main graph only: subgraph bodies are not drawn
-    main_qdq = Counter({op: counts[op] for op in ("QuantizeLinear", "DequantizeLinear")
-                        if counts[op]})
-    every_qdq = all_qdq_counts(proto)  # compact labels also count what subgraphs hold
+    every_qdq = all_qdq_counts(proto)  # subgraph bodies are drawn as clusters
     for mode, pairs in (("full", "edges"), ("compact", "nodes"), ("compact", "edges")):
         options = DotOptions(mode=mode, legend=True, pairs=pairs)
         dot_text = render_dot(model, options)
@@ -764,7 +761,7 @@ def test_every_qdq_notes_case_draws_and_accounts_for_its_q_and_dq_nodes(case, tm
             assert compact_counts(drawing) == every_qdq
         else:
             drawn = Counter(n.lines[0].split(" ")[0].split(".")[-1] for n in model_nodes(drawing))
-            assert Counter({op: drawn[op] for op in main_qdq}) == main_qdq
+            assert Counter({op: drawn[op] for op in every_qdq}) == every_qdq
 
 
 def test_special_dtypes_and_parameter_sources_are_named(tmp_path):

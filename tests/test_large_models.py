@@ -7,6 +7,8 @@ Counts and choices are asserted here, never times (``benchmarks/large.py`` times
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -246,3 +248,31 @@ def test_model_zoo_sizes_are_those_of_the_real_models():
     assert 950 <= counts["detector"] <= 1100
     onnx.checker.check_model(model_zoo.if_branch_model(), full_check=True)
 
+
+
+# -- subgraphs -----------------------------------------------------------------------------------
+def test_qdq_nodes_in_an_if_branch_are_drawn_in_a_cluster_with_the_outer_tensors(models,
+                                                                                  tmp_path):
+    model = load_qdq_model(models["if"])
+    text = render_dot(model, DotOptions())
+    then = text[text.index('label="If then_branch"'):]
+    then = then[:then.index("\n  }")]
+    assert re.search(r'label="QuantizeLinear \(activation\)\\n/branch/then/QuantizeLinear\\n'
+                     r'scale outer_scale = 0\.02\\nzp outer_zero_point = 128 \(UINT8\)', then)
+    assert 'label="DequantizeLinear (activation)' in then and "/branch/then/Relu" in then
+    # the branch reads x_dq from the main graph: a dashed edge from the input's pair
+    assert re.search(r'n0 -> g\d+ \[label="FP32".*tooltip="x_dq\\nFP32 \[1, 4\]", '
+                     r'style=dashed', text)
+    assert re.search(r'g\d+ -> g\d+ \[label="UINT8"', text)  # Q -> DQ inside the branch
+    svg = tmp_path / "if.svg"
+    status, _, err = run_capsys_free(models["if"], tmp_path)
+    assert status == 0, err
+    texts = [t.text for t in ElementTree.parse(svg).iterfind(".//svg:text", SVG_NS)]
+    assert "If then_branch" in texts and "/branch/then/DequantizeLinear" in texts
+
+
+def run_capsys_free(model: Path, folder: Path) -> tuple[int, str, str]:
+    result = subprocess.run([sys.executable, "-m", "sphinxext_qdq", str(model), "-o",
+                             str(folder), "--name", "if"], capture_output=True, text=True,
+                            check=False, timeout=120)
+    return result.returncode, result.stdout, result.stderr

@@ -279,6 +279,7 @@ class _Edge:
     tensor: str
     pair: str = ""  # key of the QuantizeLinear of a Q→DQ pair drawn on this edge
     full_label: bool = True  # a pair's first edge shows its scale and zero point
+    outer: bool = False  # a subgraph reads an outer-scope tensor, or returns a result
 
 
 @dataclass
@@ -319,6 +320,8 @@ class _Drawing:
     #: edge labels as ``xlabel`` (placed after the layout, which they do not slow down:
     #: a ``label`` makes dot double the ranks; collapsed drawings use these)
     external_labels: bool = False
+    #: If / Loop / Scan bodies of drawn nodes (every-node drawings only)
+    clusters: list[_Cluster] = field(default_factory=list)
 
 
 class _GraphIndex:
@@ -524,7 +527,10 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     elements += outputs
     edges = _edges(index, elements, tensor_source, sinks, pair_of)
     _mark_region(index, elements)
-    return _Drawing(elements, edges, counts, len(index.selected), size, edge_pairs=edge_pairs)
+    clusters, inner_edges = _subgraph_clusters(index, owner, tensor_source)
+    return _Drawing(elements, edges + inner_edges, counts, len(index.selected),
+                    size + sum(len(c.elements) for c in clusters), edge_pairs=edge_pairs,
+                    clusters=clusters)
 
 
 def _fits_on_an_edge(index: _GraphIndex, quantizer: QdqNode, partners: list[QdqNode]) -> bool:
@@ -759,10 +765,9 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
     tooltip = [node.name or "(unnamed node)", f"op: {_op_text(node)}"]
     tooltip += [f"{name} = {value}" for name, value in node.attributes]
     inside = index.subgraph_qdq.get(node.key)
-    if inside:
-        label.append(f"subgraphs: {inside[0]} Q + {inside[1]} DQ")
+    if inside:  # drawn in the clusters beside it (_subgraph_clusters), counted here
         tooltip.append(f"subgraphs hold {inside[0]} QuantizeLinear and {inside[1]} "
-                       "DequantizeLinear nodes (not drawn)")
+                       "DequantizeLinear nodes (drawn in the dashed clusters beside it)")
         counts.q_in_subgraphs += inside[0]
         counts.dq_in_subgraphs += inside[1]
     members = [node.key]
@@ -981,6 +986,8 @@ def _edge_statement(index_tensors: Mapping, edge: _Edge, link: str = "",
     if info is not None and info.shape is not None:
         shape = " [" + ", ".join("?" if d is None else str(d) for d in info.shape) + "]"
     tooltip = f"{edge.tensor}\n{label}{shape}"
+    if edge.outer:
+        link += ", style=dashed, arrowhead=empty"
     return (f"  {edge.tail} -> {edge.head} [{label_attribute}={_quoted(label)}, "
             f"color=\"{colour}\", fontcolor=\"{colour}\", "
             f"tooltip={_lines(tooltip.split(chr(10)), escape_tooltip)}"
@@ -1006,6 +1013,7 @@ def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) ->
         lines += [_node_statement(e, urls, "    ") for e in region]
         lines.append("  }")
     lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
+    lines += _cluster_lines(drawing, urls)
     by_id = {element.id: element for element in drawing.elements}
     label = "xlabel" if drawing.external_labels else "label"
     lines += [_pair_edge_statement(model.tensors, edge, drawing.edge_pairs[edge.pair], urls,
@@ -1150,6 +1158,106 @@ def render_note(model: QdqModel, options: DotOptions, note: Sequence[str]) -> st
     return _note_graph(model, inner, options, note)
 
 
+# -- subgraphs ---------------------------------------------------------------------
+
+_CLUSTER_COLOUR = "#7d3c98"
+
+
+@dataclass
+class _Cluster:
+    """An If / Loop / Scan body (or a nested one) drawn as a cluster beside its holder."""
+
+    id: str
+    label: str
+    tooltip: list[str]
+    parent: str  # id of the enclosing cluster; "" at the top
+    elements: list[_Element] = field(default_factory=list)
+
+
+def _subgraph_clusters(index: _GraphIndex, owner: Mapping[str, _Element],
+                       tensor_source: Mapping[str, _Element]
+                       ) -> tuple[list[_Cluster], list[_Edge]]:
+    """Every subgraph of a drawn node: its nodes (Q and DQ with their scale, zero point
+    and dtypes), the edges inside it, dashed edges for the outer-scope tensors it reads
+    and for its results going back to the node holding it."""
+    model = index.model
+    paths = list(dict.fromkeys(node.graph for node in model.nodes if node.graph))
+    clusters: dict[str, _Cluster] = {}
+    holders: dict[str, _Element] = dict(owner)
+    edges: list[_Edge] = []
+    qdq_all = {q.key: q for q in model.qdq_nodes}
+    spare = _QdqCounts()  # the holder's label already counts them
+    number = itertools.count()
+    for path in paths:
+        holder_key, _, attribute = path.rpartition(":")
+        holder = holders.get(holder_key)
+        if holder is None:
+            continue  # its holder is not drawn (outside the selection, or in a box)
+        parent = next((c.id for c in clusters.values() if holder in c.elements), "")
+        node = model.node(holder_key)
+        cluster = _Cluster(f"cluster_sub_{len(clusters)}",
+                           _clip(f"{node.op_type} {attribute}"),
+                           [f"{attribute} of {node.name or node.key} ({_op_text(node)})"],
+                           parent)
+        clusters[path] = cluster
+        produced: dict[str, _Element] = {}
+        members = [n for n in model.nodes if n.graph == path]
+        for member in members:
+            element_id = f"g{next(number)}"
+            qdq = qdq_all.get(member.key)
+            if index.is_qdq(member):
+                element = _qdq_element(index, element_id, member, qdq, spare)
+            else:
+                element = _compute_element(index, element_id, member, (), spare)
+            cluster.elements.append(element)
+            holders[member.key] = element
+            for tensor in member.outputs:
+                if tensor:
+                    produced[tensor] = element
+        read: set[str] = set()
+        for member in members:
+            head = holders[member.key]
+            for tensor in dict.fromkeys(t for t in member.inputs if t):
+                read.add(tensor)
+                if tensor in produced:
+                    edges.append(_Edge(produced[tensor].id, head.id,
+                                       _scoped_tensor(model, path, tensor)))
+                elif tensor in tensor_source and tensor not in index.params:
+                    edges.append(_Edge(tensor_source[tensor].id, head.id, tensor, outer=True))
+        for tensor, element in produced.items():
+            if tensor not in read:  # a result of the body: back to its holder
+                edges.append(_Edge(element.id, holder.id, _scoped_tensor(model, path, tensor),
+                                   outer=True))
+    return list(clusters.values()), edges
+
+
+def _scoped_tensor(model: QdqModel, path: str, tensor: str) -> str:
+    """The key of a subgraph tensor in ``model.tensors`` (prefixed when its name clashes)."""
+    scoped = f"{path}/{tensor}"
+    return scoped if scoped in model.tensors else tensor
+
+
+def _cluster_lines(drawing: _Drawing, urls: Mapping[str, str] | None) -> list[str]:
+    """The subgraph clusters, nested as their holders are."""
+    children: dict[str, list[_Cluster]] = {}
+    for cluster in drawing.clusters:
+        children.setdefault(cluster.parent, []).append(cluster)
+
+    def lines_of(cluster: _Cluster, indent: str) -> list[str]:
+        lines = [f"{indent}subgraph {cluster.id} {{",
+                 (f"{indent}  graph [label={_quoted(cluster.label)}, "
+                  f"tooltip={_lines(cluster.tooltip, escape_tooltip)}, labeljust=l, "
+                  f'fontsize=9, style="dashed,rounded", color="{_CLUSTER_COLOUR}", '
+                  f'fontcolor="{_CLUSTER_COLOUR}"];')]
+        lines += [_node_statement(e, urls, indent + "  ") for e in cluster.elements]
+        for child in children.get(cluster.id, []):
+            lines += lines_of(child, indent + "  ")
+        lines.append(f"{indent}}}")
+        return lines
+
+    return [line for cluster in children.get("", []) for line in lines_of(cluster, "  ")]
+
+
 # -- collapsed scopes ------------------------------------------------------------
 
 #: Op types listed in a box's label before "+N more" (the tooltip lists them all).
@@ -1194,7 +1302,8 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     if options.max_nodes and size > options.max_nodes:
         kept = [e for e in inner.elements if e.kind in ("input", "output")]
         return _Drawing(kept, [], inner.counts, inner.onnx_nodes, size, over_cap=True)
-    edges = _box_edges(inner.edges, moved)
+    kept = {element.id for element in inner.elements}  # not the subgraph clusters
+    edges = _box_edges([e for e in inner.edges if e.tail in kept and e.head in kept], moved)
     drawn = [key for record in (*inner.elements, *inner.edge_pairs.values())
              for key in record.members]
     inside: dict[tuple[str, ...], list[str]] = {}
@@ -1305,8 +1414,9 @@ def drawing_graph(model: QdqModel, options: DotOptions = DotOptions()
                   ) -> tuple[int, list[tuple[int, int]]]:
     """The graph ``dot`` will lay out: (node count, edges as index pairs), legend excluded."""
     drawing = _plan(model, options)
-    number = {element.id: position for position, element in enumerate(drawing.elements)}
-    return len(drawing.elements), [(number[edge.tail], number[edge.head])
+    drawn = [*drawing.elements, *(e for cluster in drawing.clusters for e in cluster.elements)]
+    number = {element.id: position for position, element in enumerate(drawn)}
+    return len(drawn), [(number[edge.tail], number[edge.head])
                                    for edge in drawing.edges
                                    if edge.tail in number and edge.head in number]
 
@@ -1333,7 +1443,8 @@ def link_keys(model: QdqModel, options: DotOptions = DotOptions()) -> list[str]:
     drawing = _plan(model, options)
     if drawing.over_cap:
         return []
-    records = [*drawing.elements, *drawing.edge_pairs.values()]
+    records = [*drawing.elements, *drawing.edge_pairs.values(),
+               *(element for cluster in drawing.clusters for element in cluster.elements)]
     return sorted({key for record in records for key in record.links})
 
 
