@@ -58,6 +58,7 @@ qdq_models = {
     "resnet8": "models/resnet8_int8.onnx",
     "resnet8-uint8": "models/resnet8_uint8.onnx",
     "resnet8-per-channel": "models/resnet8_int8_per_channel.onnx",
+    "resnet18": "models/resnet18_half_int8.onnx",
 }
 
 html_theme = "sphinx_rtd_theme"

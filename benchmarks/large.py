@@ -90,20 +90,24 @@ def time_defaults(folder: Path, runs: int, names) -> list[dict]:
     """Wall time of ``qdq-graph MODEL`` (defaults: compact, depth auto) to an SVG."""
     rows = []
     for name, path in write_models(folder, names).items():
-        seconds = []
+        seconds, cpu = [], []
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as out:
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
-                result = subprocess.run([sys.executable, "-m", "sphinxext_qdq.cli", str(path),
+                result = subprocess.run([sys.executable, "-m", "sphinxext_qdq", str(path),
                                          "-o", out], capture_output=True, text=True,
                                         check=False)
                 seconds.append(time.perf_counter() - start)
+                after = resource.getrusage(resource.RUSAGE_CHILDREN)
+                cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
             if result.returncode != 0:
                 print(name, result.stderr.strip(), file=sys.stderr)
         clear_cache()
         model = load_qdq_model(path)
         row = {"model": name, "nodes": len(model.nodes), "runs": runs,
                "min_s": round(min(seconds), 2), "median_s": round(statistics.median(seconds), 2),
+               "cpu_min_s": round(min(cpu), 2), "cpu_median_s": round(statistics.median(cpu), 2),
                "exit": result.returncode, "note": result.stderr.strip()[:200]}
         rows.append(row)
         print(json.dumps(row), flush=True)
