@@ -295,8 +295,8 @@ def run_graph(argv: Sequence[str]) -> int:
 
 
 def graph_options(model: QdqModel, args: argparse.Namespace) -> DotOptions:
-    """The drawing the arguments ask for, its depth chosen (``auto``) and said on stderr
-    when scopes are collapsed."""
+    """The drawing the arguments ask for, its depth chosen (``auto``: a collapsed drawing
+    says in its title which depth and which grouping)."""
     selection = None
     if args.sources or args.targets:
         try:
@@ -314,11 +314,7 @@ def graph_options(model: QdqModel, args: argparse.Namespace) -> DotOptions:
         return options
     if isinstance(args.depth, int):
         return dataclasses.replace(options, depth=max(args.depth, len(options.scope) + 1))
-    choice = choose_depth(model, options, args.budget)
-    if choice.depth:
-        print(f"{PROG}: note: {args.model}: scopes {choice.depth} levels deep drawn as boxes "
-              f"(--depth auto, grouping by {choice.grouping}; estimated layout "
-              f"{choice.estimate:.2g} s); --depth all draws every node", file=sys.stderr)
+    choice = choose_depth(model, options, args.budget)  # the drawing says what it chose
     return dataclasses.replace(options, depth=choice.depth)
 
 

@@ -322,6 +322,8 @@ class _Drawing:
     external_labels: bool = False
     #: If / Loop / Scan bodies of drawn nodes (every-node drawings only)
     clusters: list[_Cluster] = field(default_factory=list)
+    #: a line above the drawing (collapsed drawings: the depth and the grouping used)
+    title: str = ""
 
 
 class _GraphIndex:
@@ -1314,8 +1316,11 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     for path, box in boxes.items():
         _box_text(model, box, path, inside[path], grouping.spans.get(path[-1]), edges,
                   inner.edge_pairs)
+    where = f"scope {' / '.join(options.scope)}: " if options.scope else ""
+    title = (f"{where}scopes {depth} level{'s' if depth > 1 else ''} deep drawn as boxes "
+             f"(grouped by {grouping.kind}); click a box for its drawing")
     return _Drawing(elements, edges, inner.counts, inner.onnx_nodes, size,
-                    edge_pairs=inner.edge_pairs, external_labels=True)
+                    edge_pairs=inner.edge_pairs, external_labels=True, title=title)
 
 
 def _box_edges(edges: list[_Edge], moved: Mapping[str, str]) -> list[_Edge]:
@@ -1431,6 +1436,9 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
     if drawing.over_cap:
         return _fallback(model, drawing, options)
     lines = _header(options)
+    if drawing.title:
+        lines.append(f'  graph [label={_quoted(drawing.title)}, labelloc=t, labeljust=l, '
+                     'fontsize=9, fontcolor="#1b4f72"];')
     lines += _body(drawing, model, urls)
     if options.legend:
         lines += _legend(drawing, model)
