@@ -69,6 +69,7 @@ test: venv-test need-graphviz need-tex need-chromium
 
 bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/large.py time
 
 models: $(VENV)/.stamp-docs+test+model
 	$(PY) scripts/build_resnet8.py

@@ -1438,7 +1438,7 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
     lines = _header(options)
     if drawing.title:
         lines.append(f'  graph [label={_quoted(drawing.title)}, labelloc=t, labeljust=l, '
-                     'fontsize=9, fontcolor="#1b4f72"];')
+                     'fontsize=9, fontcolor="#1b4f72", ranksep=0.5];  # room for xlabels')
     lines += _body(drawing, model, urls)
     if options.legend:
         lines += _legend(drawing, model)
