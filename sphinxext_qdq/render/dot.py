@@ -1377,7 +1377,7 @@ def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], keys: list[
                    f"enters: {dtypes_in or 'nothing'}; leaves: {dtypes_out or 'nothing'}",
                    *(f"entering pair {text}" for text in pairs_in),
                    *(f"leaving pair {text}" for text in pairs_out),
-                   "click: this scope drawn expanded"]
+                   "click (when it links): this scope drawn expanded"]
 
 
 def _wrap(parts: list[str], width: int = LABEL_WIDTH) -> list[str]:
