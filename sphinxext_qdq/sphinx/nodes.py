@@ -37,6 +37,7 @@ from sphinxext_qdq.render.dot import DotOptions, drawing_graph, render_note
 from sphinxext_qdq.render.dot import render_dot as qdq_dot
 from sphinxext_qdq.render.graphviz import DotRunError, draw_files
 from sphinxext_qdq.render.outline import outline
+from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:
@@ -308,8 +309,15 @@ def texinfo_visit_qdq_graph(self: TexinfoTranslator, node: qdq_graph) -> None:
 
 
 def outline_visit_qdq_graph(self: TextTranslator | ManualPageTranslator, node: qdq_graph) -> None:
-    """Text and man pages: a readable outline (inputs, quantized groups, outputs)."""
-    text = "\n".join(outline(graph_model(self, node), node["qdq_options"].selection))
+    """Text and man pages: a readable outline (inputs, quantized groups, outputs) of what
+    the drawing shows (a scope's drawing: that scope)."""
+    model = graph_model(self, node)
+    options: DotOptions = node["qdq_options"]
+    selection = options.selection
+    if options.scope:
+        inside = scope_paths(model).members(options.scope)
+        selection = inside if selection is None else selection & inside
+    text = "\n".join(outline(model, selection))
     block = nodes.literal_block(text, text)
     block.document = node.document
     block.walkabout(self)
