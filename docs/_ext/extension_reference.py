@@ -47,7 +47,8 @@ CONFIG_MEANINGS = {
                          "edges, edges crossing between ranks) that a drawing chosen by "
                          "`:depth: auto` may take.",
     "qdq_max_scope_drawings": "At most this many expanded drawings of collapsed scopes are "
-                              "added below one `qdq-graph`; further boxes are not linked.",
+                              "added below one `qdq-graph` in HTML; further boxes are not "
+                              "linked.",
 }
 
 COMMON_OPTIONS = {

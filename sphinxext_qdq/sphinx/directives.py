@@ -278,7 +278,12 @@ class QdqGraphDirective(QdqModelDirective):
                 queue.append((child, child_options, figure_id))
         if not figures:
             return []
-        return [nodes.container("", *figures, classes=["qdq-scope-drawings"])]
+        # HTML only: a PDF cannot follow a link inside a picture, and a page of pictures
+        # that float away from their section helps nobody there
+        only = addnodes.only(expr="html")
+        only += nodes.container("", *figures, classes=["qdq-scope-drawings"])
+        self.set_source_info(only)
+        return [only]
 
     @staticmethod
     def depth_text(options: DotOptions) -> str:
