@@ -149,9 +149,12 @@ def test_a_scope_drawing_holds_only_that_scope(densenet):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, models):
     src = make_project(tmp_path_factory.mktemp("large") / "src", root=None, pages={
-        "index.rst": "Large\n=====\n\n.. toctree::\n\n   dense\n   slow\n",
+        "index.rst": "Large\n=====\n\n.. toctree::\n\n   dense\n   sized\n   nowhere\n",
         "dense.rst": "Dense\n=====\n\n.. qdq-graph:: densenet.onnx\n   :caption: DenseNet\n",
-        "slow.rst": "Slow\n====\n\n.. qdq-graph:: /models/tiny.onnx\n",
+        "sized.rst": "Sized\n=====\n\n.. qdq-graph:: /models/tiny.onnx\n   :width: 600\n"
+                     "   :scale: 50\n",
+        "nowhere.rst": "Nowhere\n=======\n\n.. qdq-graph:: /models/tiny.onnx\n"
+                       "   :scope: no/such/scope\n",
     }, conf="qdq_max_scope_drawings = 3\n")
     (src / "densenet.onnx").write_bytes(models["densenet"].read_bytes())
     return build(src, "html", confoverrides={})
@@ -177,6 +180,15 @@ def test_a_densenet_page_draws_boxes_linked_to_their_expanded_drawings(site):
     main_id = re.search(r'<figure class="align-default" id="([^"]+)"', html).group(1)
     back = re.findall(r'href="#([^"]+)">back to the drawing it is a box of</a>', html)
     assert back == [main_id] * 3
+
+
+def test_width_and_scale_reach_the_zoom_frame_and_a_missing_scope_is_a_located_error(site):
+    html = (site.outdir / "sized.html").read_text()
+    assert '<div class="qdq-zoom" style="width: 600px" data-qdq-scale="0.5">' in html
+    image = re.search(r'data="(_images/qdq-[0-9a-f]+\.svg)"', html).group(1)
+    assert f'<a class="qdq-zoom-full" href="{image}">full size</a>' in html
+    assert re.search(r"nowhere\.rst:4: ERROR: qdq-graph: no node lies in scope "
+                     r"'no/such/scope' \(grouping: ", site.warnings), site.warnings
 
 
 def test_boxes_of_the_page_carry_their_counts(site):
