@@ -108,7 +108,7 @@ def time_defaults(folder: Path, runs: int, names) -> list[dict]:
         row = {"model": name, "nodes": len(model.nodes), "runs": runs,
                "min_s": round(min(seconds), 2), "median_s": round(statistics.median(seconds), 2),
                "cpu_min_s": round(min(cpu), 2), "cpu_median_s": round(statistics.median(cpu), 2),
-               "exit": result.returncode, "note": result.stderr.strip()[:200]}
+               "exit": result.returncode}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
