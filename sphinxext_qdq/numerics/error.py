@@ -30,12 +30,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sphinxext_qdq.analysis.model import Role
-from sphinxext_qdq.analysis.requant import INTEGER_RANGES, side_of
+from sphinxext_qdq.analysis.records import Role
+from sphinxext_qdq.integer.requant import INTEGER_RANGES, side_of
 from sphinxext_qdq.numerics import NumericsError
 
 if TYPE_CHECKING:
-    from sphinxext_qdq.analysis.model import QdqModel, QdqNode
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode
 
 #: ONNX Runtime's name for the input of a graph output's QuantizeLinear.
 QUANTIZE_INPUT_SUFFIX = "_QuantizeLinear_Input"
@@ -63,7 +63,7 @@ class TensorError:
     sqnr_db: float
     max_abs_error: float
     relative_error: float  # ||x_float - x_quantized|| / ||x_float||
-    outside_range: float  # fraction of the quantized model's values the Q clips
+    outside_range: float  # fraction of the quantized model's values its Q saturates
 
 
 @dataclass(frozen=True)
@@ -192,9 +192,8 @@ def _outside(model: QdqModel, quantize: QdqNode | None, values: np.ndarray) -> f
     if not side.known or side.per_channel or side.dtype not in INTEGER_RANGES:
         return 0.0
     q_min, q_max = INTEGER_RANGES[side.dtype]
-    scale, zero = side.scales[0], side.zero_points[0]
-    low, high = scale * (q_min - zero), scale * (q_max - zero)
-    return float(np.count_nonzero((values < low) | (values > high)) / values.size)
+    codes = np.rint(values.astype(np.float32) / np.float32(side.scales[0])) + side.zero_points[0]
+    return float(np.count_nonzero((codes < q_min) | (codes > q_max)) / values.size)
 
 
 def _flow_position(model: QdqModel, row: TensorError) -> tuple[int, str]:

@@ -3,7 +3,7 @@
 For a tensor quantized with scale ``s`` and zero point ``z`` to an integer type
 ``[q_min, q_max]``, the representable float range is ``[s (q_min - z), s (q_max - z)]``.
 :func:`grid_stats` gives, per tensor, the histogram of its float values against that
-range, the fraction clipped, the share of the integer grid its codes span, the histogram
+range, the fraction clipped (saturated by QuantizeLinear), the share of the integer grid its codes span, the histogram
 of its integer codes, and (per-axis and blocked tensors) the range of every channel
 against the range its own scale allows.
 
@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from sphinxext_qdq.analysis.loader import parse_model_bytes, read_tensor_array
-from sphinxext_qdq.analysis.model import Granularity, Role
-from sphinxext_qdq.analysis.requant import INTEGER_RANGES, side_of
+from sphinxext_qdq.analysis.records import Granularity, Role
+from sphinxext_qdq.integer.requant import INTEGER_RANGES, side_of
 from sphinxext_qdq.numerics import NumericsError
+from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
 
 if TYPE_CHECKING:
     import onnx
 
-    from sphinxext_qdq.analysis.model import QdqModel, QdqNode
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode
 
 #: Roles whose values are constants of the model (no inputs needed).
 CONSTANT_ROLES = frozenset({Role.WEIGHT, Role.WEIGHT_PAIR, Role.BIAS})
@@ -70,7 +70,7 @@ class GridStats:
     high: float  # largest float value
     representable_low: float  # over all channels
     representable_high: float
-    clipped: float  # fraction of values outside their representable range
+    clipped: float  # fraction of values QuantizeLinear saturates (round(x / s) + z off the grid)
     grid_used: float  # (largest code - smallest code + 1) / levels; per channel: the mean
     grid_used_min: float  # the channel using the least of its grid (= grid_used per-tensor)
     codes_used: int  # distinct integer codes
@@ -234,7 +234,8 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
         codes = quantize(floats, scale, zero, q_min, q_max)
     low_bound = scale * (q_min - zero)
     high_bound = scale * (q_max - zero)
-    outside = (floats < low_bound) | (floats > high_bound)
+    unsaturated = np.rint(floats.astype(np.float32) / scale.astype(np.float32)) + zero
+    outside = (unsaturated < q_min) | (unsaturated > q_max)  # QuantizeLinear saturates them
     channels = _channel_ranges(floats, codes, channel, low_bound, high_bound, len(side.scales),
                                q_max - q_min + 1)
     span = _span(codes, q_max - q_min + 1)

@@ -16,6 +16,12 @@ from sphinxext_qdq.sphinx.directives import (
 )
 from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
+from sphinxext_qdq.sphinx.numerics import (
+    PLOT_VISITORS,
+    QdqErrorDirective,
+    QdqHistogramDirective,
+    qdq_plot,
+)
 from sphinxext_qdq.sphinx.tables import PdflatexModelText
 
 if TYPE_CHECKING:
@@ -57,6 +63,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
                          types=frozenset({int, float, type(None)}),
                          description="seconds dot may take for one graph; None: no limit")
     app.add_node(qdq_graph, **VISITORS)
+    app.add_node(qdq_plot, **PLOT_VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
     app.add_env_collector(QdqCollector)
@@ -64,6 +71,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
     app.add_directive("qdq-requant", QdqRequantDirective)
+    app.add_directive("qdq-histogram", QdqHistogramDirective)
+    app.add_directive("qdq-error", QdqErrorDirective)
     return {
         "version": __version__,
         "env_version": ENV_VERSION,

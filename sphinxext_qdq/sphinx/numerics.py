@@ -1,0 +1,430 @@
+"""``qdq-histogram`` and ``qdq-error``: quantization numerics on the page.
+
+The directives compute plain records (:mod:`sphinxext_qdq.numerics`) at read time and
+return tables plus ``qdq_plot`` nodes carrying the picture's record; the builders' visitors
+draw it (SVG in HTML, PDF in LaTeX) under a name hashed from that record, so a picture
+already drawn is never drawn again. ONNX Runtime is imported by ``qdq-error`` and by
+``qdq-histogram`` with ``:inputs:``, matplotlib when a picture is drawn: a build without
+these directives imports neither.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import posixpath
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from sphinx.util import logging
+
+from sphinxext_qdq.analysis.records import Role
+from sphinxext_qdq.numerics import NumericsError
+from sphinxext_qdq.render.text import dtype_label
+from sphinxext_qdq.sphinx.directives import (
+    LoadedModel,
+    QdqModelDirective,
+    name_list,
+    regex_option,
+    role_list,
+)
+from sphinxext_qdq.sphinx.tables import Row, build_table, code, node_link
+
+if TYPE_CHECKING:
+    import numpy as np
+    from docutils.nodes import Node
+    from sphinx.util.typing import OptionSpec
+    from sphinx.writers.html5 import HTML5Translator
+    from sphinx.writers.latex import LaTeXTranslator
+
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode
+    from sphinxext_qdq.numerics.error import ErrorReport
+    from sphinxext_qdq.numerics.grid import GridStats
+
+logger = logging.getLogger(__name__)
+
+#: Default ``:bins:`` of the float histograms; ``:bins:`` above the limit is an error.
+DEFAULT_BINS = 64
+MAX_BINS = 1000
+
+#: Error reports computed in this process: (float hash, quantized hash, inputs hash).
+_error_cache: dict[tuple[str, str, str], ErrorReport] = {}
+#: Float inputs named ``module:attribute``, loaded once per process.
+_named_inputs: dict[str, np.ndarray] = {}
+
+
+# -- the picture node ---------------------------------------------------------------------
+class qdq_plot(nodes.General, nodes.Element):
+    """A numerics picture: ``picture`` (a :mod:`~sphinxext_qdq.numerics.plots` record) and
+    ``alt`` (the key numbers as text)."""
+
+
+def _draw(translator: Any, node: qdq_plot, folder: Path, fmt: str) -> str | None:
+    """Draw (unless drawn already) and return the file name; warn at the node on failure."""
+    try:
+        from sphinxext_qdq.numerics.plots import draw
+
+        return draw(node["picture"], folder, fmt).name
+    except ImportError as exc:
+        problem = f"matplotlib is needed to draw it ({exc.name or exc})"
+    except Exception as exc:  # noqa: BLE001  (a drawing failure never stops the build)
+        problem = f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"
+    logger.warning("qdq: the picture is not drawn: %s", problem, location=node, type="qdq",
+                   subtype="plot")
+    return None
+
+
+def html_visit_qdq_plot(self: HTML5Translator, node: qdq_plot) -> None:
+    name = _draw(self, node, Path(self.builder.outdir, self.builder.imagedir), "svg")
+    if name is None:
+        self.body.append(f'<p class="qdq-plot-missing">{self.encode(node["alt"])}</p>')
+    else:
+        source = posixpath.join(self.builder.imgpath, name)
+        self.body.append(f'<img src="{self.attval(source)}" alt="{self.attval(node["alt"])}" '
+                         'class="qdq-plot" />\n')
+    raise nodes.SkipNode
+
+
+def latex_visit_qdq_plot(self: LaTeXTranslator, node: qdq_plot) -> None:
+    name = _draw(self, node, Path(self.builder.outdir), "pdf")
+    if name is not None:
+        self.body.append(f"\n\\sphinxincludegraphics[width=\\linewidth]{{{name}}}\n")
+    raise nodes.SkipNode
+
+
+def text_visit_qdq_plot(self: Any, node: qdq_plot) -> None:
+    """Builders without pictures: the alternative text."""
+    paragraph = nodes.paragraph("", "", nodes.Text(f"[{node['alt']}]"))
+    paragraph.document = node.document
+    paragraph.walkabout(self)
+    raise nodes.SkipNode
+
+
+PLOT_VISITORS = {
+    "html": (html_visit_qdq_plot, None),
+    "latex": (latex_visit_qdq_plot, None),
+    "text": (text_visit_qdq_plot, None),
+    "man": (text_visit_qdq_plot, None),
+    "texinfo": (text_visit_qdq_plot, None),
+}
+
+
+def figure(picture: object, alt: str, caption: str, classes: list[str]) -> nodes.figure:
+    """A figure of one picture; the caption is text (never parsed as markup)."""
+    plot = qdq_plot("", picture=picture, alt=alt)
+    return nodes.figure("", plot, nodes.caption(caption, "", nodes.Text(caption)),
+                        classes=["qdq-plot-figure", *classes])
+
+
+# -- shared directive plumbing ---------------------------------------------------------------
+class NumericsDirective(QdqModelDirective):
+    """Model, float model and inputs as the numerics directives read them."""
+
+    def warn_numerics(self, message: str) -> None:
+        self.warn(f"{self.name}: {message}", "numerics")
+
+    def float_model(self) -> LoadedModel | None:
+        """The ``:float:`` model (path or ``qdq_models`` name), loaded like the model."""
+        return self.load_model(self.options["float"], diagnose=False)
+
+    def model_inputs(self) -> np.ndarray | None:
+        """The float inputs of ``:inputs:`` (a ``.npy`` file or ``module:attribute``, as for
+        ``qdq-requant``), the first ``:images:`` of them; None (warned) when unreadable."""
+        from sphinxext_qdq.integer import reference
+
+        spec = self.options["inputs"].strip()
+        try:
+            if spec.endswith(".npy"):
+                _rel, path = self.env.relfn2path(spec, self.env.docname)
+                self.env.note_dependency(path)
+                values = reference.load_input_file(path)
+            else:
+                if spec not in _named_inputs:
+                    _named_inputs[spec] = reference.load_named_inputs(spec)
+                values = _named_inputs[spec]
+        except Exception as exc:  # noqa: BLE001  (user code and files: never crash the build)
+            self.warn_numerics(f"cannot read the inputs {spec!r} "
+                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+            return None
+        if values.ndim == 0 or len(values) == 0:
+            self.warn_numerics(f"the inputs {spec!r} are empty")
+            return None
+        return values[: self.options.get("images")]
+
+    def plot_classes(self) -> list[str]:
+        return self.options.get("class", [])
+
+
+def inputs_hash(values: np.ndarray) -> str:
+    digest = hashlib.sha1(usedforsecurity=False)
+    digest.update(f"{values.dtype}{values.shape}".encode())
+    digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def images_option(argument: str | None) -> int:
+    return directives.positive_int(argument)
+
+
+def bins_option(argument: str | None) -> int:
+    value = directives.positive_int(argument)
+    if value > MAX_BINS:
+        raise ValueError(f"at most {MAX_BINS} bins")
+    return value
+
+
+# -- qdq-error -------------------------------------------------------------------------------
+ERROR_HEADERS = ["Tensor", "Written by", "Quantized by", "SQNR (dB)", "Max |error|",
+                 "Relative error", "Clipped by Q"]
+ERROR_WIDTHS = [22, 16, 18, 10, 10, 10, 10]
+
+
+class QdqErrorDirective(NumericsDirective):
+    """``.. qdq-error:: MODEL``: every quantized activation against the ``:float:`` model on
+    ``:inputs:`` (SQNR, largest and relative error), as a table and a picture."""
+
+    option_spec: ClassVar[OptionSpec] = {
+        "float": directives.unchanged_required,
+        "inputs": directives.unchanged_required,
+        "images": images_option,
+        "show": lambda arg: directives.choice(arg, ("both", "table", "plot")),
+        "caption": directives.unchanged,
+        "name": directives.unchanged,
+        "class": directives.class_option,
+    }
+
+    def run(self) -> list[Node]:
+        for required in ("float", "inputs"):
+            if required not in self.options:
+                raise self.error(f"qdq-error: :{required}: is required (:float: the float "
+                                 "model, :inputs: a .npy file or module:attribute)")
+        report = self.error_report()
+        if report is None:
+            return []
+        loaded, reference, report = report
+        show = self.options.get("show", "both")
+        result: list[Node] = []
+        if show in ("both", "table"):
+            result.append(self.error_table(loaded.key, loaded.analysis, report))
+        if show in ("both", "plot"):
+            result.append(self.error_figure(loaded.key, reference.key, report))
+        return result
+
+    def error_report(self) -> tuple[LoadedModel, LoadedModel, ErrorReport] | None:
+        loaded = self.load_model()
+        if loaded is None:
+            return None
+        reference = self.float_model()
+        if reference is None:
+            return None
+        inputs = self.model_inputs()
+        if inputs is None:
+            return None
+        key = (reference.analysis.content_hash, loaded.analysis.content_hash,
+               inputs_hash(inputs))
+        report = _error_cache.get(key)
+        if report is None:
+            try:
+                from sphinxext_qdq.numerics.error import tensor_errors
+
+                report = tensor_errors(reference.path, loaded.path, inputs,
+                                       quantized=loaded.analysis)
+            except ImportError as exc:
+                self.warn_numerics(f"ONNX Runtime is needed ({exc.name or exc})")
+                return None
+            except NumericsError as exc:
+                self.warn_numerics(f"{loaded.key} against {reference.key}: {exc}")
+                return None
+            _error_cache[key] = report
+        return loaded, reference, report
+
+    def error_table(self, key: str, model: QdqModel, report: ErrorReport) -> nodes.table:
+        worst = report.worst
+        rows = []
+        for row in report.tensors:
+            sqnr = f"{row.sqnr_db:.2f}"
+            if row.tensor in worst:
+                sqnr += f" (lowest {worst.index(row.tensor) + 1})"
+            rows.append(Row(cells=[
+                [code(row.tensor)],
+                [node_link(key, row.producer, _node_name(model, row.producer))]
+                if row.producer else "graph input",
+                [node_link(key, row.quantize_node, _node_name(model, row.quantize_node))]
+                if row.quantize_node else "",
+                sqnr, f"{row.max_abs_error:.4g}", f"{row.relative_error:.2%}",
+                f"{row.outside_range:.2%}",
+            ]))
+        table = build_table(ERROR_HEADERS, rows, ERROR_WIDTHS,
+                            classes=["qdq-error", *self.plot_classes()],
+                            title=self.options.get("caption"))
+        self.set_source_info(table)
+        self.add_name(table)
+        return table
+
+    def error_figure(self, key: str, float_key: str, report: ErrorReport) -> nodes.figure:
+        from sphinxext_qdq.numerics.plots import sqnr_picture
+
+        text = error_caption(key, float_key, report)
+        picture = sqnr_picture(report, f"{key} against {float_key}: SQNR per tensor")
+        node = figure(picture, text, text, self.plot_classes())
+        self.set_source_info(node)
+        return node
+
+
+def _node_name(model: QdqModel, key: str) -> str:
+    return model.node(key).name or key
+
+
+def error_caption(key: str, float_key: str, report: ErrorReport) -> str:
+    """The key numbers of an error report in one sentence."""
+    values = [row.sqnr_db for row in report.tensors]
+    lowest = min(report.tensors, key=lambda row: (row.sqnr_db, row.tensor))
+    return (f"SQNR of {len(values)} tensors of {key} against {float_key} on {report.images} "
+            f"inputs (ONNX Runtime {report.onnxruntime_version}): {min(values):.2f} to "
+            f"{max(values):.2f} dB; lowest {lowest.tensor} ({lowest.sqnr_db:.2f} dB, relative "
+            f"error {lowest.relative_error:.2%}).")
+
+
+# -- qdq-histogram ---------------------------------------------------------------------------
+HISTOGRAM_HEADERS = ["Tensor", "Q/DQ node", "Type", "Values", "Representable", "Clipped",
+                     "Grid span used", "Codes used"]
+HISTOGRAM_WIDTHS = [20, 18, 12, 12, 12, 8, 10, 8]
+
+
+def _tensor_set(argument: str | None) -> frozenset[str]:
+    return frozenset(name_list(argument))
+
+
+class QdqHistogramDirective(NumericsDirective):
+    """``.. qdq-histogram:: MODEL``: each selected weight (and, with ``:inputs:``, activation)
+    against its integer grid: a table of the key numbers and one picture per tensor."""
+
+    option_spec: ClassVar[OptionSpec] = {
+        "nodes": regex_option,
+        "tensors": _tensor_set,
+        "roles": role_list,
+        "bins": bins_option,
+        "layout": lambda arg: directives.choice(arg, ("row", "column")),
+        "float": directives.unchanged_required,
+        "inputs": directives.unchanged_required,
+        "images": images_option,
+        "limit": directives.positive_int,
+        "caption": directives.unchanged,
+        "name": directives.unchanged,
+        "class": directives.class_option,
+    }
+
+    def run(self) -> list[Node]:
+        loaded = self.load_model()
+        if loaded is None:
+            return []
+        qdqs = self.selected(loaded.analysis)
+        if not qdqs:
+            return []
+        try:
+            stats = self.statistics(loaded, qdqs)
+        except NumericsError as exc:
+            self.warn_numerics(f"{loaded.key}: {exc}")
+            return []
+        if not stats:
+            return []
+        table = self.histogram_table(loaded.key, loaded.analysis, stats)
+        return [table, *(self.histogram_figure(loaded.key, item) for item in stats)]
+
+    def roles(self) -> frozenset[Role]:
+        default = {Role.WEIGHT, Role.WEIGHT_PAIR}
+        if "inputs" in self.options:
+            default.add(Role.ACTIVATION)
+        return self.options.get("roles") or frozenset(default)
+
+    def selected(self, model: QdqModel) -> list[QdqNode]:
+        from sphinxext_qdq.numerics.grid import select_qdq_nodes
+
+        roles = self.roles()
+        chosen = select_qdq_nodes(model, roles, self.options.get("nodes"),
+                                  self.options.get("tensors"))[: self.options.get("limit")]
+        if not chosen:
+            self.warn(f"qdq-histogram: no tensor of the roles {', '.join(sorted(roles))} "
+                      f"matches the filters in {self.arguments[0]}; nothing drawn", "filter")
+        if Role.ACTIVATION in roles and "inputs" not in self.options \
+                and any(qdq.role == Role.ACTIVATION for qdq in chosen):
+            raise self.error("qdq-histogram: activations need :inputs: (a .npy file or "
+                             "module:attribute)")
+        return chosen
+
+    def statistics(self, loaded: LoadedModel, qdqs: list[QdqNode]) -> list[GridStats]:
+        from sphinxext_qdq.numerics.grid import ModelConstants, grid_stats
+
+        constants = ModelConstants(loaded.path)
+        float_constants = None
+        if "float" in self.options:
+            reference = self.float_model()
+            if reference is None:
+                return []
+            float_constants = ModelConstants(reference.path)
+        values = self.activations(loaded, [q for q in qdqs if q.role == Role.ACTIVATION])
+        if values is None:
+            return []
+        bins = self.options.get("bins", DEFAULT_BINS)
+        results = []
+        for qdq in qdqs:
+            if qdq.role == Role.ACTIVATION and qdq.input not in values:
+                self.warn_numerics(f"{loaded.key}: no values collected for {qdq.input!r}")
+                continue
+            results.append(grid_stats(loaded.analysis, qdq, constants, bins=bins,
+                                      float_constants=float_constants,
+                                      values=values.get(qdq.input)))
+        return results
+
+    def activations(self, loaded: LoadedModel, qdqs: list[QdqNode]
+                    ) -> dict[str, np.ndarray] | None:
+        if not qdqs:
+            return {}
+        inputs = self.model_inputs()
+        if inputs is None:
+            return None
+        try:
+            from sphinxext_qdq.numerics.error import activation_values
+
+            return activation_values(loaded.path, inputs, [q.input for q in qdqs],
+                                     model=loaded.analysis)
+        except ImportError as exc:
+            self.warn_numerics(f"ONNX Runtime is needed ({exc.name or exc})")
+        except NumericsError as exc:
+            self.warn_numerics(f"{loaded.key}: {exc}")
+        return None
+
+    def histogram_table(self, key: str, model: QdqModel, stats: list[GridStats]
+                        ) -> nodes.table:
+        rows = []
+        for item in stats:
+            granularity = item.granularity + (f", {len(item.channels)} ch."
+                                              if item.per_channel else "")
+            grid = f"{item.grid_used:.0%}" + (f" (min {item.grid_used_min:.0%})"
+                                              if item.per_channel else "")
+            rows.append(Row(cells=[
+                [code(item.tensor)],
+                [node_link(key, item.qdq, _node_name(model, item.qdq))],
+                f"{dtype_label(item.dtype)}, {granularity}",
+                f"{item.low:.4g} … {item.high:.4g}",
+                f"{item.representable_low:.4g} … {item.representable_high:.4g}",
+                f"{item.clipped:.2%}", grid, f"{item.codes_used} of {item.levels}",
+            ]))
+        table = build_table(HISTOGRAM_HEADERS, rows, HISTOGRAM_WIDTHS,
+                            classes=["qdq-histogram", *self.plot_classes()],
+                            title=self.options.get("caption"))
+        self.set_source_info(table)
+        self.add_name(table)
+        return table
+
+    def histogram_figure(self, key: str, stats: GridStats) -> nodes.figure:
+        from sphinxext_qdq.numerics.grid import caption_numbers
+        from sphinxext_qdq.numerics.plots import HistogramPicture
+
+        text = caption_numbers(stats)
+        picture = HistogramPicture(title=f"{key}: {stats.tensor}",
+                                   layout=self.options.get("layout", "row"), stats=stats)
+        node = figure(picture, text, text, self.plot_classes())
+        self.set_source_info(node)
+        return node
