@@ -91,9 +91,10 @@ class ErrorReport:
 
 
 def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np.ndarray, *,
-                  quantized: QdqModel, batch_size: int = 32) -> ErrorReport:
+                  quantized: QdqModel, reference: QdqModel, batch_size: int = 32
+                  ) -> ErrorReport:
     """Run both models on *inputs* (batch first, the quantized model's one graph input) and
-    compare every quantized activation with the float model's."""
+    compare every quantized activation with the float model's (*reference*: its analysis)."""
     global _run_count
     import onnxruntime
     from onnxruntime.quantization import qdq_loss_debug
@@ -101,6 +102,9 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
     if len(quantized.inputs) != 1:
         raise NumericsError(f"the quantized model has {len(quantized.inputs)} inputs; "
                             "qdq-error feeds models with one input")
+    if reference.inputs != quantized.inputs:
+        raise NumericsError(f"the float model's inputs {list(reference.inputs)} are not the "
+                            f"quantized model's {list(quantized.inputs)}")
     inputs = np.asarray(inputs, np.float32)
     if inputs.ndim == 0 or len(inputs) == 0:
         raise NumericsError("no inputs (an empty array)")
@@ -129,10 +133,10 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
             continue
         row = _tensor_error(quantized, tensor, match)
         (rows if row is not None else unmatched).append(row or tensor)
-    if not rows:
+    if not any(row.producer for row in rows):
         raise NumericsError("no activation of the quantized model has a counterpart of the "
-                            "same name and shape in the float model (not the same network, "
-                            "or not quantized by ONNX Runtime)")
+                            "same name and shape in the float model beyond the graph input (not the "
+                            "same network, or not quantized by ONNX Runtime)")
     rows.sort(key=lambda row: _flow_position(quantized, row))
     return ErrorReport(float_model=str(float_path), quantized_model=str(quantized_path),
                        images=len(inputs), onnxruntime_version=onnxruntime.__version__,

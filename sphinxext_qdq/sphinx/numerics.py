@@ -207,6 +207,11 @@ class QdqErrorDirective(NumericsDirective):
         result: list[Node] = []
         if show in ("both", "table"):
             result.append(self.error_table(loaded.key, loaded.analysis, report))
+            if report.unmatched:
+                names = ", ".join(report.unmatched)
+                result.append(nodes.paragraph("", "", nodes.Text(
+                    f"Not compared (no tensor of the same name and shape in {reference.key}): "
+                    f"{names}.")))
         if show in ("both", "plot"):
             result.append(self.error_figure(loaded.key, reference.key, report))
         return result
@@ -229,7 +234,7 @@ class QdqErrorDirective(NumericsDirective):
                 from sphinxext_qdq.numerics.error import tensor_errors
 
                 report = tensor_errors(reference.path, loaded.path, inputs,
-                                       quantized=loaded.analysis)
+                                       quantized=loaded.analysis, reference=reference.analysis)
             except ImportError as exc:
                 self.warn_numerics(f"ONNX Runtime is needed ({exc.name or exc})")
                 return None
