@@ -357,3 +357,66 @@ def test_hostile_builds_finish_without_a_traceback(hostile) -> None:
     assert "cases.rst:28: ERROR: qdq-error: :inputs: is required" in hostile.warnings
     assert "cases.rst:37: ERROR: qdq-histogram: activations need :inputs:" in hostile.warnings
     assert (hostile.outdir / "cases.html").is_file()
+
+
+# -- command line -----------------------------------------------------------------------------
+def run_cli(capsys: pytest.CaptureFixture, *argv: object) -> tuple[int, str, str]:
+    from sphinxext_qdq import cli
+
+    status = cli.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_error_json_csv_and_markdown_carry_the_same_figures(project, capsys) -> None:
+    import csv
+    import io
+    import json
+
+    models = project / "models"
+    arguments = ["error", models / "tiny_fp32.onnx", models / "tiny.onnx", "--inputs",
+                 project / "inputs.npy"]
+    status, out, err = run_cli(capsys, *arguments, "--format", "json")
+    assert (status, err) == (0, "")
+    report = json.loads(out)
+    expected = independent_sqnr(project)
+    assert {row["tensor"]: round(row["sqnr_db"], 2) for row in report["tensors"]} == \
+        {name: round(value, 2) for name, value in expected.items()}
+    assert report["images"] == IMAGES and report["unmatched"] == []
+    status, out, _ = run_cli(capsys, *arguments)  # csv is the default
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [row["tensor"] for row in rows] == [row["tensor"] for row in report["tensors"]]
+    assert [float(row["sqnr_db"]) for row in rows] == [r["sqnr_db"] for r in report["tensors"]]
+    status, out, _ = run_cli(capsys, *arguments, "--format", "md", "--images", "2")
+    lines = out.splitlines()
+    assert status == 0 and lines[0].startswith("| Tensor |") and len(lines) == 2 + len(rows)
+    assert sum("(lowest " in line for line in lines) == 3
+
+
+def test_cli_histogram_writes_one_picture_per_tensor(project, capsys, tmp_path: Path) -> None:
+    models = project / "models"
+    status, out, err = run_cli(capsys, "histogram", models / "tiny_pc.onnx", "-o", tmp_path,
+                               "--float", models / "tiny_fp32.onnx", "--format", "png")
+    assert (status, err) == (0, "")
+    written = [Path(line.split("\t")[0]) for line in out.splitlines()]
+    assert [path.name for path in written] == ["conv1_weight_quantized.png",
+                                               "conv2_weight_quantized.png",
+                                               "fc_weight_quantized.png",
+                                               "skip_weight_quantized.png"]
+    assert all(path.read_bytes().startswith(b"\x89PNG") for path in written)
+    assert all("grid span used" in line for line in out.splitlines())
+
+
+@pytest.mark.parametrize("arguments", [
+    ("error", "{models}/tiny_fp32.onnx", "{models}/tiny.onnx", "--inputs", "{src}/absent.npy"),
+    ("error", "{models}/absent.onnx", "{models}/tiny.onnx", "--inputs", "{src}/inputs.npy"),
+    ("error", "{models}/tiny.onnx", "{models}/tiny_fp32.onnx", "--inputs", "{src}/inputs.npy",
+     "--format", "xml"),
+    ("histogram", "{models}/tiny.onnx", "--roles", "activation"),
+    ("histogram", "{models}/tiny.onnx", "--nodes", "("),
+])
+def test_cli_numerics_errors_are_one_line(project, capsys, arguments) -> None:
+    argv = [a.format(models=project / "models", src=project) for a in arguments]
+    status, out, err = run_cli(capsys, *argv)
+    assert status == 2 and out == ""
+    assert err.startswith("qdq-graph: error: ") and err.count("\n") == 1, err

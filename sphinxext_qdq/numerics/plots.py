@@ -73,11 +73,18 @@ def draw(picture: HistogramPicture | SqnrPicture, folder: str | os.PathLike[str]
          ) -> Path:
     """The picture's file in *folder*, drawn unless it is there already (written to a
     temporary name and renamed: a reader never sees half a file)."""
-    global _draw_count
     target = Path(folder) / file_name(picture, fmt)
     if target.is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
+    return save(picture, target, fmt)
+
+
+def save(picture: HistogramPicture | SqnrPicture, target: str | os.PathLike[str], fmt: str
+         ) -> Path:
+    """Draw *picture* into the file *target* (replaced whole)."""
+    global _draw_count
+    target = Path(target)
     figure = _figure(picture)
     temporary = target.with_name(f"{target.name}.{os.getpid()}-{threading.get_ident()}.tmp")
     try:
