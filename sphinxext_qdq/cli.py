@@ -462,7 +462,7 @@ def error_markdown(report: Any) -> str:
 
 
 def _role_names(text: str) -> frozenset[Any]:
-    from sphinxext_qdq.analysis.model import Role
+    from sphinxext_qdq.analysis.records import Role
 
     roles = {role.value: role for role in Role}
     names = [name.strip() for name in text.split(",") if name.strip()]
@@ -515,7 +515,7 @@ def histogram_parser() -> argparse.ArgumentParser:
 def run_histogram(argv: Sequence[str]) -> int:
     """``qdq-graph histogram MODEL -o DIR``: one picture per tensor; prints each path and
     the tensor's key numbers."""
-    from sphinxext_qdq.analysis.model import Role
+    from sphinxext_qdq.analysis.records import Role
     from sphinxext_qdq.numerics import NumericsError, grid, plots
 
     args = histogram_parser().parse_args(list(argv))
