@@ -71,14 +71,17 @@ class GridStats:
     representable_low: float  # over all channels
     representable_high: float
     clipped: float  # fraction of values QuantizeLinear saturates (round(x / s) + z off the grid)
-    grid_used: float  # (largest code - smallest code + 1) / levels; per channel: the mean
-    grid_used_min: float  # the channel using the least of its grid (= grid_used per-tensor)
+    grid_used: float  # (largest code - smallest code + 1) / levels; per-axis: channels' mean
+    grid_used_min: float  # the channel using the least of the grid (= grid_used: no channels)
+    channel_grid_mean: float  # the channels' mean span (= grid_used: no channels)
     codes_used: int  # distinct integer codes
     float_edges: tuple[float, ...]
     float_counts: tuple[int, ...]
     code_edges: tuple[float, ...]
     code_counts: tuple[int, ...]
-    channels: tuple[ChannelRange, ...]  # empty for per-tensor
+    #: Per channel (per-axis, blocked), or per output channel of a per-tensor weight (how
+    #: much of the one grid each output channel spans); empty for activations.
+    channels: tuple[ChannelRange, ...]
 
     @property
     def levels(self) -> int:
@@ -86,7 +89,8 @@ class GridStats:
 
     @property
     def per_channel(self) -> bool:
-        return bool(self.channels)
+        """Several scales (per-axis or blocked)."""
+        return self.granularity != "per-tensor"
 
 
 class ModelConstants:
@@ -236,9 +240,15 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
     high_bound = scale * (q_max - zero)
     unsaturated = np.rint(floats.astype(np.float32) / scale.astype(np.float32)) + zero
     outside = (unsaturated < q_min) | (unsaturated > q_max)  # QuantizeLinear saturates them
-    channels = _channel_ranges(floats, codes, channel, low_bound, high_bound, len(side.scales),
+    count = len(side.scales)
+    if count == 1 and consumer is not None:  # the output channels of a per-tensor weight
+        axis = output_channel_axis(model, consumer[0], len(shape))
+        if axis is not None:
+            channel, count = _axis_index(shape, axis), shape[axis]
+    channels = _channel_ranges(floats, codes, channel, low_bound, high_bound, count,
                                q_max - q_min + 1)
     span = _span(codes, q_max - q_min + 1)
+    channel_mean = float(np.mean([c.grid_used for c in channels])) if channels else span
     float_low = float(min(floats.min(initial=np.inf), low_bound.min(initial=np.inf)))
     float_high = float(max(floats.max(initial=-np.inf), high_bound.max(initial=-np.inf)))
     counts, edges = np.histogram(floats, bins=bins, range=(float_low, float_high))
@@ -252,14 +262,35 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
         representable_low=float(low_bound.min(initial=0.0)),
         representable_high=float(high_bound.max(initial=0.0)),
         clipped=float(np.count_nonzero(outside) / max(1, floats.size)),
-        grid_used=(float(np.mean([c.grid_used for c in channels])) if channels else span),
+        grid_used=channel_mean if len(side.scales) > 1 else span,
         grid_used_min=(min(c.grid_used for c in channels) if channels else span),
+        channel_grid_mean=channel_mean,
         codes_used=int(np.unique(codes).size),
         float_edges=tuple(float(e) for e in edges), float_counts=tuple(int(c) for c in counts),
         code_edges=tuple(float(e) for e in code_edges),
         code_counts=tuple(int(c) for c in code_counts),
         channels=channels,
     )
+
+
+def output_channel_axis(model: QdqModel, consumer: str, rank: int) -> int | None:
+    """The weight axis of a Conv / Gemm / MatMul that indexes its output channels."""
+    node = model.node(consumer)
+    if rank < 2:
+        return None
+    if node.op_type in ("Conv", "ConvTranspose"):
+        return 0 if node.op_type == "Conv" else 1
+    if node.op_type == "Gemm":
+        return 0 if dict(node.attributes).get("transB", "0") == "1" else 1
+    if node.op_type == "MatMul":
+        return rank - 1
+    return None
+
+
+def _axis_index(shape: tuple[int, ...], axis: int) -> np.ndarray:
+    view = [1] * len(shape)
+    view[axis] = shape[axis]
+    return np.broadcast_to(np.arange(shape[axis]).reshape(view), shape)
 
 
 def _constant_values(model: QdqModel, qdq: QdqNode, consumer: tuple[str, int] | None,
@@ -339,6 +370,10 @@ def caption_numbers(stats: GridStats) -> str:
     grid = f"grid span used {stats.grid_used:.0%}"
     if stats.per_channel:
         grid += f" on average, {stats.grid_used_min:.0%} in the narrowest channel"
+    elif stats.channels:
+        grid += (f"; its {len(stats.channels)} output channels span "
+                 f"{stats.channel_grid_mean:.0%} of it on average, "
+                 f"{stats.grid_used_min:.0%} the narrowest")
     return (f"{stats.tensor} ({stats.role}, {stats.dtype}, {granularity}): values "
             f"{stats.low:.4g} … {stats.high:.4g} against the representable "
             f"{stats.representable_low:.4g} … {stats.representable_high:.4g}; "

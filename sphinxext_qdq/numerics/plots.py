@@ -125,13 +125,13 @@ CLIP_COLOUR = "#c0392b"
 def _histogram_figure(picture: HistogramPicture):
     plt = _pyplot()
     stats = picture.stats
-    panels = 3 if stats.per_channel else 2
+    panels = 3 if stats.channels else 2
     if picture.layout == "column":
         figure, axes = plt.subplots(panels, 1, figsize=(6.4, 2.4 * panels))
     else:
         figure, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.8))
     _float_panel(axes[0], stats)
-    if stats.per_channel:
+    if stats.channels:
         _strip_panel(axes[1], stats)
     _code_panel(axes[-1], stats)
     figure.suptitle(picture.title, fontsize=9)
@@ -162,7 +162,8 @@ def _strip_panel(ax, stats: GridStats) -> None:
                 color=CLIP_COLOUR, lw=1, alpha=0.5)
         ax.plot([channel.low, channel.high], [index, index], color=FLOAT_COLOUR, lw=3)
     shown = f" (first {len(channels)})" if len(channels) < len(stats.channels) else ""
-    ax.set_title(f"per channel{shown}: values (thick) in the range of its scale", fontsize=8)
+    what = "its scale" if stats.per_channel else "the one scale"
+    ax.set_title(f"per output channel{shown}: values (thick), range of {what}", fontsize=8)
     ax.set_xlabel("value", fontsize=7)
     ax.set_ylabel("channel", fontsize=7)
     ax.invert_yaxis()
@@ -174,7 +175,7 @@ def _code_panel(ax, stats: GridStats) -> None:
     ax.set_xlim(min(stats.code_edges[0], stats.q_min - 0.5),
                 max(stats.code_edges[-1], stats.q_max + 0.5))
     used = f"grid span used {stats.grid_used:.0%}"
-    if stats.per_channel:
+    if stats.channels:
         used += f" (narrowest channel {stats.grid_used_min:.0%})"
     ax.set_title(f"{stats.dtype} codes: {used}", fontsize=8)
     ax.set_xlabel(f"code ({stats.q_min} … {stats.q_max})", fontsize=7)

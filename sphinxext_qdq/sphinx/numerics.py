@@ -189,6 +189,9 @@ class QdqErrorDirective(NumericsDirective):
         "inputs": directives.unchanged_required,
         "images": images_option,
         "show": lambda arg: directives.choice(arg, ("both", "table", "plot")),
+        "worst-weights": directives.flag,
+        "bins": bins_option,
+        "layout": lambda arg: directives.choice(arg, ("row", "column")),
         "caption": directives.unchanged,
         "name": directives.unchanged,
         "class": directives.class_option,
@@ -214,7 +217,40 @@ class QdqErrorDirective(NumericsDirective):
                     f"{names}.")))
         if show in ("both", "plot"):
             result.append(self.error_figure(loaded.key, reference.key, report))
+        if "worst-weights" in self.options:
+            result.extend(self.worst_weights(loaded, reference, report))
         return result
+
+    def worst_weights(self, loaded: LoadedModel, reference: LoadedModel, report: ErrorReport
+                      ) -> list[Node]:
+        """The weights of the layer writing the lowest-SQNR tensor, against their grid."""
+        from sphinxext_qdq.numerics.grid import ModelConstants, grid_stats
+
+        model = loaded.analysis
+        for tensor in sorted(report.tensors, key=lambda row: (row.sqnr_db, row.tensor)):
+            group = model.group_of(tensor.producer) if tensor.producer else None
+            if group is not None and group.weight_dq:
+                break
+        else:
+            self.warn_numerics(f"{loaded.key}: no tensor of the report is written by a layer "
+                               "with weights; no weight histogram")
+            return []
+        try:
+            stats = grid_stats(model, model.qdq(group.weight_dq), ModelConstants(loaded.path),
+                               bins=self.options.get("bins", DEFAULT_BINS),
+                               float_constants=ModelConstants(reference.path))
+        except NumericsError as exc:
+            self.warn_numerics(f"{loaded.key}: {exc}")
+            return []
+        name = _node_name(model, group.node)
+        text = (f"The lowest SQNR of the weighted layers: {tensor.tensor}, "
+                f"{tensor.sqnr_db:.2f} dB, written by {name} ({group.op_type}). "
+                "Its weights against their integer grid:")
+        lead = nodes.paragraph("", "", nodes.Text(text.split(name)[0]),
+                               node_link(loaded.key, group.node, name),
+                               nodes.Text(text.split(name, 1)[1]))
+        return [lead, histogram_figure(loaded.key, stats, self.options.get("layout", "row"),
+                                       self.plot_classes(), self)]
 
     def error_report(self) -> tuple[LoadedModel, LoadedModel, ErrorReport] | None:
         loaded = self.load_model()
@@ -406,8 +442,12 @@ class QdqHistogramDirective(NumericsDirective):
         for item in stats:
             granularity = item.granularity + (f", {len(item.channels)} ch."
                                               if item.per_channel else "")
-            grid = f"{item.grid_used:.0%}" + (f" (min {item.grid_used_min:.0%})"
-                                              if item.per_channel else "")
+            grid = f"{item.grid_used:.0%}"
+            if item.per_channel:
+                grid += f" (min {item.grid_used_min:.0%})"
+            elif item.channels:
+                grid += (f" (output channels: mean {item.channel_grid_mean:.0%}, "
+                         f"min {item.grid_used_min:.0%})")
             rows.append(Row(cells=[
                 [code(item.tensor)],
                 [node_link(key, item.qdq, _node_name(model, item.qdq))],
@@ -424,12 +464,18 @@ class QdqHistogramDirective(NumericsDirective):
         return table
 
     def histogram_figure(self, key: str, stats: GridStats) -> nodes.figure:
-        from sphinxext_qdq.numerics.grid import caption_numbers
-        from sphinxext_qdq.numerics.plots import HistogramPicture
+        return histogram_figure(key, stats, self.options.get("layout", "row"),
+                                self.plot_classes(), self)
 
-        text = caption_numbers(stats)
-        picture = HistogramPicture(title=f"{key}: {stats.tensor}",
-                                   layout=self.options.get("layout", "row"), stats=stats)
-        node = figure(picture, text, text, self.plot_classes())
-        self.set_source_info(node)
-        return node
+
+def histogram_figure(key: str, stats: GridStats, layout: str, classes: list[str],
+                     directive: NumericsDirective) -> nodes.figure:
+    """One tensor against its grid; the caption and alt text carry the key numbers."""
+    from sphinxext_qdq.numerics.grid import caption_numbers
+    from sphinxext_qdq.numerics.plots import HistogramPicture
+
+    text = caption_numbers(stats)
+    picture = HistogramPicture(title=f"{key}: {stats.tensor}", layout=layout, stats=stats)
+    node = figure(picture, text, text, classes)
+    directive.set_source_info(node)
+    return node
