@@ -59,8 +59,22 @@ Histogram
    :layout: column
 """
 
+COMPARE_PAGE = """\
+Compare
+=======
+
+.. qdq-error:: tiny
+   :float: /models/tiny_fp32.onnx
+   :inputs: /inputs.npy
+   :compare: /models/tiny_pc.onnx
+   :show: table
+   :worst-weights:
+"""
+
 PAGES = {
-    "index.rst": "Numerics\n========\n\n.. toctree::\n\n   error\n   histogram\n   plain\n",
+    "index.rst": ("Numerics\n========\n\n.. toctree::\n\n   error\n   histogram\n   compare\n"
+                  "   plain\n"),
+    "compare.rst": COMPARE_PAGE,
     "error.rst": ERROR_PAGE,
     "histogram.rst": HISTOGRAM_PAGE,
     "plain.rst": "Plain\n=====\n\n.. qdq-summary:: tiny\n",
@@ -113,9 +127,9 @@ def run(model: onnx.ModelProto, names: list[str], inputs: np.ndarray) -> dict[st
             for k, name in enumerate(names)}
 
 
-def independent_sqnr(project: Path) -> dict[str, float]:
+def independent_sqnr(project: Path, model: str = "tiny.onnx") -> dict[str, float]:
     """Tensor -> 20 log10(||float|| / ||float - quantized||) over all inputs, in numpy."""
-    quantized = onnx.load(str(project / "models" / "tiny.onnx"))
+    quantized = onnx.load(str(project / "models" / model))
     floating = onnx.load(str(project / "models" / "tiny_fp32.onnx"))
     inputs = np.load(project / "inputs.npy")
     dequantized = {node.input[0]: node.output[0] for node in quantized.graph.node
@@ -197,6 +211,26 @@ def test_sqnr_picture_is_an_svg_with_the_numbers_in_alt_and_caption(html) -> Non
     assert caption is not None and f"lowest {lowest[0]} ({number} dB" in caption[1]
 
 
+def test_compare_column_is_the_second_model_recomputed_and_worst_weights_follow(html,
+                                                                              project) -> None:
+    page = html.outdir / "compare.html"
+    table = error_table(page)
+    expected = independent_sqnr(project, "tiny_pc.onnx")
+    for row in table.rows:
+        assert abs(float(row[4].split()[0]) - expected[row[0]]) <= 0.01, row
+    weighted = [row for row in table.rows if row[1] not in ("graph input", "pool", "flatten",
+                                                            "add")]
+    lowest = min(weighted, key=lambda row: float(row[3].split()[0]))
+    text = page.read_text(encoding="utf-8")
+    lead = re.search(r"The lowest SQNR of the weighted layers: ([^,]+), ([0-9.]+) dB, written "
+                     r"by <a[^>]*><code[^>]*><span class=\"pre\">([^<]+)</span>", text)
+    assert lead is not None and (lead[1], lead[2]) == (lowest[0], lowest[3].split()[0])
+    assert lead[3] == lowest[1]
+    images = re.findall(r'<img src="_images/qdq-plot-[0-9a-f]{40}\.svg" alt="([^"]*)"', text)
+    assert len(images) == 1 and images[0].startswith(f"{lead[3]}.weight_quantized (weight")
+    assert "output channels span" in images[0]  # per-tensor: the channels against one grid
+
+
 # -- qdq-histogram --------------------------------------------------------------------------
 def test_histogram_numbers_match_the_stored_integers(html, project) -> None:
     model = onnx.load(str(project / "models" / "tiny_pc.onnx"))
@@ -231,7 +265,7 @@ def test_each_histogram_has_its_picture_and_caption(html) -> None:
 
 # -- caching, imports -----------------------------------------------------------------------
 def test_a_no_change_rebuild_computes_and_draws_nothing(html, project) -> None:
-    assert html.runs == 1 and html.draws == 4
+    assert html.runs == 2 and html.draws == 5
     runs, draws = error_module.run_count(), plots.draw_count()
     again = build(project)
     assert again.warnings == ""
@@ -248,7 +282,7 @@ def test_pdf_build_includes_the_pictures_as_pdf(project, tmp_path: Path) -> None
     latex = next(result.outdir.glob("*.tex")).read_text(encoding="utf-8")
     names = re.findall(r"\\sphinxincludegraphics\[width=\\linewidth\]\{(qdq-plot-[0-9a-f]{40}"
                        r"\.pdf)\}", latex)
-    assert len(names) == 4
+    assert len(names) == 5
     for name in names:
         assert (result.outdir / name).read_bytes().startswith(b"%PDF-")
 

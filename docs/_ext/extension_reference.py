@@ -147,6 +147,8 @@ DIRECTIVE_OPTIONS["qdq-error"] = {
     "inputs": ("`module:attribute` or a `.npy` file", "Required. " + INPUTS_MEANING),
     "images": ("positive integer", "Use the first N inputs."),
     "show": ("`both`, `table` or `plot`", "The table, the SQNR picture, or both (default)."),
+    "compare": ("model", ("A second quantized model of the same float model: its SQNR in a "
+                "column and in bars next to this one's (same inputs).")),
     "worst-weights": ("flag", ("Add the weight histogram (as `qdq-histogram` with `:float:`) of "
                       "the weighted layer whose output has the lowest SQNR.")),
     "bins": ("positive integer", "Bins of that weight histogram (default 64)."),

@@ -51,14 +51,23 @@ class SqnrPicture:
     labels: tuple[str, ...]
     values: tuple[float, ...]
     worst: tuple[int, ...]  # indices into labels
+    label: str = ""  # the model of ``values`` (a legend when there is a second model)
+    other_label: str = ""
+    other_values: tuple[float | None, ...] = ()  # a second quantized model, by label
 
 
-def sqnr_picture(report: ErrorReport, title: str) -> SqnrPicture:
+def sqnr_picture(report: ErrorReport, title: str, label: str = "",
+                 other: ErrorReport | None = None, other_label: str = "") -> SqnrPicture:
     worst = set(report.worst)
+    others: tuple[float | None, ...] = ()
+    if other is not None:
+        by_tensor = {row.tensor: round(row.sqnr_db, 6) for row in other.tensors}
+        others = tuple(by_tensor.get(row.tensor) for row in report.tensors)
     return SqnrPicture(title=title, labels=tuple(row.tensor for row in report.tensors),
                        values=tuple(round(row.sqnr_db, 6) for row in report.tensors),
                        worst=tuple(i for i, row in enumerate(report.tensors)
-                                   if row.tensor in worst))
+                                   if row.tensor in worst),
+                       label=label, other_label=other_label, other_values=others)
 
 
 def file_name(picture: HistogramPicture | SqnrPicture, fmt: str) -> str:
@@ -188,10 +197,19 @@ def _sqnr_figure(picture: SqnrPicture):
     count = len(picture.labels)
     figure, ax = plt.subplots(figsize=(max(6.4, 0.35 * count + 1.5), 3.4))
     colours = [CLIP_COLOUR if i in picture.worst else FLOAT_COLOUR for i in range(count)]
-    ax.bar(range(count), picture.values, color=colours)
+    width = 0.4 if picture.other_values else 0.8
+    shift = -width / 2 if picture.other_values else 0.0
+    positions = [i + shift for i in range(count)]
+    ax.bar(positions, picture.values, width=width, color=colours,
+           label=f"{picture.label} (lowest three in red)" if picture.label else None)
     for index in picture.worst:
-        ax.annotate(f"{picture.values[index]:.1f}", (index, picture.values[index]),
+        ax.annotate(f"{picture.values[index]:.1f}", (positions[index], picture.values[index]),
                     ha="center", va="bottom", fontsize=7, color=CLIP_COLOUR)
+    if picture.other_values:
+        shown = [(i + width / 2, v) for i, v in enumerate(picture.other_values) if v is not None]
+        ax.bar([x for x, _ in shown], [v for _, v in shown], width=width, color=CODE_COLOUR,
+               label=picture.other_label)
+        ax.legend(fontsize=7, loc="lower left")
     ax.set_xticks(range(count))
     ax.set_xticklabels(_short_labels(picture.labels), rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("SQNR (dB), higher is better", fontsize=7)

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from sphinx.writers.latex import LaTeXTranslator
 
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
-    from sphinxext_qdq.numerics.error import ErrorReport
+    from sphinxext_qdq.numerics.error import ErrorReport, TensorError
     from sphinxext_qdq.numerics.grid import GridStats
 
 logger = logging.getLogger(__name__)
@@ -189,6 +189,7 @@ class QdqErrorDirective(NumericsDirective):
         "inputs": directives.unchanged_required,
         "images": images_option,
         "show": lambda arg: directives.choice(arg, ("both", "table", "plot")),
+        "compare": directives.unchanged_required,
         "worst-weights": directives.flag,
         "bins": bins_option,
         "layout": lambda arg: directives.choice(arg, ("row", "column")),
@@ -202,21 +203,26 @@ class QdqErrorDirective(NumericsDirective):
             if required not in self.options:
                 raise self.error(f"qdq-error: :{required}: is required (:float: the float "
                                  "model, :inputs: a .npy file or module:attribute)")
-        report = self.error_report()
-        if report is None:
+        found = self.error_report()
+        if found is None:
             return []
-        loaded, reference, report = report
+        loaded, reference, report = found
+        other = None
+        if "compare" in self.options:
+            other = self.error_report(self.options["compare"])
+            if other is None:
+                return []
         show = self.options.get("show", "both")
         result: list[Node] = []
         if show in ("both", "table"):
-            result.append(self.error_table(loaded.key, loaded.analysis, report))
+            result.append(self.error_table(loaded.key, loaded.analysis, report, other))
             if report.unmatched:
                 names = ", ".join(report.unmatched)
                 result.append(nodes.paragraph("", "", nodes.Text(
                     f"Not compared (no tensor of the same name and shape in {reference.key}): "
                     f"{names}.")))
         if show in ("both", "plot"):
-            result.append(self.error_figure(loaded.key, reference.key, report))
+            result.append(self.error_figure(loaded.key, reference.key, report, other))
         if "worst-weights" in self.options:
             result.extend(self.worst_weights(loaded, reference, report))
         return result
@@ -243,17 +249,18 @@ class QdqErrorDirective(NumericsDirective):
             self.warn_numerics(f"{loaded.key}: {exc}")
             return []
         name = _node_name(model, group.node)
-        text = (f"The lowest SQNR of the weighted layers: {tensor.tensor}, "
-                f"{tensor.sqnr_db:.2f} dB, written by {name} ({group.op_type}). "
-                "Its weights against their integer grid:")
-        lead = nodes.paragraph("", "", nodes.Text(text.split(name)[0]),
-                               node_link(loaded.key, group.node, name),
-                               nodes.Text(text.split(name, 1)[1]))
+        lead = nodes.paragraph("", "", nodes.Text(
+            f"The lowest SQNR of the weighted layers: {tensor.tensor}, {tensor.sqnr_db:.2f} dB, "
+            "written by "), node_link(loaded.key, group.node, name), nodes.Text(
+            f" ({group.op_type}). Its weights against their integer grid:"))
         return [lead, histogram_figure(loaded.key, stats, self.options.get("layout", "row"),
                                        self.plot_classes(), self)]
 
-    def error_report(self) -> tuple[LoadedModel, LoadedModel, ErrorReport] | None:
-        loaded = self.load_model()
+    def error_report(self, argument: str | None = None
+                     ) -> tuple[LoadedModel, LoadedModel, ErrorReport] | None:
+        """(model, float model, report) of the directive's model (or *argument*, the
+        ``:compare:`` model); None when a warning said why not."""
+        loaded = self.load_model(argument)
         if loaded is None:
             return None
         reference = self.float_model()
@@ -280,37 +287,61 @@ class QdqErrorDirective(NumericsDirective):
             _error_cache[key] = report
         return loaded, reference, report
 
-    def error_table(self, key: str, model: QdqModel, report: ErrorReport) -> nodes.table:
-        worst = report.worst
+    def error_table(self, key: str, model: QdqModel, report: ErrorReport,
+                    other: tuple[LoadedModel, LoadedModel, ErrorReport] | None = None
+                    ) -> nodes.table:
         rows = []
+        others = {row.tensor: row for row in other[2].tensors} if other else {}
         for row in report.tensors:
-            sqnr = f"{row.sqnr_db:.2f}"
-            if row.tensor in worst:
-                sqnr += f" (lowest {worst.index(row.tensor) + 1})"
-            rows.append(Row(cells=[
+            cells: list[Any] = [
                 [code(row.tensor)],
                 [node_link(key, row.producer, _node_name(model, row.producer))]
                 if row.producer else "graph input",
                 [node_link(key, row.quantize_node, _node_name(model, row.quantize_node))]
                 if row.quantize_node else "",
-                sqnr, f"{row.max_abs_error:.4g}", f"{row.relative_error:.2%}",
-                f"{row.outside_range:.2%}",
-            ]))
-        table = build_table(ERROR_HEADERS, rows, ERROR_WIDTHS,
+                sqnr_cell(row, report),
+            ]
+            if other is not None:
+                match = others.get(row.tensor)
+                cells.append(sqnr_cell(match, other[2]) if match else "not compared")
+            cells += [f"{row.max_abs_error:.4g}", f"{row.relative_error:.2%}",
+                      f"{row.outside_range:.2%}"]
+            rows.append(Row(cells=cells))
+        headers, widths = list(ERROR_HEADERS), list(ERROR_WIDTHS)
+        if other is not None:
+            headers[3] = f"SQNR (dB), {key}"
+            headers.insert(4, f"SQNR (dB), {other[0].key}")
+            widths = [20, 14, 16, 11, 11, 9, 9, 10]
+        table = build_table(headers, rows, widths,
                             classes=["qdq-error", *self.plot_classes()],
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
         return table
 
-    def error_figure(self, key: str, float_key: str, report: ErrorReport) -> nodes.figure:
+    def error_figure(self, key: str, float_key: str, report: ErrorReport,
+                     other: tuple[LoadedModel, LoadedModel, ErrorReport] | None = None
+                     ) -> nodes.figure:
         from sphinxext_qdq.numerics.plots import sqnr_picture
 
         text = error_caption(key, float_key, report)
-        picture = sqnr_picture(report, f"{key} against {float_key}: SQNR per tensor")
+        if other is not None:
+            text += " " + error_caption(other[0].key, other[1].key, other[2])
+            picture = sqnr_picture(report, f"SQNR per tensor against {float_key}", key,
+                                   other[2], other[0].key)
+        else:
+            picture = sqnr_picture(report, f"{key} against {float_key}: SQNR per tensor")
         node = figure(picture, text, text, self.plot_classes())
         self.set_source_info(node)
         return node
+
+
+def sqnr_cell(row: TensorError, report: ErrorReport) -> str:
+    """``25.19``, or ``25.19 (lowest 1)`` for the three lowest of the report."""
+    worst = report.worst
+    if row.tensor in worst:
+        return f"{row.sqnr_db:.2f} (lowest {worst.index(row.tensor) + 1})"
+    return f"{row.sqnr_db:.2f}"
 
 
 def _node_name(model: QdqModel, key: str) -> str:
