@@ -146,7 +146,8 @@ DIRECTIVE_OPTIONS["qdq-error"] = {
               "a `qdq_models` name).")),
     "inputs": ("`module:attribute` or a `.npy` file", "Required. " + INPUTS_MEANING),
     "images": ("positive integer", "Use the first N inputs."),
-    "show": ("`both`, `table` or `plot`", "The table, the SQNR picture, or both (default)."),
+    "show": ("`both`, `table`, `plot` or `none`",
+             "The table, the SQNR picture, both (default), or neither (with `:worst-weights:`)."),
     "compare": ("model", ("A second quantized model of the same float model: its SQNR in a "
                 "column and in bars next to this one's (same inputs).")),
     "worst-weights": ("flag", ("Add the weight histogram (as `qdq-histogram` with `:float:`) of "

@@ -166,13 +166,16 @@ def _strip_panel(ax, stats: GridStats) -> None:
     from sphinxext_qdq.numerics.grid import STRIP_CHANNELS
 
     channels = stats.channels[:STRIP_CHANNELS]
-    for index, channel in enumerate(channels):
-        ax.plot([channel.representable_low, channel.representable_high], [index, index],
-                color=CLIP_COLOUR, lw=1, alpha=0.5)
-        ax.plot([channel.low, channel.high], [index, index], color=FLOAT_COLOUR, lw=3)
+    rows = range(len(channels))
+    ax.barh(rows, [c.representable_high - c.representable_low for c in channels],
+            left=[c.representable_low for c in channels], height=0.9, color=CLIP_COLOUR,
+            alpha=0.18, lw=0)
+    ax.barh(rows, [c.high - c.low for c in channels], left=[c.low for c in channels],
+            height=0.6, color=FLOAT_COLOUR, lw=0)
     shown = f" (first {len(channels)})" if len(channels) < len(stats.channels) else ""
     what = "its scale" if stats.per_channel else "the one scale"
-    ax.set_title(f"per output channel{shown}: values (thick), range of {what}", fontsize=8)
+    ax.set_title(f"per output channel{shown}: values (blue), range of {what} (red)",
+                 fontsize=8)
     ax.set_xlabel("value", fontsize=7)
     ax.set_ylabel("channel", fontsize=7)
     ax.invert_yaxis()
@@ -209,7 +212,8 @@ def _sqnr_figure(picture: SqnrPicture):
         shown = [(i + width / 2, v) for i, v in enumerate(picture.other_values) if v is not None]
         ax.bar([x for x, _ in shown], [v for _, v in shown], width=width, color=CODE_COLOUR,
                label=picture.other_label)
-        ax.legend(fontsize=7, loc="lower left")
+        ax.legend(fontsize=7, loc="upper right", ncols=2, framealpha=0.95)
+        ax.set_ylim(top=max([*picture.values, *shown_values(picture)]) * 1.3)
     ax.set_xticks(range(count))
     ax.set_xticklabels(_short_labels(picture.labels), rotation=60, ha="right", fontsize=6)
     ax.set_ylabel("SQNR (dB), higher is better", fontsize=7)
@@ -217,6 +221,10 @@ def _sqnr_figure(picture: SqnrPicture):
     ax.tick_params(axis="y", labelsize=7)
     figure.tight_layout()
     return figure
+
+
+def shown_values(picture: SqnrPicture) -> list[float]:
+    return [value for value in picture.other_values if value is not None]
 
 
 def _short_labels(labels: tuple[str, ...], limit: int = 32) -> list[str]:

@@ -188,7 +188,7 @@ class QdqErrorDirective(NumericsDirective):
         "float": directives.unchanged_required,
         "inputs": directives.unchanged_required,
         "images": images_option,
-        "show": lambda arg: directives.choice(arg, ("both", "table", "plot")),
+        "show": lambda arg: directives.choice(arg, ("both", "table", "plot", "none")),
         "compare": directives.unchanged_required,
         "worst-weights": directives.flag,
         "bins": bins_option,
