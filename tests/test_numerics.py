@@ -71,9 +71,20 @@ Compare
    :worst-weights:
 """
 
+GRAPH_PAGE = """\
+Graph
+=====
+
+.. qdq-graph:: tiny
+   :color-by: sqnr
+   :float: /models/tiny_fp32.onnx
+   :inputs: /inputs.npy
+"""
+
 PAGES = {
     "index.rst": ("Numerics\n========\n\n.. toctree::\n\n   error\n   histogram\n   compare\n"
-                  "   plain\n"),
+                  "   graph\n   plain\n"),
+    "graph.rst": GRAPH_PAGE,
     "compare.rst": COMPARE_PAGE,
     "error.rst": ERROR_PAGE,
     "histogram.rst": HISTOGRAM_PAGE,
@@ -231,6 +242,40 @@ def test_compare_column_is_the_second_model_recomputed_and_worst_weights_follow(
     assert "output channels span" in images[0]  # per-tensor: the channels against one grid
 
 
+def svg_nodes(svg: Path) -> dict[str, tuple[str, list[str]]]:
+    """DOT node id -> (its first fill colour, its text lines) in a dot SVG."""
+    ns = "{http://www.w3.org/2000/svg}"
+    found = {}
+    for group in ElementTree.parse(svg).getroot().iter(f"{ns}g"):
+        if group.get("class") == "node":
+            fills = [e.get("fill") for e in group.iter() if e.get("fill") not in (None, "none")]
+            found[group.find(f"{ns}title").text] = (fills[0], [t.text for t in group.iter(
+                f"{ns}text")])
+    return found
+
+
+def expected_colour(sqnr: float) -> str:
+    for low, colour in ((40, "#1a9850"), (35, "#91cf60"), (30, "#d9ef8b"), (25, "#fee08b"),
+                        (20, "#fc8d59")):
+        if sqnr >= low:
+            return colour
+    return "#d73027"
+
+
+def test_color_by_sqnr_fills_each_group_by_the_sqnr_on_the_page(html) -> None:
+    sqnr = {row[1]: float(row[3].split()[0]) for row in error_table(html.outdir / "error.html").rows}
+    page = (html.outdir / "graph.html").read_text(encoding="utf-8")
+    svg = re.search(r'<object data="(_images/qdq-[0-9a-f]+\.svg)"', page)[1]
+    nodes = svg_nodes(html.outdir / svg)
+    compute = {texts[1]: fill for fill, texts in nodes.values()
+               if len(texts) > 1 and texts[1] in sqnr}
+    assert set(compute) == set(sqnr) - {"graph input"}
+    for name, fill in compute.items():
+        assert fill == expected_colour(sqnr[name]), name
+    legend = [texts[0] for node_id, (_, texts) in nodes.items() if node_id.startswith("fill_")]
+    assert legend[0] == "SQNR ≥ 40 dB" and legend[-1] == "SQNR < 20 dB" and len(legend) == 6
+
+
 # -- qdq-histogram --------------------------------------------------------------------------
 def test_histogram_numbers_match_the_stored_integers(html, project) -> None:
     model = onnx.load(str(project / "models" / "tiny_pc.onnx"))
@@ -348,6 +393,15 @@ Cases
 .. qdq-error:: tiny
    :float: /models/unrelated.onnx
    :inputs: /inputs.npy
+
+.. qdq-graph:: tiny
+   :color-by: sqnr
+   :inputs: /inputs.npy
+
+.. qdq-graph:: tiny
+   :color-by: sqnr
+   :float: /models/missing.onnx
+   :inputs: /inputs.npy
 """,
 }
 
@@ -378,6 +432,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory):
     (31, "model", "garbage.onnx"),
     (34, "filter", "no tensor of the roles weight, weight pair matches"),
     (40, "numerics", "no activation of the quantized model has a counterpart"),
+    (48, "model", "missing.onnx"),
 ])
 def test_hostile_input_is_one_located_warning(hostile, line: int, subtype: str,
                                               fragment: str) -> None:
@@ -390,6 +445,11 @@ def test_hostile_builds_finish_without_a_traceback(hostile) -> None:
     assert "Traceback" not in hostile.warnings + hostile.status
     assert "cases.rst:28: ERROR: qdq-error: :inputs: is required" in hostile.warnings
     assert "cases.rst:37: ERROR: qdq-histogram: activations need :inputs:" in hostile.warnings
+    assert "cases.rst:44: ERROR: qdq-graph: :color-by: sqnr needs :float: and :inputs:" \
+        in hostile.warnings
+    assert hostile.warnings.count("<object") == 0
+    text = (hostile.outdir / "cases.html").read_text(encoding="utf-8")
+    assert text.count('class="qdq-graph graphviz"') == 1  # drawn without the overlay
     assert (hostile.outdir / "cases.html").is_file()
 
 

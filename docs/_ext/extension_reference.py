@@ -69,6 +69,12 @@ DIRECTIVE_OPTIONS = {
         "to": ("node or tensor names, comma-separated",
                "Draw only what lies upstream of these (between `:from:` and them)."),
         "legend": ("flag", "Draw a legend of the node shapes and edge colours."),
+        "color-by": ("`sqnr`", ("Fill each quantized group (its compute node) by the SQNR of "
+                                "its output against `:float:` on `:inputs:` (as `qdq-error` "
+                                "computes it), with a legend of the colours.")),
+        "float": ("model", "The float model of `:color-by: sqnr`."),
+        "inputs": ("`module:attribute` or a `.npy` file", "The inputs of `:color-by: sqnr`."),
+        "images": ("positive integer", "Use the first N inputs for `:color-by: sqnr`."),
         "align": ("`left`, `center` or `right`", "Horizontal alignment."),
         "alt": ("text", "Alternative text; default: a one-line description of the model."),
         **COMMON_OPTIONS,

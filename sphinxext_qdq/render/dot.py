@@ -87,6 +87,10 @@ class DotOptions:
     #: with the pair); about half the DOT nodes of ``"nodes"`` (a node per pair), and
     #: several times faster to lay out.
     pairs: str = "edges"
+    #: (compute node key, ``#rrggbb``): fills replacing a compute node's white (an overlay
+    #: such as ``:color-by: sqnr``), and the (label, ``#rrggbb``) entries of its legend.
+    fills: tuple[tuple[str, str], ...] = ()
+    fill_legend: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -97,6 +101,12 @@ class DotOptions:
             raise ValueError(f"pairs must be one of {', '.join(PAIR_STYLES)}, not {self.pairs!r}")
         if self.max_nodes < 0:
             raise ValueError(f"max_nodes must be >= 0, not {self.max_nodes}")
+        for _, colour in (*self.fills, *self.fill_legend):
+            if not _FILL_COLOUR.fullmatch(colour):
+                raise ValueError(f"fill colours are #rrggbb, not {colour!r}")
+
+
+_FILL_COLOUR = re.compile("#[0-9a-fA-F]{6}")
 
 
 # -- escaping ----------------------------------------------------------------
@@ -942,8 +952,14 @@ def _row_link(tail: _Element | None, urls: Mapping[str, str] | None) -> str:
             f'labeltooltip="{escape_dot("scale and zero point: see the parameter table")}"')
 
 
-def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str) -> str:
-    attributes = [f"label={_lines(element.label)}", _STYLES[element.kind],
+def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str,
+                    fills: Mapping[str, str] | None = None) -> str:
+    style = _STYLES[element.kind]
+    fill = fills.get(element.members[0]) if fills and element.kind == "compute" \
+        and element.members else None
+    if fill is not None:  # checked #rrggbb (DotOptions)
+        style = style.replace('fillcolor="#ffffff"', f'fillcolor="{fill}"')
+    attributes = [f"label={_lines(element.label)}", style,
                   f"tooltip={_lines(element.tooltip, escape_tooltip)}"]
     url = _url_for(element, urls)
     link = _url_attribute("URL", url) if url is not None else ""
@@ -975,16 +991,18 @@ def _regions(drawing: _Drawing) -> list[list[_Element]]:
     return [groups[number] for number in sorted(groups)]
 
 
-def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) -> list[str]:
+def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None,
+          fills: Mapping[str, str] | None = None) -> list[str]:
     lines = []
     for number, region in enumerate(_regions(drawing)):
         lines += [f"  subgraph cluster_quantized_{number} {{",
                   (f'    graph [label="quantized region", labeljust=l, fontsize=9, '
                    f'fontcolor="{_REGION_BORDER}", style="rounded,filled", '
                    f'fillcolor="{_REGION_FILL}", color="{_REGION_BORDER}"];')]
-        lines += [_node_statement(e, urls, "    ") for e in region]
+        lines += [_node_statement(e, urls, "    ", fills) for e in region]
         lines.append("  }")
-    lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
+    lines += [_node_statement(e, urls, "  ", fills) for e in drawing.elements
+              if e.region is None]
     by_id = {element.id: element for element in drawing.elements}
     lines += [_pair_edge_statement(model.tensors, edge, drawing.edge_pairs[edge.pair], urls)
               if edge.pair else
@@ -1080,6 +1098,21 @@ def _legend(drawing: _Drawing, model: QdqModel) -> list[str]:
     return lines
 
 
+def _fill_legend(entries: tuple[tuple[str, str], ...]) -> list[str]:
+    """A row of filled boxes explaining the fills of an overlay."""
+    frame = ('    graph [label="colours", labeljust=l, fontsize=9, style=rounded, '
+             'color="#aaaaaa"];')
+    lines = ["  subgraph cluster_fill_legend {", frame]
+    names = []
+    for number, (label, colour) in enumerate(entries):
+        lines.append(f"    fill_legend_{number} [label={_quoted(label)}, shape=box, "
+                     f'style=filled, fillcolor="{colour}", fontsize=9];')
+        names.append(f"fill_legend_{number}")
+    lines.append(f"    {{rank=same; {'; '.join(names)}}}")
+    lines.append("  }")
+    return lines
+
+
 def _legend_dtypes(drawing: _Drawing, model: QdqModel) -> list[str]:
     """Dtype labels on the drawn edges, in :data:`DTYPE_COLOURS` order."""
     used = {dtype_label(_tensor_dtype(model, drawing.edge_pairs[e.pair].tensor if e.pair
@@ -1123,9 +1156,11 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
     if drawing.over_cap:
         return _fallback(model, drawing, options)
     lines = _header(options)
-    lines += _body(drawing, model, urls)
+    lines += _body(drawing, model, urls, dict(options.fills))
     if options.legend:
         lines += _legend(drawing, model)
+    if options.fill_legend:
+        lines += _fill_legend(options.fill_legend)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

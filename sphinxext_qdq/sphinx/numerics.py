@@ -118,39 +118,77 @@ def figure(picture: object, alt: str, caption: str, classes: list[str]) -> nodes
 
 
 # -- shared directive plumbing ---------------------------------------------------------------
+def warn_numerics(directive: QdqModelDirective, message: str) -> None:
+    directive.warn(f"{directive.name}: {message}", "numerics")
+
+
+def read_inputs(directive: QdqModelDirective, spec: str, images: int | None
+                ) -> np.ndarray | None:
+    """The float inputs *spec* names (a ``.npy`` file or ``module:attribute``, as for
+    ``qdq-requant``), the first *images* of them; None (warned) when unreadable."""
+    from sphinxext_qdq.integer import reference
+
+    spec = spec.strip()
+    try:
+        if spec.endswith(".npy"):
+            _rel, path = directive.env.relfn2path(spec, directive.env.docname)
+            directive.env.note_dependency(path)
+            values = reference.load_input_file(path)
+        else:
+            if spec not in _named_inputs:
+                _named_inputs[spec] = reference.load_named_inputs(spec)
+            values = _named_inputs[spec]
+    except Exception as exc:  # noqa: BLE001  (user code and files: never crash the build)
+        warn_numerics(directive, f"cannot read the inputs {spec!r} "
+                                 f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
+        return None
+    if values.ndim == 0 or len(values) == 0:
+        warn_numerics(directive, f"the inputs {spec!r} are empty")
+        return None
+    return values[:images]
+
+
+def error_report(directive: QdqModelDirective, loaded: LoadedModel, float_argument: str,
+                 spec: str, images: int | None) -> tuple[LoadedModel, ErrorReport] | None:
+    """(float model, report) of *loaded* against *float_argument* on the inputs *spec*;
+    None when a warning said why not. Reports are kept for the process."""
+    reference = directive.load_model(float_argument, diagnose=False)
+    if reference is None:
+        return None
+    inputs = read_inputs(directive, spec, images)
+    if inputs is None:
+        return None
+    key = (reference.analysis.content_hash, loaded.analysis.content_hash, inputs_hash(inputs))
+    report = _error_cache.get(key)
+    if report is None:
+        try:
+            from sphinxext_qdq.numerics.error import tensor_errors
+
+            report = tensor_errors(reference.path, loaded.path, inputs,
+                                   quantized=loaded.analysis, reference=reference.analysis)
+        except ImportError as exc:
+            warn_numerics(directive, f"ONNX Runtime is needed ({exc.name or exc})")
+            return None
+        except NumericsError as exc:
+            warn_numerics(directive, f"{loaded.key} against {reference.key}: {exc}")
+            return None
+        _error_cache[key] = report
+    return reference, report
+
+
 class NumericsDirective(QdqModelDirective):
     """Model, float model and inputs as the numerics directives read them."""
 
     def warn_numerics(self, message: str) -> None:
-        self.warn(f"{self.name}: {message}", "numerics")
+        warn_numerics(self, message)
 
     def float_model(self) -> LoadedModel | None:
         """The ``:float:`` model (path or ``qdq_models`` name), loaded like the model."""
         return self.load_model(self.options["float"], diagnose=False)
 
     def model_inputs(self) -> np.ndarray | None:
-        """The float inputs of ``:inputs:`` (a ``.npy`` file or ``module:attribute``, as for
-        ``qdq-requant``), the first ``:images:`` of them; None (warned) when unreadable."""
-        from sphinxext_qdq.integer import reference
-
-        spec = self.options["inputs"].strip()
-        try:
-            if spec.endswith(".npy"):
-                _rel, path = self.env.relfn2path(spec, self.env.docname)
-                self.env.note_dependency(path)
-                values = reference.load_input_file(path)
-            else:
-                if spec not in _named_inputs:
-                    _named_inputs[spec] = reference.load_named_inputs(spec)
-                values = _named_inputs[spec]
-        except Exception as exc:  # noqa: BLE001  (user code and files: never crash the build)
-            self.warn_numerics(f"cannot read the inputs {spec!r} "
-                               f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
-            return None
-        if values.ndim == 0 or len(values) == 0:
-            self.warn_numerics(f"the inputs {spec!r} are empty")
-            return None
-        return values[: self.options.get("images")]
+        """The inputs of ``:inputs:``, the first ``:images:`` of them."""
+        return read_inputs(self, self.options["inputs"], self.options.get("images"))
 
     def plot_classes(self) -> list[str]:
         return self.options.get("class", [])
@@ -263,29 +301,9 @@ class QdqErrorDirective(NumericsDirective):
         loaded = self.load_model(argument)
         if loaded is None:
             return None
-        reference = self.float_model()
-        if reference is None:
-            return None
-        inputs = self.model_inputs()
-        if inputs is None:
-            return None
-        key = (reference.analysis.content_hash, loaded.analysis.content_hash,
-               inputs_hash(inputs))
-        report = _error_cache.get(key)
-        if report is None:
-            try:
-                from sphinxext_qdq.numerics.error import tensor_errors
-
-                report = tensor_errors(reference.path, loaded.path, inputs,
-                                       quantized=loaded.analysis, reference=reference.analysis)
-            except ImportError as exc:
-                self.warn_numerics(f"ONNX Runtime is needed ({exc.name or exc})")
-                return None
-            except NumericsError as exc:
-                self.warn_numerics(f"{loaded.key} against {reference.key}: {exc}")
-                return None
-            _error_cache[key] = report
-        return loaded, reference, report
+        found = error_report(self, loaded, self.options["float"], self.options["inputs"],
+                             self.options.get("images"))
+        return None if found is None else (loaded, *found)
 
     def error_table(self, key: str, model: QdqModel, report: ErrorReport,
                     other: tuple[LoadedModel, LoadedModel, ErrorReport] | None = None
@@ -510,3 +528,45 @@ def histogram_figure(key: str, stats: GridStats, layout: str, classes: list[str]
     node = figure(picture, text, text, classes)
     directive.set_source_info(node)
     return node
+
+
+# -- the :color-by: sqnr overlay of qdq-graph ----------------------------------------------
+#: (lowest SQNR of the bin in dB, fill colour), best first: a colour-blind-safe diverging scale.
+SQNR_COLOURS = ((40.0, "#1a9850"), (35.0, "#91cf60"), (30.0, "#d9ef8b"), (25.0, "#fee08b"),
+                (20.0, "#fc8d59"), (float("-inf"), "#d73027"))
+
+
+def sqnr_colour(value: float) -> str:
+    return next(colour for low, colour in SQNR_COLOURS if value >= low)
+
+
+def sqnr_legend() -> tuple[tuple[str, str], ...]:
+    """(label, colour) of every bin of :data:`SQNR_COLOURS`."""
+    labels = []
+    high = None
+    for low, colour in SQNR_COLOURS:
+        if high is None:
+            text = f"SQNR ≥ {low:g} dB"
+        elif low == float("-inf"):
+            text = f"SQNR < {high:g} dB"
+        else:
+            text = f"SQNR {low:g}–{high:g} dB"
+        labels.append((text, colour))
+        high = low
+    return tuple(labels)
+
+
+def sqnr_fills(directive: QdqModelDirective, loaded: LoadedModel
+               ) -> tuple[tuple[str, str], ...] | None:
+    """(compute node key, fill colour) of every quantized group whose output was compared
+    with ``:float:`` on ``:inputs:``; None (warned) when the report cannot be made."""
+    options = directive.options
+    if "float" not in options or "inputs" not in options:
+        raise directive.error(f"{directive.name}: :color-by: sqnr needs :float: and :inputs:")
+    found = error_report(directive, loaded, options["float"], options["inputs"],
+                         options.get("images"))
+    if found is None:
+        return None
+    groups = {group.node for group in loaded.analysis.groups}
+    return tuple(sorted((node, sqnr_colour(value)) for node, value in found[1].by_node().items()
+                        if node in groups))
