@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -182,10 +181,6 @@ class QdqGraphDirective(QdqModelDirective):
         "from": name_list,
         "to": name_list,
         "legend": directives.flag,
-        "color-by": lambda arg: directives.choice(arg, ("sqnr",)),
-        "float": directives.unchanged_required,
-        "inputs": directives.unchanged_required,
-        "images": directives.positive_int,
         "caption": directives.unchanged,
         "name": directives.unchanged,
         "align": align_spec,
@@ -197,9 +192,7 @@ class QdqGraphDirective(QdqModelDirective):
         loaded = self.load_model()
         if loaded is None:
             return []
-        options = self.dot_options(loaded.analysis)
-        if "color-by" in self.options:
-            options = self.coloured(loaded, options)
+        options = self.drawing_options(loaded)
         self.check_size(loaded, options)
         node = qdq_graph()
         node["code"] = ""
@@ -233,15 +226,9 @@ class QdqGraphDirective(QdqModelDirective):
         except ValueError as exc:  # qdq_graph_mode / _rankdir / _pairs set to nonsense
             raise self.error(f"qdq-graph: {exc}") from None
 
-    def coloured(self, loaded: LoadedModel, options: DotOptions) -> DotOptions:
-        """``:color-by: sqnr``: each quantized group filled by the SQNR of its output
-        against ``:float:`` on ``:inputs:`` (sphinx/numerics.py), with a legend."""
-        from sphinxext_qdq.sphinx.numerics import sqnr_fills, sqnr_legend
-
-        fills = sqnr_fills(self, loaded)
-        if fills is None:  # warned: the graph is drawn without the overlay
-            return options
-        return dataclasses.replace(options, fills=fills, fill_legend=sqnr_legend())
+    def drawing_options(self, loaded: LoadedModel) -> DotOptions:
+        """The options of this drawing (an overlay subclass adds to them)."""
+        return self.dot_options(loaded.analysis)
 
     def check_size(self, loaded: LoadedModel, options: DotOptions) -> None:
         """Warn when the drawing is replaced by a note (more than ``qdq_max_graph_nodes``)."""

@@ -9,7 +9,6 @@ from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (
-    QdqGraphDirective,
     QdqParamsDirective,
     QdqRequantDirective,
     QdqSummaryDirective,
@@ -19,6 +18,7 @@ from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
 from sphinxext_qdq.sphinx.numerics import (
     PLOT_VISITORS,
     QdqErrorDirective,
+    QdqGraphOverlayDirective,
     QdqHistogramDirective,
     qdq_plot,
 )
@@ -67,7 +67,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
     app.add_env_collector(QdqCollector)
-    app.add_directive("qdq-graph", QdqGraphDirective)
+    app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
     app.add_directive("qdq-requant", QdqRequantDirective)

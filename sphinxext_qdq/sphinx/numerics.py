@@ -10,6 +10,7 @@ these directives imports neither.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import posixpath
 from pathlib import Path
@@ -24,6 +25,7 @@ from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.render.text import dtype_label
 from sphinxext_qdq.sphinx.directives import (
     LoadedModel,
+    QdqGraphDirective,
     QdqModelDirective,
     name_list,
     regex_option,
@@ -41,6 +43,7 @@ if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
     from sphinxext_qdq.numerics.error import ErrorReport, TensorError
     from sphinxext_qdq.numerics.grid import GridStats
+    from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
 
@@ -570,3 +573,25 @@ def sqnr_fills(directive: QdqModelDirective, loaded: LoadedModel
     groups = {group.node for group in loaded.analysis.groups}
     return tuple(sorted((node, sqnr_colour(value)) for node, value in found[1].by_node().items()
                         if node in groups))
+
+
+class QdqGraphOverlayDirective(QdqGraphDirective):
+    """``.. qdq-graph:: MODEL`` draws the annotated QDQ graph; with ``:color-by: sqnr``,
+    ``:float:`` and ``:inputs:`` each quantized group is filled by the SQNR of its output."""
+
+    option_spec: ClassVar[OptionSpec] = {
+        **QdqGraphDirective.option_spec,
+        "color-by": lambda arg: directives.choice(arg, ("sqnr",)),
+        "float": directives.unchanged_required,
+        "inputs": directives.unchanged_required,
+        "images": directives.positive_int,
+    }
+
+    def drawing_options(self, loaded: LoadedModel) -> DotOptions:
+        options = super().drawing_options(loaded)
+        if "color-by" not in self.options:
+            return options
+        fills = sqnr_fills(self, loaded)
+        if fills is None:  # warned: the graph is drawn without the overlay
+            return options
+        return dataclasses.replace(options, fills=fills, fill_legend=sqnr_legend())
