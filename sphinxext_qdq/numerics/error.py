@@ -31,8 +31,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sphinxext_qdq.analysis.records import Role
-from sphinxext_qdq.integer.requant import INTEGER_RANGES, side_of
+from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
+from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
@@ -127,11 +128,12 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
     float_values, quantized_values = collected
     matching = qdq_loss_debug.create_activation_matching(quantized_values, float_values)
     rows, unmatched = [], []
+    producers = _producers(quantized)
     for tensor, match in matching.items():
         if "float" not in match:
             unmatched.append(tensor)
             continue
-        row = _tensor_error(quantized, tensor, match)
+        row = _tensor_error(quantized, tensor, match, producers)
         (rows if row is not None else unmatched).append(row or tensor)
     if not any(row.producer for row in rows):
         raise NumericsError("no activation of the quantized model has a counterpart of the "
@@ -156,7 +158,8 @@ def _first_line(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:299] + "…"
 
 
-def _tensor_error(model: QdqModel, tensor: str, match: dict) -> TensorError | None:
+def _tensor_error(model: QdqModel, tensor: str, match: dict, producers: dict[str, str]
+                  ) -> TensorError | None:
     reference = np.concatenate([np.asarray(a).reshape(-1) for a in match["float"]])
     approximation = np.concatenate([np.asarray(a).reshape(-1) for a in match["post_qdq"]])
     before = np.concatenate([np.asarray(a).reshape(-1) for a in match["pre_qdq"]])
@@ -167,7 +170,7 @@ def _tensor_error(model: QdqModel, tensor: str, match: dict) -> TensorError | No
     difference = reference.astype(np.float64) - approximation.astype(np.float64)
     norm = float(np.linalg.norm(reference.astype(np.float64)))
     quantize = _quantize_node(model, tensor)
-    producer = model.producer_of(quantize.input if quantize else tensor)
+    producer = producers.get(quantize.input if quantize else tensor)
     return TensorError(
         tensor=tensor, quantize_node=quantize.key if quantize else None, producer=producer,
         producer_op=model.node(producer).op_type if producer else "graph input",
@@ -178,6 +181,11 @@ def _tensor_error(model: QdqModel, tensor: str, match: dict) -> TensorError | No
         relative_error=float(np.linalg.norm(difference) / norm) if norm else math.inf,
         outside_range=_outside(model, quantize, before),
     )
+
+
+def _producers(model: QdqModel) -> dict[str, str]:
+    """Tensor -> key of the main-graph node writing it."""
+    return {output: node.key for node in model.main_nodes for output in node.outputs if output}
 
 
 def _quantize_node(model: QdqModel, tensor: str) -> QdqNode | None:
@@ -193,9 +201,9 @@ def _outside(model: QdqModel, quantize: QdqNode | None, values: np.ndarray) -> f
     if quantize is None or not values.size:
         return 0.0
     side = side_of(model, quantize)
-    if not side.known or side.per_channel or side.dtype not in INTEGER_RANGES:
+    if not side.known or side.per_channel or side.dtype is None or not is_integer(side.dtype):
         return 0.0
-    q_min, q_max = INTEGER_RANGES[side.dtype]
+    q_min, q_max = integer_range(side.dtype)
     codes = np.rint(values.astype(np.float32) / np.float32(side.scales[0])) + side.zero_points[0]
     return float(np.count_nonzero((codes < q_min) | (codes > q_max)) / values.size)
 

@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sphinxext_qdq.analysis.records import Granularity, Role
-from sphinxext_qdq.integer.requant import INTEGER_RANGES, side_of
+from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
+from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
 from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
 
 if TYPE_CHECKING:
@@ -218,9 +219,9 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
     side = side_of(model, qdq)
     if not side.known:
         raise NumericsError(f"{qdq.key}: the scale or zero point is not known from the file")
-    if side.dtype not in INTEGER_RANGES:
+    if not is_integer(side.dtype) or side.dtype is None:
         raise NumericsError(f"{qdq.key}: {side.dtype or 'unknown'} is not an integer type")
-    q_min, q_max = INTEGER_RANGES[side.dtype]
+    q_min, q_max = integer_range(side.dtype)
     consumer = weight_consumer(model, qdq) if qdq.role in CONSTANT_ROLES else None
     if values is not None:
         floats, codes, source = np.asarray(values, np.float32), None, "inputs"

@@ -22,7 +22,7 @@ from sphinx.util import logging
 
 from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.numerics import NumericsError
-from sphinxext_qdq.render.text import dtype_label
+from sphinxext_qdq.onnxio.dtypes import label as dtype_label
 from sphinxext_qdq.sphinx.directives import (
     LoadedModel,
     QdqGraphDirective,
