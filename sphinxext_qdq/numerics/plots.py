@@ -99,7 +99,7 @@ def save(picture: HistogramPicture | SqnrPicture, target: str | os.PathLike[str]
     try:
         metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} \
             if fmt == "pdf" else {}
-        figure.savefig(temporary, format=fmt, metadata=metadata, bbox_inches="tight")
+        figure.savefig(temporary, format=fmt, metadata=metadata)
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
