@@ -293,7 +293,7 @@ class QdqErrorDirective(NumericsDirective):
         lead = nodes.paragraph("", "", nodes.Text(
             f"The lowest SQNR of the weighted layers: {tensor.tensor}, {tensor.sqnr_db:.2f} dB, "
             "written by "), node_link(loaded.key, group.node, name), nodes.Text(
-            f" ({group.op_type}). Its weights against their integer grid:"))
+            f" ({group.op_type}); its weights against their integer grid are in the next figure."))
         return [lead, histogram_figure(loaded.key, stats, self.options.get("layout", "row"),
                                        self.plot_classes(), self)]
 
