@@ -501,6 +501,16 @@ def test_cli_histogram_writes_one_picture_per_tensor(project, capsys, tmp_path: 
     assert all("grid span used" in line for line in out.splitlines())
 
 
+def test_cli_error_refuses_external_data_onnx_runtime_would_follow(project, capsys,
+                                                                    tmp_path: Path) -> None:
+    model = factories.external_scale_model(tmp_path, str(project / "inputs.npy"),
+                                           write_data=False)
+    status, out, err = run_cli(capsys, "error", model, model, "--inputs",
+                               project / "inputs.npy")
+    assert status == 2 and out == "" and err.count("\n") == 1
+    assert "keeps tensors in external data files" in err
+
+
 @pytest.mark.parametrize("arguments", [
     ("error", "{models}/tiny_fp32.onnx", "{models}/tiny.onnx", "--inputs", "{src}/absent.npy"),
     ("error", "{models}/absent.onnx", "{models}/tiny.onnx", "--inputs", "{src}/inputs.npy"),

@@ -34,6 +34,7 @@ from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
+from sphinxext_qdq.onnxio.proto import parse_model_bytes, uses_external_data
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
@@ -116,7 +117,7 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
         collected = []
         for role, path in (("float", float_path), ("quantized", quantized_path)):
             copy = Path(folder) / f"{role}.onnx"  # the helpers write next to what they read
-            copy.write_bytes(Path(path).read_bytes())
+            copy_model(path, copy, role)
             augmented = Path(folder) / f"{role}-augmented.onnx"
             try:
                 qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
@@ -143,6 +144,23 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
     return ErrorReport(float_model=str(float_path), quantized_model=str(quantized_path),
                        images=len(inputs), onnxruntime_version=onnxruntime.__version__,
                        tensors=tuple(rows), unmatched=tuple(sorted(unmatched)))
+
+
+def copy_model(path: str | Path, target: Path, role: str) -> None:
+    """Copy a model file for ONNX Runtime's helpers, refusing external data: they would
+    load it from wherever its ``location`` points (an absolute path, ``..``)."""
+    data = Path(path).read_bytes()
+    try:
+        proto = parse_model_bytes(data, path)
+    except Exception as exc:  # noqa: BLE001  (the loader has read it before; be safe)
+        raise NumericsError(f"the {role} model cannot be read: {_first_line(exc)}") from None
+    tensors = list(proto.graph.initializer)
+    tensors += [attribute.t for node in proto.graph.node for attribute in node.attribute
+                if attribute.HasField("t")]
+    if any(uses_external_data(tensor) for tensor in tensors):
+        raise NumericsError(f"the {role} model keeps tensors in external data files, which "
+                            "ONNX Runtime's helpers would follow; not supported here")
+    target.write_bytes(data)
 
 
 def _batch_size(model: QdqModel, default: int) -> int:
@@ -231,7 +249,7 @@ def activation_values(path: str | Path, inputs: np.ndarray, tensors: list[str], 
              for i in range(0, len(inputs), batch_size)]
     with tempfile.TemporaryDirectory(prefix="qdq-activations-") as folder:
         copy = Path(folder) / "model.onnx"
-        copy.write_bytes(Path(path).read_bytes())
+        copy_model(path, copy, "quantized")
         augmented = Path(folder) / "augmented.onnx"
         try:
             qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
