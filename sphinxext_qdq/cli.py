@@ -22,7 +22,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -431,3 +431,231 @@ def write_vectors(vectors: reference.KernelVectors, folder: Path, base: str, *,
 
 
 SUBCOMMANDS["vectors"] = run_vectors
+
+
+# -- qdq-graph error / histogram (quantization numerics) --------------------------------
+
+ERROR_FORMATS = ("csv", "json", "md")
+PICTURE_FORMATS = ("svg", "png", "pdf")
+
+
+def error_parser() -> argparse.ArgumentParser:
+    """Arguments of ``qdq-graph error FLOAT QUANTIZED --inputs X.npy``."""
+    parser = _Parser(prog=f"{PROG} error",
+                     description="Compare every quantized activation with the float model on "
+                                 "the same inputs (ONNX Runtime): SQNR, largest and relative "
+                                 "error, in data-flow order.")
+    parser.add_argument("float_model", metavar="FLOAT", help="the float .onnx file")
+    parser.add_argument("model", metavar="QUANTIZED", help="the quantized (QDQ) .onnx file")
+    parser.add_argument("--inputs", required=True, type=Path, metavar="X.npy",
+                        help="float model inputs, batch first (.npy, no pickles)")
+    parser.add_argument("--images", type=_positive_int, metavar="N",
+                        help="use the first N inputs (default: all)")
+    parser.add_argument("--format", choices=ERROR_FORMATS, default="csv",
+                        help="csv (default), json or md (a Markdown table)")
+    parser.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="write here instead of standard output")
+    parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    return parser
+
+
+def run_error(argv: Sequence[str]) -> int:
+    """``qdq-graph error FLOAT QUANTIZED --inputs X.npy``: the per-tensor error report."""
+    from sphinxext_qdq.numerics import NumericsError
+    from sphinxext_qdq.numerics.error import tensor_errors
+
+    args = error_parser().parse_args(list(argv))
+    reference_model = load_model(args.float_model, args.max_bytes)
+    model = load_model(args.model, args.max_bytes)
+    inputs = _float_inputs(args.inputs)[: args.images]
+    try:
+        report = tensor_errors(args.float_model, args.model, inputs, quantized=model,
+                               reference=reference_model)
+    except NumericsError as error:
+        raise CliError(f"{args.model} against {args.float_model}: {error}") from None
+    except ImportError as error:
+        raise CliError(f"ONNX Runtime is needed ({error.name or error})") from None
+    text = {"csv": error_csv, "json": error_json, "md": error_markdown}[args.format](report)
+    if args.output is None:
+        sys.stdout.write(text)
+    else:
+        try:
+            args.output.write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise CliError(f"{args.output}: cannot be written ({error.strerror or error})") \
+                from None
+        print(args.output)
+    return 0
+
+
+ERROR_COLUMNS = ("tensor", "written_by", "op", "quantized_by", "elements", "sqnr_db",
+                 "max_abs_error", "relative_error", "saturated_fraction", "lowest_rank")
+
+
+def error_records(report: Any) -> list[dict[str, Any]]:
+    """One dict per tensor (keys :data:`ERROR_COLUMNS`), in data-flow order."""
+    worst = report.worst
+    return [{"tensor": row.tensor, "written_by": row.producer or "", "op": row.producer_op,
+             "quantized_by": row.quantize_node or "", "elements": row.elements,
+             "sqnr_db": row.sqnr_db, "max_abs_error": row.max_abs_error,
+             "relative_error": row.relative_error, "saturated_fraction": row.outside_range,
+             "lowest_rank": worst.index(row.tensor) + 1 if row.tensor in worst else None}
+            for row in report.tensors]
+
+
+def error_csv(report: Any) -> str:
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=ERROR_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for record in error_records(report):
+        writer.writerow({key: ("" if value is None else repr(value) if isinstance(value, float)
+                               else value) for key, value in record.items()})
+    return buffer.getvalue()
+
+
+def error_json(report: Any) -> str:
+    import json
+
+    return json.dumps({"float_model": report.float_model,
+                       "quantized_model": report.quantized_model, "images": report.images,
+                       "onnxruntime_version": report.onnxruntime_version,
+                       "tensors": error_records(report), "unmatched": list(report.unmatched)},
+                      indent=2) + "\n"
+
+
+def _markdown_cell(text: object) -> str:
+    return one_line(text).replace("\\", "\\\\").replace("|", "\\|").replace("`", "'")
+
+
+def error_markdown(report: Any) -> str:
+    header = ("| Tensor | Written by | Quantized by | SQNR (dB) | Max abs error "
+              "| Relative error | Saturated by Q |")
+    lines = [header, "|---|---|---|---:|---:|---:|---:|"]
+    for record in error_records(report):
+        sqnr = f"{record['sqnr_db']:.2f}"
+        if record["lowest_rank"]:
+            sqnr += f" (lowest {record['lowest_rank']})"
+        cells = [record["tensor"], record["written_by"] or "graph input",
+                 record["quantized_by"], sqnr, f"{record['max_abs_error']:.4g}",
+                 f"{record['relative_error']:.2%}", f"{record['saturated_fraction']:.2%}"]
+        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _role_names(text: str) -> frozenset[Any]:
+    from sphinxext_qdq.analysis.records import Role
+
+    roles = {role.value: role for role in Role}
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in roles]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown role {', '.join(map(repr, unknown))} "
+                                         f"(choose from {', '.join(roles)})")
+    return frozenset(roles[name] for name in names)
+
+
+def _regex(text: str) -> Any:
+    import re
+
+    try:
+        return re.compile(text)
+    except re.error as error:
+        raise argparse.ArgumentTypeError(f"invalid regular expression {text!r}: {error}") \
+            from None
+
+
+def histogram_parser() -> argparse.ArgumentParser:
+    """Arguments of ``qdq-graph histogram MODEL -o DIR``."""
+    parser = _Parser(prog=f"{PROG} histogram",
+                     description="Draw each weight (and, with --inputs, activation) of a "
+                                 "quantized model against its integer grid, one file per "
+                                 "tensor.")
+    parser.add_argument("model", metavar="MODEL", help="the quantized (QDQ) .onnx file")
+    parser.add_argument("-o", "--output-dir", metavar="DIR", default=".", type=Path,
+                        help="folder for the pictures (created if needed; default: .)")
+    parser.add_argument("--format", choices=PICTURE_FORMATS, default="svg",
+                        help="svg (default), png or pdf")
+    parser.add_argument("--float", dest="float_model", metavar="FLOAT",
+                        help="the float model: weights' float values come from it")
+    parser.add_argument("--inputs", type=Path, metavar="X.npy",
+                        help="float model inputs (.npy): activations are drawn too")
+    parser.add_argument("--roles", type=_role_names, metavar="ROLES",
+                        help="comma-separated roles (default: weight, weight pair; and "
+                             "activation with --inputs)")
+    parser.add_argument("--nodes", type=_regex, metavar="REGEX",
+                        help="keep tensors whose Q/DQ or compute node name matches")
+    parser.add_argument("--bins", type=_positive_int, default=64, metavar="N",
+                        help="bins of the float histogram (default: 64)")
+    parser.add_argument("--layout", choices=("row", "column"), default="row",
+                        help="panels side by side (row, default) or stacked (column)")
+    parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
+                        help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    return parser
+
+
+def run_histogram(argv: Sequence[str]) -> int:
+    """``qdq-graph histogram MODEL -o DIR``: one picture per tensor; prints each path and
+    the tensor's key numbers."""
+    from sphinxext_qdq.analysis.records import Role
+    from sphinxext_qdq.numerics import NumericsError, grid, plots
+
+    args = histogram_parser().parse_args(list(argv))
+    model = load_model(args.model, args.max_bytes)
+    roles = args.roles or frozenset({Role.WEIGHT, Role.WEIGHT_PAIR} | (
+        {Role.ACTIVATION} if args.inputs is not None else set()))
+    chosen = grid.select_qdq_nodes(model, roles, args.nodes)
+    if not chosen:
+        raise CliError(f"{args.model}: no tensor of the roles "
+                       f"{', '.join(sorted(r.value for r in roles))} matches")
+    activations = [qdq for qdq in chosen if qdq.role == Role.ACTIVATION]
+    if activations and args.inputs is None:
+        raise CliError("activations need --inputs X.npy")
+    if args.float_model is not None:
+        load_model(args.float_model, args.max_bytes)  # the same checks as the model
+    try:
+        values = _activation_values(args, model, activations)
+        constants = grid.ModelConstants(args.model)
+        float_constants = grid.ModelConstants(args.float_model) if args.float_model else None
+        stats = [grid.grid_stats(model, qdq, constants, bins=args.bins,
+                                 float_constants=float_constants, values=values.get(qdq.input))
+                 for qdq in chosen if qdq.role != Role.ACTIVATION or qdq.input in values]
+    except NumericsError as error:
+        raise CliError(f"{args.model}: {error}") from None
+    folder = output_folder(args.output_dir)
+    used: set[str] = set()
+    for item in stats:
+        base = reference.c_identifier(item.tensor)
+        name, number = base, 2
+        while name in used:
+            name, number = f"{base}_{number}", number + 1
+        used.add(name)
+        picture = plots.HistogramPicture(title=f"{Path(args.model).stem}: {item.tensor}",
+                                         layout=args.layout, stats=item)
+        try:
+            path = plots.save(picture, folder / f"{name}.{args.format}", args.format)
+        except OSError as error:
+            raise CliError(f"{folder}: cannot write {name}.{args.format} "
+                           f"({error.strerror or error})") from None
+        print(f"{path}\t{one_line(grid.caption_numbers(item))}")
+    return 0
+
+
+def _activation_values(args: argparse.Namespace, model: QdqModel, activations: list[Any]
+                       ) -> dict[str, np.ndarray]:
+    if not activations:
+        return {}
+    from sphinxext_qdq.numerics.error import activation_values
+
+    try:
+        return activation_values(args.model, _float_inputs(args.inputs),
+                                 [qdq.input for qdq in activations], model=model)
+    except ImportError as error:
+        raise CliError(f"ONNX Runtime is needed ({error.name or error})") from None
+
+
+SUBCOMMANDS["error"] = run_error
+SUBCOMMANDS["histogram"] = run_histogram

@@ -263,3 +263,78 @@ def test_pdf_pages_and_text(pdf, int8, report) -> None:
     assert str(int8["input_scale"]) in text  # numpy's shortest round-trip digits
     correct, total = report["models"]["int8"]["test_correct"], report["dataset"]["split_sizes"]["test"]
     assert f"{correct} / {total}" in text
+
+
+# -- page 06: quantization numerics ------------------------------------------------------------
+NUMERICS = "docs/quantization/06-numerics"
+NUMERICS_IMAGES = 120  # the page's :images:
+
+
+def independent_sqnr(model_file: str, images: np.ndarray) -> dict[str, float]:
+    """Tensor -> SQNR (dB) of the quantized model's value after its Q -> DQ pair against the
+    FP32 model's tensor of the same name: ONNX Runtime outputs and numpy only."""
+    import onnxruntime
+
+    def outputs(model: onnx.ModelProto, names: list[str]) -> dict[str, np.ndarray]:
+        exposed = onnx.ModelProto()
+        exposed.CopyFrom(model)
+        exposed.graph.output.extend(onnx.helper.make_tensor_value_info(
+            name, onnx.TensorProto.FLOAT, None) for name in names
+            if name not in {o.name for o in model.graph.output})
+        options = onnxruntime.SessionOptions()
+        options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+        session = onnxruntime.InferenceSession(exposed.SerializeToString(), options,
+                                               providers=["CPUExecutionProvider"])
+        return dict(zip(names, session.run(names, {"input": images})))
+
+    quantized = onnx.load(str(MODELS / model_file))
+    dequantized = {n.input[0]: n.output[0] for n in quantized.graph.node
+                   if n.op_type == "DequantizeLinear"}
+    pairs = {n.input[0].removesuffix("_QuantizeLinear_Input"): dequantized[n.output[0]]
+             for n in quantized.graph.node
+             if n.op_type == "QuantizeLinear" and n.output[0] in dequantized}
+    floats = outputs(onnx.load(str(MODELS / "resnet8_fp32.onnx")),
+                     [name for name in pairs if name != "input"])
+    floats["input"] = images
+    after = outputs(quantized, list(pairs.values()))
+    return {name: float(20 * np.log10(np.linalg.norm(floats[name].astype(np.float64))
+                                      / np.linalg.norm(floats[name].astype(np.float64)
+                                                       - after[q].astype(np.float64))))
+            for name, q in pairs.items()}
+
+
+def test_numerics_page_sqnr_of_both_models_matches_onnx_runtime(html) -> None:
+    sys.path.insert(0, str(REPOSITORY))
+    from scripts.resnet8_data import load_digits_splits
+
+    images = np.asarray(load_digits_splits().test_images[:NUMERICS_IMAGES], np.float32)
+    table = next(t for t in html_tables(html.page(NUMERICS)) if "qdq-error" in t.classes)
+    for column, model_file in ((3, "resnet8_int8.onnx"), (4, "resnet8_int8_per_channel.onnx")):
+        expected = independent_sqnr(model_file, images)
+        shown = {row[0]: float(row[column].split()[0]) for row in table.rows}
+        assert set(shown) == set(expected)
+        for tensor, value in expected.items():
+            assert abs(shown[tensor] - value) <= 0.01, (model_file, tensor, shown[tensor], value)
+
+
+def test_numerics_page_draws_svg_pictures_and_the_coloured_graph(html) -> None:
+    page = html.page(NUMERICS)
+    text = page.read_text(encoding="utf-8")
+    pictures = re.findall(r'<img src="([^"]*qdq-plot-[0-9a-f]{40}\.svg)" alt="([^"]*)"', text)
+    assert len(pictures) >= 5
+    for source, alt in pictures:
+        ElementTree.parse(page.parent / source)
+        assert "dB" in alt or "codes used" in alt
+    assert text.count("The lowest SQNR of the weighted layers") == 2
+    graph = re.search(r'<object data="([^"]+\.svg)"', text)[1]
+    texts = [element.text for element in ElementTree.parse(page.parent / graph).iter()
+             if element.tag.endswith("}text")]
+    assert "SQNR ≥ 40 dB" in texts and "SQNR < 20 dB" in texts
+
+
+def test_pdf_includes_the_numerics_pictures(pdf) -> None:
+    tex = (pdf.outdir / "sphinxext_qdq.tex").read_text(encoding="utf-8")
+    plots = re.findall(r"\\sphinxincludegraphics\[width=\\linewidth\]\{(qdq-plot-[0-9a-f]{40}"
+                       r"\.pdf)\}", tex)
+    assert len(plots) >= 5
+    assert all((pdf.outdir / name).read_bytes().startswith(b"%PDF") for name in plots)

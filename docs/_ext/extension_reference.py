@@ -91,6 +91,12 @@ DIRECTIVE_OPTIONS = {
         "width": ("length or percentage", "Width of the drawing in HTML (as `image`)."),
         "scale": ("percentage", "Scale of the drawing in HTML (as `image`)."),
         "legend": ("flag", "Draw a legend of the node shapes and edge colours."),
+        "color-by": ("`sqnr`", ("Fill each quantized group (its compute node) by the SQNR of "
+                                "its output against `:float:` on `:inputs:` (as `qdq-error` "
+                                "computes it), with a legend of the colours.")),
+        "float": ("model", "The float model of `:color-by: sqnr`."),
+        "inputs": ("`module:attribute` or a `.npy` file", "The inputs of `:color-by: sqnr`."),
+        "images": ("positive integer", "Use the first N inputs for `:color-by: sqnr`."),
         "align": ("`left`, `center` or `right`", "Horizontal alignment."),
         "alt": ("text", "Alternative text; default: a one-line description of the model."),
         **COMMON_OPTIONS,
@@ -139,6 +145,46 @@ DIRECTIVE_OPTIONS = {
     },
 }
 
+INPUTS_MEANING = ("Float model inputs, batch first, as for `qdq-requant`: a `.npy` file "
+                  "(relative to the page, or `/…` from the source directory; no pickles) or "
+                  "`module:attribute` (attributes may end in `()`).")
+DIRECTIVE_OPTIONS["qdq-histogram"] = {
+    "nodes": ("regular expression", ("Keep the tensors whose Q/DQ node or consumer (the Conv, "
+              "Gemm … reading a weight) has a matching name.")),
+    "tensors": ("tensor names, comma-separated",
+                ("Keep these tensors (the float tensor, the stored integer initializer, or a "
+                "Q/DQ output).")),
+    "roles": ("roles, comma-separated", ("Keep the tensors of these roles. Default: `weight`, "
+              "`weight pair`, and `activation` when `:inputs:` are given.")),
+    "bins": ("positive integer", ("Bins of the float histogram (default 64, at most 1000); the "
+             "integer histogram has one bin per code up to 256 codes.")),
+    "layout": ("`row` or `column`", ("The panels (float values, per-channel strip, integer "
+               "codes) side by side (`row`, default) or stacked.")),
+    "float": ("model", ("The float model: a stored weight's float values come from it (matched "
+              "by the consumer node's name and input index), so the clipped fraction is "
+              "real; without it they are the dequantized integers.")),
+    "inputs": ("`module:attribute` or a `.npy` file", INPUTS_MEANING + " Activations are "
+               "collected on them with ONNX Runtime."),
+    "images": ("positive integer", "Use the first N inputs."),
+    "limit": ("positive integer", "At most this many tensors."),
+    **COMMON_OPTIONS,
+}
+DIRECTIVE_OPTIONS["qdq-error"] = {
+    "float": ("model", ("Required: the float model the quantized one was made from (a path or "
+              "a `qdq_models` name).")),
+    "inputs": ("`module:attribute` or a `.npy` file", "Required. " + INPUTS_MEANING),
+    "images": ("positive integer", "Use the first N inputs."),
+    "show": ("`both`, `table`, `plot` or `none`",
+             "The table, the SQNR picture, both (default), or neither (with `:worst-weights:`)."),
+    "compare": ("model", ("A second quantized model of the same float model: its SQNR in a "
+                "column and in bars next to this one's (same inputs).")),
+    "worst-weights": ("flag", ("Add the weight histogram (as `qdq-histogram` with `:float:`) of "
+                      "the weighted layer whose output has the lowest SQNR.")),
+    "bins": ("positive integer", "Bins of that weight histogram (default 64)."),
+    "layout": ("`row` or `column`", "Panels of that weight histogram, as for `qdq-histogram`."),
+    **COMMON_OPTIONS,
+}
+
 OBJECT_OPTIONS = {
     "no-index": ("flag", "Not a cross-reference target: graphs do not link here."),
     "no-index-entry": ("flag", "No entry in the general index."),
@@ -161,14 +207,19 @@ ROLE_MEANINGS = {
 GLUE_SUBTYPE_MEANINGS = {
     "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
              "(`qdq_max_model_bytes`).",
-    "filter": "The filters of `qdq-params` or `qdq-requant` (`:nodes:`, `:ops:`, `:roles:`) "
-              "match nothing: no table.",
+    "filter": "The filters of `qdq-params`, `qdq-requant` or `qdq-histogram` (`:nodes:`, "
+              "`:ops:`, `:roles:`, `:tensors:`) match nothing: no table.",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
     "dot": "Graphviz `dot` failed on a graph, took longer than `qdq_dot_timeout`, or wrote "
            "an SVG that is not valid XML.",
     "graph-size": "A drawing has more nodes than `qdq_max_graph_nodes`: a note replaces it; "
                   "select a region with `:from:` / `:to:`.",
+    "numerics": "`qdq-error` or `qdq-histogram` cannot compute their numbers: unreadable "
+                "inputs, a float model with other inputs or no tensor in common, ONNX Runtime "
+                "failing on the inputs, a scale unknown from the file.",
+    "plot": "A `qdq-histogram` or `qdq-error` picture could not be drawn (matplotlib missing "
+            "or failing); its alternative text is shown instead.",
     "reference": "`qdq-requant` could not run the integer reference: unreadable inputs, "
                  "a missing package (ONNX Runtime), a node that is not a Conv or Gemm.",
 }

@@ -22,6 +22,7 @@ JOBS = {
     "analysis": "the analysis: roles, parameters, groups, regions; queries; the cache",
     "integer": "integer arithmetic: requantization, the integer reference, test vectors",
     "render": "text and DOT output; running dot",
+    "numerics": "grid statistics, error against the float model (ONNX Runtime), plots",
     "sphinx": "the Sphinx glue: directives, nodes, tables, domain, collector",
     "": "entry points: setup(), the command line, the version",
 }

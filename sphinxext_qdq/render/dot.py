@@ -93,6 +93,10 @@ class DotOptions:
     depth: int = 0
     #: draw only the nodes inside this scope (the drawing a scope's box links to)
     scope: tuple[str, ...] = ()
+    #: (compute node key, ``#rrggbb``): fills replacing a compute node's white (an overlay
+    #: such as ``:color-by: sqnr``), and the (label, ``#rrggbb``) entries of its legend.
+    fills: tuple[tuple[str, str], ...] = ()
+    fill_legend: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -105,6 +109,12 @@ class DotOptions:
             raise ValueError(f"max_nodes must be >= 0, not {self.max_nodes}")
         if self.depth < 0:
             raise ValueError(f"depth must be >= 0, not {self.depth}")
+        for _, colour in (*self.fills, *self.fill_legend):
+            if not _FILL_COLOUR.fullmatch(colour):
+                raise ValueError(f"fill colours are #rrggbb, not {colour!r}")
+
+
+_FILL_COLOUR = re.compile("#[0-9a-fA-F]{6}")
 
 
 # -- escaping ----------------------------------------------------------------
@@ -968,8 +978,14 @@ def _row_link(tail: _Element | None, urls: Mapping[str, str] | None) -> str:
             f'labeltooltip="{escape_dot("scale and zero point: see the parameter table")}"')
 
 
-def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str) -> str:
-    attributes = [f"label={_lines(element.label)}", _STYLES[element.kind],
+def _node_statement(element: _Element, urls: Mapping[str, str] | None, indent: str,
+                    fills: Mapping[str, str] | None = None) -> str:
+    style = _STYLES[element.kind]
+    fill = fills.get(element.members[0]) if fills and element.kind == "compute" \
+        and element.members else None
+    if fill is not None:  # checked #rrggbb (DotOptions)
+        style = style.replace('fillcolor="#ffffff"', f'fillcolor="{fill}"')
+    attributes = [f"label={_lines(element.label)}", style,
                   f"tooltip={_lines(element.tooltip, escape_tooltip)}"]
     url = _url_for(element, urls)
     link = _url_attribute("URL", url) if url is not None else ""
@@ -1005,16 +1021,18 @@ def _regions(drawing: _Drawing) -> list[list[_Element]]:
     return [groups[number] for number in sorted(groups)]
 
 
-def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None) -> list[str]:
+def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None,
+          fills: Mapping[str, str] | None = None) -> list[str]:
     lines = []
     for number, region in enumerate(_regions(drawing)):
         lines += [f"  subgraph cluster_quantized_{number} {{",
                   (f'    graph [label="quantized region", labeljust=l, fontsize=9, '
                    f'fontcolor="{_REGION_BORDER}", style="rounded,filled", '
                    f'fillcolor="{_REGION_FILL}", color="{_REGION_BORDER}"];')]
-        lines += [_node_statement(e, urls, "    ") for e in region]
+        lines += [_node_statement(e, urls, "    ", fills) for e in region]
         lines.append("  }")
-    lines += [_node_statement(e, urls, "  ") for e in drawing.elements if e.region is None]
+    lines += [_node_statement(e, urls, "  ", fills) for e in drawing.elements
+              if e.region is None]
     lines += _cluster_lines(drawing, urls)
     by_id = {element.id: element for element in drawing.elements}
     label = "xlabel" if drawing.external_labels else "label"
@@ -1110,6 +1128,21 @@ def _legend(drawing: _Drawing, model: QdqModel) -> list[str]:
     # below the drawing: after every node of the last rank-ish (the graph outputs)
     lines += [f"  {e.id} -> {rows[0][0]} [style=invis];" for e in drawing.elements
               if e.kind == "output" or (e.kind == "boundary" and e.id.startswith("x"))]
+    return lines
+
+
+def _fill_legend(entries: tuple[tuple[str, str], ...]) -> list[str]:
+    """A row of filled boxes explaining the fills of an overlay."""
+    frame = ('    graph [label="colours", labeljust=l, fontsize=9, style=rounded, '
+             'color="#aaaaaa"];')
+    lines = ["  subgraph cluster_fill_legend {", frame]
+    names = []
+    for number, (label, colour) in enumerate(entries):
+        lines.append(f"    fill_legend_{number} [label={_quoted(label)}, shape=box, "
+                     f'style=filled, fillcolor="{colour}", fontsize=9];')
+        names.append(f"fill_legend_{number}")
+    lines.append(f"    {{rank=same; {'; '.join(names)}}}")
+    lines.append("  }")
     return lines
 
 
@@ -1439,9 +1472,11 @@ def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
     if drawing.title:
         lines.append(f'  graph [label={_quoted(drawing.title)}, labelloc=t, labeljust=l, '
                      'fontsize=9, fontcolor="#1b4f72", ranksep=0.5];  # room for xlabels')
-    lines += _body(drawing, model, urls)
+    lines += _body(drawing, model, urls, dict(options.fills))
     if options.legend:
         lines += _legend(drawing, model)
+    if options.fill_legend:
+        lines += _fill_legend(options.fill_legend)
     lines.append("}")
     return "\n".join(lines) + "\n"
 

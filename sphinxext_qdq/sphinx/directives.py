@@ -144,9 +144,9 @@ class QdqModelDirective(SphinxDirective):
                        subtype=subtype)
         page_record(self.env).warned = True
 
-    def resolve_model_path(self) -> tuple[str, Path]:
-        """(model key, absolute path) for the directive's argument."""
-        argument = self.arguments[0].strip()
+    def resolve_model_path(self, argument: str | None = None) -> tuple[str, Path]:
+        """(model key, absolute path) for the directive's argument (or *argument*)."""
+        argument = (self.arguments[0] if argument is None else argument).strip()
         registry: dict[str, str] = self.qdq_config("qdq_models")
         if argument in registry:
             return argument, self.registered_path(registry[argument])
@@ -161,9 +161,11 @@ class QdqModelDirective(SphinxDirective):
         """A ``qdq_models`` path: absolute, or relative to the source directory."""
         return (Path(self.env.srcdir) / value).resolve()
 
-    def load_model(self) -> LoadedModel | None:
-        """Load (cached) and analyse the model; warn at this directive on failure."""
-        key, path = self.resolve_model_path()
+    def load_model(self, argument: str | None = None, *, diagnose: bool = True
+                   ) -> LoadedModel | None:
+        """Load (cached) and analyse the model (the directive's argument, or *argument*);
+        warn at this directive on failure. *diagnose*: report the model's problems."""
+        key, path = self.resolve_model_path(argument)
         self.env.note_dependency(str(path))
         signature = file_signature(path)  # before reading: a later change is seen
         try:
@@ -177,7 +179,8 @@ class QdqModelDirective(SphinxDirective):
         for data_file in analysis.data_files:
             self.env.note_dependency(data_file)
             page_record(self.env).inputs[data_file] = file_state(data_file)
-        self.report_diagnostics(key, analysis)
+        if diagnose:
+            self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
 
     def report_diagnostics(self, key: str, analysis: QdqModel) -> None:
@@ -216,7 +219,7 @@ class QdqGraphDirective(QdqModelDirective):
         loaded = self.load_model()
         if loaded is None:
             return []
-        options = self.dot_options(loaded.analysis)
+        options = self.drawing_options(loaded)
         self.check_size(loaded, options)
         node = self.graph_node(loaded, options, self.options.get("alt"))
         node["classes"] += self.options.get("class", [])
@@ -327,6 +330,10 @@ class QdqGraphDirective(QdqModelDirective):
                              f"(grouping: {grouping.kind}; top-level scopes: "
                              f"{', '.join(known) or 'none'})")
         return scope
+
+    def drawing_options(self, loaded: LoadedModel) -> DotOptions:
+        """The options of this drawing (an overlay subclass adds to them)."""
+        return self.dot_options(loaded.analysis)
 
     def check_size(self, loaded: LoadedModel, options: DotOptions) -> None:
         """Warn when the drawing is replaced by a note (more than ``qdq_max_graph_nodes``)."""

@@ -11,13 +11,19 @@ from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (
-    QdqGraphDirective,
     QdqParamsDirective,
     QdqRequantDirective,
     QdqSummaryDirective,
 )
 from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
+from sphinxext_qdq.sphinx.numerics import (
+    PLOT_VISITORS,
+    QdqErrorDirective,
+    QdqGraphOverlayDirective,
+    QdqHistogramDirective,
+    qdq_plot,
+)
 from sphinxext_qdq.sphinx.tables import PdflatexModelText
 
 if TYPE_CHECKING:
@@ -87,13 +93,16 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("builder-inited", add_static_files)
     app.add_js_file("qdq-zoom.js")
     app.add_css_file("qdq-zoom.css")
+    app.add_node(qdq_plot, **PLOT_VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
     app.add_env_collector(QdqCollector)
-    app.add_directive("qdq-graph", QdqGraphDirective)
+    app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
     app.add_directive("qdq-requant", QdqRequantDirective)
+    app.add_directive("qdq-histogram", QdqHistogramDirective)
+    app.add_directive("qdq-error", QdqErrorDirective)
     return {
         "version": __version__,
         "env_version": ENV_VERSION,
