@@ -41,6 +41,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from sphinxext_qdq.analysis.dynamic import find_dynamic_ops
+from sphinxext_qdq.analysis.qoperator import find_qoperator_ops
 from sphinxext_qdq.analysis.records import (
     DEQUANTIZE_OPS,
     QDQ_DOMAINS,
@@ -54,12 +56,14 @@ from sphinxext_qdq.analysis.records import (
     QdqModel,
     QdqNode,
     QuantGroup,
+    QuantOp,
     QuantParam,
     QuantRegion,
     Role,
     TensorInfo,
 )
 from sphinxext_qdq.onnxio import dtypes
+from sphinxext_qdq.analysis.weight_only import find_weight_only_ops
 from sphinxext_qdq.onnxio.proto import (
     QdqModelError,
     external_data_file,
@@ -92,7 +96,10 @@ class _Graph:
     proto: onnx.GraphProto
     parent: _Graph | None
     holder: _Node | None  # the If / Loop / Scan node holding this subgraph
-    label: str  # its attribute name ("then_branch", "body[0]"...)
+    label: str  # its attribute name ("then_branch", "body[0]"...); a function's path
+    #: a model-local function's body, or a subgraph inside one (no types from the file,
+    #: not part of the main graph's shape inference)
+    function: bool = False
     path: str = ""
     name: str = ""
     nodes: list[_Node] = field(default_factory=list)
@@ -209,6 +216,8 @@ class _Analysis:
         self.texts: list = []  # every string field read (see read)
         self.producer: tuple[str, str] = ("", "")
         self.opsets: tuple[tuple[str, int], ...] = ()
+        #: scales / zero points computed at run time by design (DynamicQuantizeLinear)
+        self.runtime_params: set[str] = set()
 
     def read(self) -> bool:
         """Read the model's fields the analysis uses (each once: protobuf access is slow);
@@ -241,10 +250,11 @@ class _Analysis:
         qdq_nodes = self._analyse_qdq_nodes()
         self.qdq = {q.key: q for q in qdq_nodes}
         groups = self._find_groups()
+        quant_ops = self._find_quant_ops()
         inside = self._quantized_region(groups)
         regions = self._regions(inside)
         qoperator = [n.key for n in self.nodes if _is_qoperator(n)]
-        self._model_level_diagnostics(qoperator)
+        self._model_level_diagnostics(quant_ops)
         self._check_qdq_shapes()
         self._check_params()
         main = self.graphs[0]
@@ -270,32 +280,38 @@ class _Analysis:
             qoperator_nodes=tuple(qoperator),
             inferred_shapes=self.inferred,
             data_files=tuple(sorted(self.data_files - {self.path})),
+            quant_ops=tuple(quant_ops),
+            function_graphs=tuple(g.path for g in self.graphs if g.function and g.holder is None),
         )
 
     # -- graphs and nodes --------------------------------------------------------
     def _collect_graphs(self) -> bool:
-        """Main graph, then every subgraph breadth first; nodes in model order. False when
-        a node that holds no subgraph has a graph attribute (:meth:`read` does not read
-        its strings)."""
+        """Main graph, then every subgraph breadth first, then each model-local function
+        (and its subgraphs); nodes in model order. False when a node that holds no
+        subgraph has a graph attribute (:meth:`read` does not read its strings)."""
         complete = True
-        pending: deque[tuple[onnx.GraphProto, _Node | None, str]] = deque(
-            [(self.proto.graph, None, "")])
-        while pending:
-            graph_proto, holder, label = pending.popleft()
-            graph = _Graph(graph_proto, holder.graph if holder else None, holder, label)
-            self.graphs.append(graph)
-            self._index_graph(graph)
-            for node in graph.nodes:
-                if not _may_hold_subgraphs(node.op_type, node.domain):
-                    complete = complete and not any(kind in _GRAPH_ATTRIBUTES
-                                                    for _, kind, _ in node.attributes)
-                    continue
-                for name, kind, attr in node.attributes:
-                    if kind == onnx.AttributeProto.GRAPH:
-                        pending.append((attr.g, node, name))
-                    elif kind == onnx.AttributeProto.GRAPHS:
-                        pending.extend((g, node, f"{name}[{i}]")
-                                       for i, g in enumerate(attr.graphs))
+        roots: list[tuple[onnx.GraphProto, str]] = [(self.proto.graph, "")]
+        roots += _function_graphs(self.proto)
+        for root, function_path in roots:
+            pending: deque[tuple[onnx.GraphProto, _Node | None, str]] = deque(
+                [(root, None, function_path)])
+            while pending:
+                graph_proto, holder, label = pending.popleft()
+                graph = _Graph(graph_proto, holder.graph if holder else None, holder, label,
+                               function=bool(function_path))
+                self.graphs.append(graph)
+                self._index_graph(graph)
+                for node in graph.nodes:
+                    if not _may_hold_subgraphs(node.op_type, node.domain):
+                        complete = complete and not any(kind in _GRAPH_ATTRIBUTES
+                                                        for _, kind, _ in node.attributes)
+                        continue
+                    for name, kind, attr in node.attributes:
+                        if kind == onnx.AttributeProto.GRAPH:
+                            pending.append((attr.g, node, name))
+                        elif kind == onnx.AttributeProto.GRAPHS:
+                            pending.extend((g, node, f"{name}[{i}]")
+                                           for i, g in enumerate(attr.graphs))
         return complete
 
     def _index_graph(self, graph: _Graph) -> None:
@@ -353,6 +369,8 @@ class _Analysis:
         """Outer-scope names read inside subgraphs, charged to the node holding them
         (innermost graphs first, so nested bodies pass their reads outwards)."""
         for graph in reversed(self.graphs[1:]):
+            if graph.holder is None:  # a function body: its inputs are its own
+                continue
             reads = {name for node in graph.nodes
                      for name in (*node.inputs, *node.implicit_inputs) if name}
             reads.update(graph.outputs)
@@ -366,7 +384,7 @@ class _Analysis:
         used: set[str] = set()
         seen: Counter[str] = Counter()
         for graph in self.graphs:
-            graph.path = f"{graph.holder.key}:{graph.label}" if graph.holder else ""
+            graph.path = f"{graph.holder.key}:{graph.label}" if graph.holder else graph.label
             prefix = f"{graph.path}/" if graph.path else ""
             for node in graph.nodes:
                 name = node.name
@@ -383,7 +401,7 @@ class _Analysis:
     # -- tensor types -------------------------------------------------------------
     def _collect_types(self) -> None:
         """Types beyond those the file declares (read with the graph)."""
-        if any(_lacks_types(g) for g in self.graphs):
+        if any(_lacks_types(g) for g in self.graphs if not g.function):
             self._run_shape_inference()
         for node in self.nodes:
             if node.is_qdq:
@@ -394,7 +412,8 @@ class _Analysis:
         lacking them when that is all (:meth:`_untyped_part`), else on the model (a
         copy without large weights when they are big); failures warn."""
         source = self._untyped_part()
-        graphs = self.graphs[:1] if source is not None else self.graphs
+        graphs = self.graphs[:1] if source is not None else \
+            [g for g in self.graphs if not g.function]
         if source is None:
             weight_bytes = sum(tensor_nbytes(t) for t in self.graphs[0].initializers.values())
             source = self.proto if weight_bytes <= _INFERENCE_COPY_BYTES \
@@ -426,7 +445,7 @@ class _Analysis:
         declared with the types already known; None when subgraphs lack types too or
         the part is not small (ONNX Runtime's quantizer leaves one output untyped)."""
         main = self.graphs[0]
-        if any(_lacks_types(g) for g in self.graphs[1:]):
+        if any(_lacks_types(g) for g in self.graphs[1:] if not g.function):
             return None
         chosen: dict[int, _Node] = {}
         pending = [n for n in main.nodes if not n.is_qdq and _has_untyped_output(n, main)]
@@ -575,6 +594,41 @@ class _Analysis:
                 return tuple(int(v) for v in attr.ints), "INT64", (len(attr.ints),)
         return None, None, None
 
+    # -- QOperator, dynamic and weight-only operators ------------------------------------
+    def _find_quant_ops(self) -> list[QuantOp]:
+        """Dynamic chains first (they claim their MatMulInteger), then QOperator nodes,
+        then weight-only patterns; in node order."""
+        ops = find_dynamic_ops(self)
+        taken = {key for op in ops for key in op.members}
+        ops += find_qoperator_ops(self, taken)
+        taken.update(key for op in ops for key in op.members)
+        ops += find_weight_only_ops(self, taken)
+        order = {node.key: position for position, node in enumerate(self.nodes)}
+        return sorted(ops, key=lambda op: order[op.node])
+
+    def is_stored(self, name: str, graph: _Graph) -> bool:
+        return _is_stored(name, graph)
+
+    def use_param(self, name: str, kind: str, node: _Node, index: int) -> None:
+        """Record that *node* reads *name* as a scale / zero point at input *index*
+        (``-1``: *node* writes it, as DynamicQuantizeLinear does)."""
+        self._use_param(name, kind, node, index)
+
+    def param_shape(self, name: str) -> tuple[int, ...] | None:
+        param = self.params.get(name)
+        return param.shape if param is not None else None
+
+    def expect_runtime(self, *names: str) -> None:
+        """*names* are computed at run time by design: no "value unknown" warning."""
+        self.runtime_params.update(n for n in names if n)
+
+    @staticmethod
+    def int_attribute(node: _Node, name: str, default: int) -> int:
+        for attr_name, kind, attr in node.attributes:
+            if attr_name == name and kind == onnx.AttributeProto.INT:
+                return attr.i
+        return default
+
     # -- roles ----------------------------------------------------------------------
     def _roles(self) -> dict[str, tuple[Role, str | None, str]]:
         """(role, partner key, quantized tensor) of every Q and DQ node."""
@@ -699,16 +753,13 @@ class _Analysis:
         key = node.key if isinstance(node, _Node) else node
         self.diagnostics.append(Diagnostic(subtype, message, key))
 
-    def _model_level_diagnostics(self, qoperator: list[str]) -> None:
-        if qoperator:
-            ops = sorted({self.by_key[k].op_type for k in qoperator})
-            self._diagnose("qoperator", f"the model uses QOperator format ({', '.join(ops)}: "
-                                        f"{len(qoperator)} node(s)), not QDQ; the integer "
-                                        "operators are shown as they are", qoperator[0])
-        if not self.qdq and not qoperator:
+    def _model_level_diagnostics(self, quant_ops: list[QuantOp]) -> None:
+        if not self.qdq and not quant_ops:
             name = self.graphs[0].name or Path(self.path).stem
-            self._diagnose("float_model", f"model {name!r} has no QuantizeLinear or "
-                                          "DequantizeLinear node: it is a float model", None)
+            self._diagnose("float_model", f"model {name!r} has no quantization (no "
+                                          "QuantizeLinear / DequantizeLinear, QOperator, "
+                                          "dynamic or weight-only quantized operator): it is "
+                                          "a float model", None)
 
     def _check_qdq_shapes(self) -> None:
         for record in self.qdq.values():
@@ -736,7 +787,7 @@ class _Analysis:
             if param.name in self.unreadable:
                 subtype, reason = self.unreadable[param.name]
                 self._diagnose(subtype, f"{what} {param.name!r} of {user!r}: {reason}", user)
-            elif param.values is None:
+            elif param.values is None and param.name not in self.runtime_params:
                 self._diagnose("value", f"{what} {param.name!r} of {user!r} comes from "
                                         f"{_source_phrase(param.source)}: its value is not "
                                         "known from the file", user)
@@ -817,6 +868,25 @@ def _unused(base: str, used: set[str], reserved: set[str]) -> str:
 def _may_hold_subgraphs(op_type: str, domain: str) -> bool:
     """Only these standard ops have graph attributes; other domains may have any."""
     return op_type in _SUBGRAPH_OPS or domain not in ("", "ai.onnx")
+
+
+def _function_graphs(proto: onnx.ModelProto) -> list[tuple[onnx.GraphProto, str]]:
+    """Each model-local function as a graph (its inputs and outputs untyped), with its
+    path ``"function:<domain>.<name>"``; a function that cannot be copied is skipped."""
+    graphs = []
+    for function in proto.functions:
+        try:
+            graph = onnx.GraphProto()
+            graph.name = function.name
+            graph.node.extend(function.node)
+            graph.input.extend(onnx.ValueInfoProto(name=name) for name in function.input)
+            graph.output.extend(onnx.ValueInfoProto(name=name) for name in function.output)
+            graph.value_info.extend(function.value_info)
+        except (TypeError, ValueError):  # a name that is not valid UTF-8
+            continue
+        where = f"{function.domain}.{function.name}" if function.domain else function.name
+        graphs.append((graph, f"function:{where}"))
+    return graphs
 
 
 def _graphs_breadth_first(graph: onnx.GraphProto) -> list[onnx.GraphProto]:

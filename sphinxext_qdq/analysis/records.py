@@ -30,7 +30,9 @@ class Granularity(str, Enum):
 
 
 class Role(str, Enum):
-    """What a QuantizeLinear / DequantizeLinear node does in the graph."""
+    """What a QuantizeLinear / DequantizeLinear node does in the graph, or what an
+    operand is to a quantized operator (QOperator, dynamic, weight-only: ``input``,
+    ``weight``, ``bias``, ``output``)."""
 
     ACTIVATION = "activation"      # Q -> DQ pair on an activation
     WEIGHT = "weight"              # DQ of a weight stored quantized (initializer)
@@ -39,6 +41,17 @@ class Role(str, Enum):
     CLIP = "clip"                  # Q -> Clip -> DQ (narrow range, Brevitas QCDQ)
     LONE_Q = "lone Q"
     LONE_DQ = "lone DQ"
+    INPUT = "input"                # an activation input of a quantized operator
+    OUTPUT = "output"              # the quantized output of a quantized operator
+
+
+class QuantFormat(str, Enum):
+    """How a model carries a quantized operator."""
+
+    QDQ = "QDQ"                    # DequantizeLinear -> float op -> QuantizeLinear
+    QOPERATOR = "QOperator"        # QLinearConv, QLinearMatMul, QGemm, MatMulInteger ...
+    DYNAMIC = "dynamic"            # DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul
+    WEIGHT_ONLY = "weight-only"    # MatMulNBits, GatherBlockQuantized, Cast(INT8) -> Mul
 
 
 #: Warning subtypes of :class:`Diagnostic` (Sphinx emits them as ``type='qdq',
@@ -51,9 +64,8 @@ DIAGNOSTIC_SUBTYPES: dict[str, str] = {
              "computed at run time, unreadable external data)",
     "external_data": "external data refused: absolute path, '..', a symlink leaving the "
                      "model's folder, a missing file or a wrong length",
-    "float_model": "the model has no QuantizeLinear / DequantizeLinear node at all",
-    "qoperator": "the model uses QOperator format (QLinearConv, MatMulInteger, ...) rather "
-                 "than QDQ",
+    "float_model": "the model has no quantization at all: no QuantizeLinear / "
+                   "DequantizeLinear, QOperator, dynamic or weight-only quantized operator",
     "malformed": "a QuantizeLinear / DequantizeLinear node without its scale input, or with "
                  "an attribute the specification does not allow",
     "inference": "ONNX shape inference failed; types come from the file and Q/DQ semantics",
@@ -70,7 +82,7 @@ QOPERATOR_OPS = frozenset({
     "QLinearGlobalAveragePool", "QLinearConcat", "QLinearLeakyRelu", "QLinearSigmoid",
     "QLinearSoftmax", "QLinearReduceMean", "QLinearWhere", "QGemm", "QAttention",
     "ConvInteger", "MatMulInteger", "DynamicQuantizeLinear", "MatMulIntegerToFloat",
-    "DynamicQuantizeMatMul", "MatMulNBits",
+    "DynamicQuantizeMatMul", "MatMulNBits", "GatherBlockQuantized", "DynamicQuantizeLSTM",
 })
 
 
@@ -198,6 +210,59 @@ class QuantRegion:
 
 
 @dataclass(frozen=True)
+class QuantOperand:
+    """One operand of a quantized operator (QOperator, dynamic or weight-only) and the
+    scale / zero point its schema pairs with it, by input index.
+
+    ``tensor`` is the quantized tensor (for a dynamic input: the float tensor
+    DynamicQuantizeLinear quantizes at run time); ``scale`` / ``zero_point`` are
+    :class:`QuantParam` names, ``None`` when the op has none (the INT32 bias of
+    QLinearConv, whose scale is ``s_x * s_w`` by definition; the scales of a bare
+    MatMulInteger). ``index`` is the tensor's input index (an output's: ``-1``)."""
+
+    key: str  # "<op key>:<label>", unique in the model (a ``qdq:node`` target)
+    node: str  # NodeInfo.key of the quantized operator
+    op_type: str
+    role: Role  # INPUT, WEIGHT, BIAS or OUTPUT
+    label: str  # "input", "input 1", "weight", "bias", "output"
+    index: int
+    tensor: str
+    scale: str | None
+    scale_index: int | None
+    zero_point: str | None
+    zero_point_index: int | None
+    quant_dtype: str | None
+    granularity: Granularity
+    axis: int | None
+    block_size: int | None
+    bits: int | None = None
+    runtime: bool = False  # scale and zero point computed at run time (dynamic)
+    graph: str = ""
+
+
+@dataclass(frozen=True)
+class QuantOp:
+    """A quantized operator that is not a QDQ group: a QOperator node, a dynamic
+    quantization chain or a weight-only dequantization, with its operands.
+
+    ``members`` are the keys of every node of the pattern (the DynamicQuantizeLinear,
+    Cast and Mul nodes of a dynamic chain; the Cast, Sub and Mul of a weight
+    dequantized by hand), ``node`` first."""
+
+    node: str  # NodeInfo.key of the integer op (the Cast of Cast -> Mul)
+    op_type: str
+    format: QuantFormat
+    operands: tuple[QuantOperand, ...]
+    members: tuple[str, ...]
+    note: str = ""
+    graph: str = ""
+
+    def operand(self, role: Role) -> QuantOperand | None:
+        """The first operand of *role*."""
+        return next((o for o in self.operands if o.role is role), None)
+
+
+@dataclass(frozen=True)
 class Diagnostic:
     """A problem found in the model. ``subtype`` is the Sphinx warning subtype
     (``qdq.<subtype>``, a key of :data:`DIAGNOSTIC_SUBTYPES`); ``node`` is the
@@ -237,6 +302,10 @@ class QdqModel:
     #: External data files (inside the model's folder, existing or not) the values of
     #: scales and zero points were read from: the model depends on them too.
     data_files: tuple[str, ...] = ()
+    #: QOperator, dynamic and weight-only quantized operators, in node order.
+    quant_ops: tuple[QuantOp, ...] = ()
+    #: Paths of the model-local functions analysed (``"function:<domain>.<name>"``).
+    function_graphs: tuple[str, ...] = ()
 
     # -- lookups -----------------------------------------------------------
     def node(self, key: str) -> NodeInfo:
@@ -269,6 +338,18 @@ class QdqModel:
             table = {name: tuple(keys) for name, keys in table.items()}
             self._index["consumers"] = table
         return table.get(tensor, ())  # type: ignore[union-attr]
+
+    def quant_op(self, key: str) -> QuantOp | None:
+        """The QOperator / dynamic / weight-only op whose node is *key*, if any."""
+        return self._lookup("quant_op", self.quant_ops, attr="node").get(key)
+
+    @property
+    def operands(self) -> tuple[QuantOperand, ...]:
+        """Every operand of every quantized operator, in node order."""
+        return tuple(o for op in self.quant_ops for o in op.operands)
+
+    def operand(self, key: str) -> QuantOperand | None:
+        return self._lookup("operand", self.operands).get(key)
 
     def group_of(self, key: str) -> QuantGroup | None:
         """The quantized-op group whose compute node is *key*, if any."""

@@ -1,0 +1,210 @@
+"""QOperator format: integer operators that carry their own scales and zero points.
+
+Each op's schema says, by input index, which scale and zero point go with which
+tensor (``onnx.defs.get_schema`` for ``QLinearConv``, ``QLinearMatMul``,
+``ConvInteger``, ``MatMulInteger``; ONNX Runtime's contrib-op schemas for the
+``com.microsoft`` ones). :data:`OPERAND_SPECS` is that table;
+:func:`find_qoperator_ops` turns every such node into a :class:`QuantOp` whose
+operands register their scales and zero points as :class:`QuantParam` users.
+
+The recognisers here and in :mod:`.dynamic` / :mod:`.weight_only` read the working
+state of :class:`~sphinxext_qdq.analysis.patterns._Analysis` (nodes, producers,
+consumers, types) through a few of its methods; they never import Sphinx.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, NamedTuple
+
+from sphinxext_qdq.analysis.records import (
+    QDQ_DOMAINS,
+    Granularity,
+    QuantFormat,
+    QuantOp,
+    QuantOperand,
+    Role,
+)
+
+if TYPE_CHECKING:
+    from sphinxext_qdq.analysis.patterns import _Analysis, _Node
+
+#: ``OUTPUT``: an operand that is the op's output 0 rather than an input.
+OUTPUT = -1
+
+
+class OperandSpec(NamedTuple):
+    """Where one operand and its parameters sit among a node's inputs."""
+
+    role: Role
+    index: int  # input index of the tensor; OUTPUT for output 0
+    scale: int | None  # input index of its scale (None: the op has none)
+    zero_point: int | None
+    #: the role when the tensor is computed rather than stored (a MatMul's B)
+    computed_role: Role | None = None
+
+
+_I, _W, _B, _O = Role.INPUT, Role.WEIGHT, Role.BIAS, Role.OUTPUT
+_UNARY = (OperandSpec(_I, 0, 1, 2), OperandSpec(_O, OUTPUT, 3, 4))
+_BINARY = (OperandSpec(_I, 0, 1, 2), OperandSpec(_I, 3, 4, 5),
+           OperandSpec(_O, OUTPUT, 6, 7))
+
+#: Operands of each QOperator op, by input index (checked against the schemas in
+#: tests/test_formats.py). ``QLinearConcat`` is variadic: see :func:`_concat_specs`.
+OPERAND_SPECS: dict[str, tuple[OperandSpec, ...]] = {
+    "QLinearConv": (OperandSpec(_I, 0, 1, 2), OperandSpec(_W, 3, 4, 5),
+                    OperandSpec(_O, OUTPUT, 6, 7), OperandSpec(_B, 8, None, None)),
+    "QLinearMatMul": (OperandSpec(_I, 0, 1, 2), OperandSpec(_W, 3, 4, 5, _I),
+                      OperandSpec(_O, OUTPUT, 6, 7)),
+    "QGemm": (OperandSpec(_I, 0, 1, 2), OperandSpec(_W, 3, 4, 5, _I),
+              OperandSpec(_B, 6, None, None), OperandSpec(_O, OUTPUT, 7, 8)),
+    "QLinearAdd": _BINARY,
+    "QLinearMul": _BINARY,
+    "QLinearAveragePool": _UNARY,
+    "QLinearGlobalAveragePool": _UNARY,
+    "QLinearSigmoid": _UNARY,
+    "QLinearLeakyRelu": _UNARY,
+    "QLinearSoftmax": _UNARY,
+    "QLinearReduceMean": _UNARY,
+    "QLinearWhere": (OperandSpec(_I, 1, 2, 3), OperandSpec(_I, 4, 5, 6),
+                     OperandSpec(_O, OUTPUT, 7, 8)),
+    "QAttention": (OperandSpec(_I, 0, 3, 6), OperandSpec(_W, 1, 4, 7, _I)),
+    "MatMulIntegerToFloat": (OperandSpec(_I, 0, 2, 4), OperandSpec(_W, 1, 3, 5, _I)),
+    "ConvInteger": (OperandSpec(_I, 0, None, 2), OperandSpec(_W, 1, None, 3)),
+    "MatMulInteger": (OperandSpec(_I, 0, None, 2), OperandSpec(_W, 1, None, 3, _I)),
+    "DynamicQuantizeMatMul": (OperandSpec(_W, 1, 2, 3, _I),),
+    "DynamicQuantizeLSTM": (OperandSpec(_W, 1, 8, 9), OperandSpec(_W, 2, 10, 11)),
+}
+
+#: Ops whose activation input is quantized at run time by the op itself.
+DYNAMIC_OPS = frozenset({"DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
+#: Ops (and the QDQ op types) an integer kernel reads weights of in output-channel rows.
+_CHANNEL_AXIS_ZERO = frozenset({"QLinearConv", "ConvInteger", "DynamicQuantizeLSTM"})
+
+
+def _concat_specs(input_count: int) -> tuple[OperandSpec, ...]:
+    """``QLinearConcat(Y_scale, Y_zero_point, x0, s0, z0, x1, s1, z1, ...)``."""
+    specs = [OperandSpec(_O, OUTPUT, 0, 1)]
+    specs += [OperandSpec(_I, i, i + 1, i + 2) for i in range(2, input_count, 3)]
+    return tuple(specs)
+
+
+def specs_for(op_type: str, input_count: int) -> tuple[OperandSpec, ...] | None:
+    if op_type == "QLinearConcat":
+        return _concat_specs(input_count)
+    return OPERAND_SPECS.get(op_type)
+
+
+def find_qoperator_ops(analysis: _Analysis, taken: set[str]) -> list[QuantOp]:
+    """A :class:`QuantOp` for every QOperator node not already part of a dynamic chain
+    (*taken*: node keys)."""
+    ops = []
+    for node in analysis.nodes:
+        if node.key in taken or node.domain not in QDQ_DOMAINS:
+            continue
+        specs = specs_for(node.op_type, len(node.inputs))
+        if specs is None:
+            continue
+        fmt = QuantFormat.DYNAMIC if node.op_type in DYNAMIC_OPS else QuantFormat.QOPERATOR
+        operands = build_operands(analysis, node, specs)
+        note = "the activation is quantized at run time by the op itself" \
+            if fmt is QuantFormat.DYNAMIC else ""
+        if node.op_type == "QGemm" and not _input(node, 7):
+            note = "no y_scale: the output is float (A·B dequantized, plus C)"
+        ops.append(QuantOp(node=node.key, op_type=node.op_type, format=fmt,
+                           operands=operands, members=(node.key,), note=note,
+                           graph=node.graph.path))
+    return ops
+
+
+def build_operands(analysis: _Analysis, node: _Node, specs: tuple[OperandSpec, ...],
+                   *, overrides: dict[int, tuple] | None = None
+                   ) -> tuple[QuantOperand, ...]:
+    """Operands of *node* per *specs* (present tensors only); their scales and zero
+    points become parameter users. *overrides* maps a spec's position to
+    ``(tensor, scale, scale user, zero point, zero-point user, runtime)``, for
+    operands whose numbers sit outside the node (a dynamic chain's Mul)."""
+    operands: list[QuantOperand] = []
+    labels = _labels(node, specs)
+    for position, spec in enumerate(specs):
+        tensor = _output(node) if spec.index == OUTPUT else _input(node, spec.index)
+        if not tensor:
+            continue
+        graph = node.graph
+        role = spec.role
+        if spec.computed_role is not None and not analysis.is_stored(tensor, graph):
+            role = spec.computed_role
+        scale_user = zero_user = (node, None)
+        runtime = False
+        if overrides and position in overrides:
+            tensor, scale, scale_user, zero_point, zero_user, runtime = overrides[position]
+        else:
+            scale = _input(node, spec.scale) if spec.scale is not None else ""
+            zero_point = _input(node, spec.zero_point) if spec.zero_point is not None else ""
+            scale_user = (node, spec.scale)
+            zero_user = (node, spec.zero_point)
+        if scale:
+            analysis.use_param(scale, "scale", *scale_user)
+        if zero_point:
+            analysis.use_param(zero_point, "zero_point", *zero_user)
+        quant_dtype = analysis.type_of(graph, tensor)[0]
+        if runtime and zero_point:
+            quant_dtype = analysis.type_of(graph, zero_point)[0] or "UINT8"
+        elif quant_dtype is None and zero_point:
+            quant_dtype = analysis.type_of(graph, zero_point)[0]
+        granularity, axis = _granularity(analysis, node, tensor, scale or zero_point, role)
+        operands.append(QuantOperand(
+            key=f"{node.key}:{labels[position]}", node=node.key, op_type=node.op_type,
+            role=role, label=labels[position], index=spec.index, tensor=tensor,
+            scale=scale or None, scale_index=scale_user[1] if scale else None,
+            zero_point=zero_point or None,
+            zero_point_index=zero_user[1] if zero_point else None,
+            quant_dtype=quant_dtype, granularity=granularity, axis=axis, block_size=None,
+            runtime=runtime, graph=graph.path))
+    return tuple(operands)
+
+
+def _labels(node: _Node, specs: tuple[OperandSpec, ...]) -> list[str]:
+    """``input`` / ``weight`` / ``output`` / ``bias``; ``input 0``, ``input 1`` ... when
+    a role occurs more than once."""
+    names = [s.role.value for s in specs]
+    counts = {name: names.count(name) for name in names}
+    seen: dict[str, int] = {}
+    labels = []
+    for name in names:
+        if counts[name] > 1:
+            labels.append(f"{name} {seen.get(name, 0)}")
+            seen[name] = seen.get(name, 0) + 1
+        else:
+            labels.append(name)
+    return labels
+
+
+def _granularity(analysis: _Analysis, node: _Node, tensor: str, param: str, role: Role
+                 ) -> tuple[Granularity, int | None]:
+    """Per-tensor when the scale (or zero point) has one value; per-axis on the
+    op's channel axis when it is 1-D."""
+    shape = analysis.param_shape(param) if param else None
+    if shape is None:
+        return (Granularity.PER_TENSOR, None) if not param else (Granularity.UNKNOWN, None)
+    if math.prod(shape) == 1:
+        return Granularity.PER_TENSOR, None
+    if len(shape) > 1:
+        return Granularity.BLOCKED, None
+    rank_shape = analysis.type_of(node.graph, tensor)[1]
+    rank = len(rank_shape) if rank_shape is not None else 2
+    if role is not Role.WEIGHT:
+        return Granularity.PER_AXIS, 1  # the channel axis of an activation
+    if node.op_type in _CHANNEL_AXIS_ZERO:
+        return Granularity.PER_AXIS, 0  # output channels
+    if node.op_type == "QGemm":
+        return Granularity.PER_AXIS, 0 if analysis.int_attribute(node, "transB", 0) else 1
+    return Granularity.PER_AXIS, rank - 1  # MatMul B: one scale per column
+
+
+def _input(node: _Node, index: int) -> str:
+    return node.inputs[index] if 0 <= index < len(node.inputs) else ""
+
+
+def _output(node: _Node) -> str:
+    return node.outputs[0] if node.outputs else ""
