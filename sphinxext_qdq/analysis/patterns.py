@@ -282,6 +282,7 @@ class _Analysis:
             data_files=tuple(sorted(self.data_files - {self.path})),
             quant_ops=tuple(quant_ops),
             function_graphs=tuple(g.path for g in self.graphs if g.function and g.holder is None),
+            subgraphs=tuple(g.path for g in self.graphs[1:]),
         )
 
     # -- graphs and nodes --------------------------------------------------------

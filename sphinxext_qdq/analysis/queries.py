@@ -16,6 +16,7 @@ from sphinxext_qdq.analysis.records import (
     QUANTIZE_OPS,
     ModelSummary,
     QdqModel,
+    QuantFormat,
     Role,
 )
 
@@ -49,7 +50,68 @@ def summarize(model: QdqModel) -> ModelSummary:
         param_bytes=model.param_bytes,
         qoperator_count=len(model.qoperator_nodes),
         diagnostic_count=len(model.diagnostics),
+        ops_by_format=_ops_by_format(model),
+        ops_by_precision=_ranked(precisions(model)),
+        float_op_count=len(float_ops(model)),
+        subgraph_count=len(model.subgraphs) - len(model.function_graphs),
+        function_count=len(model.function_graphs),
+        quantized_by_graph=_ranked([*(q.graph for q in model.qdq_nodes if q.graph),
+                                    *(op.graph for op in model.quant_ops if op.graph)]),
     )
+
+
+def _ops_by_format(model: QdqModel) -> tuple[tuple[str, int], ...]:
+    counts = Counter({QuantFormat.QDQ.value: len(model.groups)})
+    counts.update(op.format.value for op in model.quant_ops)
+    return tuple((fmt.value, counts[fmt.value]) for fmt in QuantFormat if counts[fmt.value])
+
+
+#: Short names of element types in a precision label (``u8s8``).
+_PRECISION_NAMES = {
+    "UINT8": "u8", "INT8": "s8", "UINT16": "u16", "INT16": "s16", "UINT4": "u4", "INT4": "s4",
+    "UINT2": "u2", "INT2": "s2", "INT32": "s32", "FLOAT8E4M3FN": "e4m3", "FLOAT8E5M2": "e5m2",
+    "FLOAT8E4M3FNUZ": "e4m3fnuz", "FLOAT8E5M2FNUZ": "e5m2fnuz", "FLOAT4E2M1": "e2m1",
+}
+
+
+def precision_label(activation: str | None, weight: str | None) -> str:
+    """``u8s8`` (activation, weight), ``u8`` (no weight), ``w-only u4`` (no activation)."""
+    def short(dtype: str | None) -> str:
+        return _PRECISION_NAMES.get(dtype or "", "?") if dtype else "?"
+    if activation is None and weight is not None:
+        return f"w-only {short(weight)}"
+    return short(activation) + (short(weight) if weight is not None else "")
+
+
+def precisions(model: QdqModel) -> list[str]:
+    """The precision label of every quantized operator (QDQ groups first, in node order)."""
+    labels = []
+    for group in model.groups:
+        activation = model.qdq(group.input_dqs[0]).quant_dtype if group.input_dqs else None
+        if activation is None and group.output_qs:
+            activation = model.qdq(group.output_qs[0]).quant_dtype
+        weight = model.qdq(group.weight_dq).quant_dtype if group.weight_dq else None
+        labels.append(precision_label(activation or "", weight))
+    for op in model.quant_ops:
+        inputs = [o for o in op.operands if o.role is Role.INPUT]
+        weight = op.operand(Role.WEIGHT)
+        activation = inputs[0].quant_dtype if inputs else None
+        if activation is None and op.format is not QuantFormat.WEIGHT_ONLY:
+            output = op.operand(Role.OUTPUT)
+            activation = output.quant_dtype if output else ""
+        labels.append(precision_label(activation, weight.quant_dtype if weight else None))
+    return labels
+
+
+def float_ops(model: QdqModel) -> list[str]:
+    """Keys of compute nodes that run in float: not Q/DQ, not ``Constant``, not part of a
+    quantized operator (QDQ group, QOperator, dynamic or weight-only pattern) and not
+    inside a quantized region."""
+    members = {key for op in model.quant_ops for key in op.members}
+    return [n.key for n in model.nodes
+            if not (n.op_type in _QDQ_OP_TYPES and n.domain in QDQ_DOMAINS)
+            and n.op_type != "Constant" and not n.in_quantized_region
+            and n.key not in members]
 
 
 def _ranked(items: object) -> tuple[tuple[str, int], ...]:
@@ -65,10 +127,13 @@ def describe(model: QdqModel) -> str:
     compute = _ranked(n.op_type for n in model.nodes
                       if not (n.op_type in _QDQ_OP_TYPES and n.domain in QDQ_DOMAINS))
     ops = _count_list(list(compute), limit=6)
-    if model.qoperator_nodes:
-        return (f"QOperator-format model {name} with {ops}: "
-                f"{_plural(len(model.qoperator_nodes), 'integer operator')} instead of "
-                "QuantizeLinear / DequantizeLinear pairs.")
+    if model.quant_ops and not model.groups:
+        formats = _ranked(op.format.value for op in model.quant_ops)
+        kind = _FORMAT_MODEL_NAMES.get(formats[0][0], "Quantized") if len(formats) == 1 \
+            else "Quantized"
+        return (f"{kind} model {name} with {ops}: "
+                f"{_count_list(list(formats), limit=4)} quantized "
+                f"operator{'s' if len(model.quant_ops) != 1 else ''}.")
     if not model.qdq_nodes:
         return f"Float model {name} with {ops or 'no nodes'}: no quantization."
     qdq = _plural(len(model.qdq_nodes), "Q/DQ node")
@@ -76,6 +141,8 @@ def describe(model: QdqModel) -> str:
 
 
 _QDQ_OP_TYPES = QUANTIZE_OPS | DEQUANTIZE_OPS
+_FORMAT_MODEL_NAMES = {"QOperator": "QOperator-format", "dynamic": "Dynamically quantized",
+                       "weight-only": "Weight-only quantized"}
 
 
 def _flow_phrase(model: QdqModel) -> str:

@@ -306,6 +306,8 @@ class QdqModel:
     quant_ops: tuple[QuantOp, ...] = ()
     #: Paths of the model-local functions analysed (``"function:<domain>.<name>"``).
     function_graphs: tuple[str, ...] = ()
+    #: Paths of every graph but the main one (subgraph bodies and functions).
+    subgraphs: tuple[str, ...] = ()
 
     # -- lookups -----------------------------------------------------------
     def node(self, key: str) -> NodeInfo:
@@ -397,6 +399,18 @@ class ModelSummary:
     param_bytes: int
     qoperator_count: int
     diagnostic_count: int
+    #: Quantized operators by format: ``QDQ`` (groups), ``QOperator``, ``dynamic``,
+    #: ``weight-only`` (:class:`QuantFormat` values).
+    ops_by_format: tuple[tuple[str, int], ...] = ()
+    #: Quantized operators by precision: ``u8s8`` (UINT8 activations, INT8 weights),
+    #: ``s16s8``, ``u8`` (no weight), ``w-only u4`` ...
+    ops_by_precision: tuple[tuple[str, int], ...] = ()
+    #: Compute nodes outside every quantized operator and region (float compute).
+    float_op_count: int = 0
+    subgraph_count: int = 0  # If / Loop / Scan bodies (functions' included)
+    function_count: int = 0  # model-local functions
+    #: Q/DQ nodes plus quantized operators in each subgraph or function, by path.
+    quantized_by_graph: tuple[tuple[str, int], ...] = ()
 
     def count(self, table: str, name: str) -> int:
         """``count("nodes_by_op", "Conv")``: one entry of a ``*_by_*`` table, 0 if absent."""

@@ -26,10 +26,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.onnxio.dtypes import integer_range
 
 if TYPE_CHECKING:
-    from sphinxext_qdq.analysis.records import QdqModel, QdqNode, QuantGroup
+    from sphinxext_qdq.analysis.records import (
+        QdqModel,
+        QdqNode,
+        QuantGroup,
+        QuantOp,
+        QuantOperand,
+    )
 
 #: Fraction bits of the fixed-point multiplier (Q31).
 MULTIPLIER_BITS = 31
@@ -48,6 +55,10 @@ ADD_OPS = frozenset({"Add"})
 RESCALE_OPS = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
                          "Identity", "MaxPool", "Relu"})
 RECIPE_OPS = MATMUL_OPS | POOL_OPS | ADD_OPS | RESCALE_OPS
+#: QOperator ops with an integer recipe, and the QDQ op whose recipe they share.
+QOPERATOR_RECIPES = {"QLinearConv": "Conv", "QLinearMatMul": "MatMul", "QGemm": "Gemm",
+                     "QLinearAdd": "Add", "QLinearAveragePool": "AveragePool",
+                     "QLinearGlobalAveragePool": "GlobalAveragePool"}
 
 #: Largest relative difference between a bias scale and ``s_x * s_w`` still called equal
 #: (two float32 ulps: the product is rounded to float32 once by every quantizer).
@@ -210,12 +221,81 @@ class RequantRecipe:
 
 # -- building recipes ----------------------------------------------------------------------
 def requant_recipes(model: QdqModel) -> tuple[RequantRecipe, ...]:
-    """Recipes of the groups whose op an integer kernel implements, in node order."""
+    """Recipes of the QDQ groups and QOperator ops an integer kernel implements with a
+    requantization, in node order."""
     recipes = []
     for group in model.groups:
         if group.op_type in RECIPE_OPS and group.input_dqs and group.output_qs:
             recipes.append(recipe_for(model, group))
+    for op in model.quant_ops:
+        output = op.operand(Role.OUTPUT)
+        if op.op_type in QOPERATOR_RECIPES and output is not None and output.scale:
+            recipes.append(qoperator_recipe(model, op))
+    if model.quant_ops and model.groups:
+        order = {node.key: position for position, node in enumerate(model.nodes)}
+        recipes.sort(key=lambda recipe: order[recipe.node])
     return tuple(recipes)
+
+
+def qoperator_recipe(model: QdqModel, op: QuantOp) -> RequantRecipe:
+    """The recipe of a QLinearConv / QLinearMatMul / QGemm / QLinearAdd / QLinear pool:
+    the same constants as the QDQ group of its float op (the bias scale of QLinearConv
+    and QGemm is ``s_x * s_w`` by definition)."""
+    info = model.node(op.node)
+    qdq_op = QOPERATOR_RECIPES[op.op_type]
+    kind = recipe_kind(qdq_op)
+    inputs = tuple(operand_side(model, o) for o in op.operands if o.role is Role.INPUT)
+    weight_operand = op.operand(Role.WEIGHT)
+    weight = operand_side(model, weight_operand) if weight_operand else None
+    if kind == "matmul" and weight is None and len(inputs) > 1:  # B computed: a 2-input MatMul
+        inputs, weight = inputs[:1], inputs[1]
+    output = operand_side(model, op.operand(Role.OUTPUT))  # type: ignore[arg-type]
+    if kind == "add" and op.op_type != "QLinearAdd":
+        kind = "rescale"
+    pool_size = _pool_size_of(model, op.node, qdq_op) if kind == "pool" else None
+    blocking = _missing(inputs, weight, output)
+    if kind == "pool" and pool_size is None:
+        blocking.append("the pooling window size is unknown")
+    bias_operand = op.operand(Role.BIAS)
+    bias = None
+    if bias_operand is not None and inputs and weight is not None:
+        bias = _implied_bias(model, bias_operand, inputs[0], weight)
+    multipliers = () if blocking else _multipliers(kind, inputs, weight, output, pool_size)
+    return RequantRecipe(
+        node=op.node, name=info.name or op.node, op_type=op.op_type, kind=kind,
+        inputs=inputs, weight=weight, bias=bias, output=output, multipliers=multipliers,
+        pool_size=pool_size, notes=tuple(blocking), graph=op.graph)
+
+
+def operand_side(model: QdqModel, operand: QuantOperand) -> TensorQuantization:
+    """Scale(s) and zero point(s) of one operand of a QOperator op."""
+    params = {p.name: p for p in model.params}
+    scale = params.get(operand.scale) if operand.scale else None
+    zero_point = params.get(operand.zero_point) if operand.zero_point else None
+    scales = tuple(float(v) for v in scale.values) if scale is not None and scale.known else ()
+    if operand.zero_point is None:
+        zero_points: tuple[int, ...] = (0,)
+    elif zero_point is not None and zero_point.known:
+        zero_points = tuple(int(v) for v in zero_point.values)
+    else:
+        zero_points = ()
+    return TensorQuantization(tensor=operand.tensor, qdq=operand.key,
+                              scale_name=operand.scale or "", scales=scales,
+                              zero_point_name=operand.zero_point, zero_points=zero_points,
+                              dtype=operand.quant_dtype, axis=operand.axis)
+
+
+def _implied_bias(model: QdqModel, operand: QuantOperand, activation: TensorQuantization,
+                  weight: TensorQuantization) -> BiasQuantization:
+    """The INT32 bias of QLinearConv / QGemm: its scale is ``s_x * s_w`` by definition."""
+    expected: tuple[float, ...] = ()
+    if activation.known and weight.known:
+        s_x = np.float32(activation.scales[0])
+        expected = tuple(float(s_x * np.float32(s_w)) for s_w in weight.scales)
+    return BiasQuantization(tensor=operand.tensor, qdq=operand.key, scale_name="",
+                            scales=expected, zero_points=(0,), dtype=operand.quant_dtype,
+                            expected_scales=expected,
+                            relative_difference=0.0 if expected else math.nan)
 
 
 def recipe_for(model: QdqModel, group: QuantGroup) -> RequantRecipe:
@@ -314,8 +394,12 @@ def _bias(model: QdqModel, group: QuantGroup, activation: TensorQuantization,
 
 def _pool_size(model: QdqModel, group: QuantGroup) -> int | None:
     """K: the number of values an average pool sums (kernel area, or H*W for global)."""
-    info = model.node(group.node)
-    if group.op_type == "AveragePool":
+    return _pool_size_of(model, group.node, group.op_type)
+
+
+def _pool_size_of(model: QdqModel, key: str, op_type: str) -> int | None:
+    info = model.node(key)
+    if op_type == "AveragePool":
         kernel = dict(info.attributes).get("kernel_shape", "")
         sizes = [int(v) for v in kernel.strip("[]() ").replace(",", " ").split() if v.isdigit()]
         return math.prod(sizes) if sizes else None

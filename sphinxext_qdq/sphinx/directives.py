@@ -62,7 +62,12 @@ if TYPE_CHECKING:
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
-    from sphinxext_qdq.analysis.records import QdqModel, QdqNode, QuantParam
+    from sphinxext_qdq.analysis.records import (
+        QdqModel,
+        QdqNode,
+        QuantOperand,
+        QuantParam,
+    )
     from sphinxext_qdq.integer import reference
     from sphinxext_qdq.integer.requant import RequantRecipe
 
@@ -393,8 +398,9 @@ def role_list(argument: str | None) -> frozenset[Role]:
     return frozenset(roles)
 
 
-def used_params(analysis: QdqModel, qdqs: list[QdqNode]) -> list[QuantParam]:
-    """Scale and zero-point records of *qdqs*, each once, in order of first use."""
+def used_params(analysis: QdqModel, qdqs: list[QdqNode | QuantOperand]) -> list[QuantParam]:
+    """Scale and zero-point records of *qdqs* (Q/DQ nodes and operands of quantized
+    operators), each once, in order of first use."""
     records = {param.name: param for param in analysis.params}
     names = dict.fromkeys(name for qdq in qdqs for name in (qdq.scale, qdq.zero_point) if name)
     return [records[name] for name in names if name in records]
@@ -422,7 +428,7 @@ class QdqParamsDirective(QdqModelDirective):
             return []
         qdqs = self.selected_qdq_nodes(loaded.analysis)
         if not qdqs:
-            return []
+            return self.nothing_to_show(loaded, "scale or zero point")
         full = self.options.get("values") == "full"
         if self.options.get("layout") == "initializer":
             rows = param_rows(loaded.analysis, used_params(loaded.analysis, qdqs), full=full)
@@ -438,22 +444,34 @@ class QdqParamsDirective(QdqModelDirective):
         self.add_name(table)
         return [self.index_node(loaded.key, rows, anchors), table]
 
-    def selected_qdq_nodes(self, analysis: QdqModel) -> list[QdqNode]:
-        """Q/DQ nodes passing ``:nodes:``, ``:ops:``, ``:roles:`` and ``:limit:``."""
+    def selected_qdq_nodes(self, analysis: QdqModel) -> list[QdqNode | QuantOperand]:
+        """Q/DQ nodes and operands of quantized operators passing ``:nodes:`` (on the
+        node's name), ``:ops:``, ``:roles:`` and ``:limit:``, in node order. A filter
+        matching nothing warns only when the model has such rows at all (a model
+        without any is reported once, by the model's own warning)."""
         pattern = self.options.get("nodes")
         ops = self.options.get("ops")
         roles = self.options.get("roles")
+        order = {node.key: position for position, node in enumerate(analysis.nodes)}
+        candidates = sorted([*analysis.qdq_nodes, *analysis.operands],
+                            key=lambda item: order[getattr(item, "node", item.key)])
         selected = [
-            qdq for qdq in analysis.qdq_nodes
-            if (pattern is None or pattern.search(analysis.node(qdq.key).name or qdq.key))
-            and (not ops or qdq.op_type in ops)
-            and (not roles or qdq.role in roles)
+            item for item in candidates
+            if (pattern is None or pattern.search(
+                analysis.node(getattr(item, "node", item.key)).name or item.key))
+            and (not ops or item.op_type in ops)
+            and (not roles or item.role in roles)
         ][: self.options.get("limit")]
-        if not selected:
-            what = "the filters" if pattern or ops or roles else "this model"
-            self.warn(f"qdq-params: no QuantizeLinear or DequantizeLinear node matches {what} "
-                      f"in {self.arguments[0]}; no table", "filter")
+        if not selected and candidates and (pattern or ops or roles):
+            self.warn(f"qdq-params: no Q/DQ node or quantized-operator operand matches the "
+                      f"filters in {self.arguments[0]}; no table", "filter")
         return selected
+
+    def nothing_to_show(self, loaded: LoadedModel, what: str) -> list[Node]:
+        """A short paragraph instead of an empty table (the reason was warned already:
+        a filter matching nothing, or the model's own warning)."""
+        text = f"No {what} of {loaded.key} to show here."
+        return [nodes.paragraph(text, text, classes=["qdq-empty"])]
 
     def register_targets(self, model_key: str, rows: list[Row]) -> list[list[str]]:
         """Rows become ``qdq`` targets unless ``:no-index:``; duplicates warn once."""
@@ -573,7 +591,7 @@ class QdqRequantDirective(QdqParamsDirective):
     def recipe_table(self, loaded: LoadedModel) -> list[Node]:
         recipes = self.selected_recipes(loaded.analysis)
         if not recipes:
-            return []
+            return self.nothing_to_show(loaded, "requantization recipe")
         rows = requant_rows(loaded.key, recipes, full=self.options.get("values") == "full")
         anchors = self.register_targets(loaded.key, rows)
         return [self.index_node(loaded.key, rows, anchors),
@@ -592,12 +610,12 @@ class QdqRequantDirective(QdqParamsDirective):
         """Recipes passing ``:nodes:`` (on compute node names), ``:ops:`` and ``:limit:``."""
         pattern = self.options.get("nodes")
         ops = self.options.get("ops")
-        selected = [recipe for recipe in requant_recipes(analysis)
+        recipes = requant_recipes(analysis)
+        selected = [recipe for recipe in recipes
                     if (pattern is None or pattern.search(recipe.name))
                     and (not ops or recipe.op_type in ops)][: self.options.get("limit")]
-        if not selected:
-            what = "the filters" if pattern or ops else "this model"
-            self.warn(f"qdq-requant: no quantized-op group matches {what} in "
+        if not selected and recipes and (pattern or ops):
+            self.warn(f"qdq-requant: no quantized-op group matches the filters in "
                       f"{self.arguments[0]}; no table", "filter")
         return selected
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
         ModelSummary,
         QdqModel,
         QdqNode,
+        QuantOperand,
         QuantParam,
     )
     from sphinxext_qdq.integer.reference import AgreementReport, WorkedExample
@@ -106,15 +107,29 @@ def param_cell(param: QuantParam | None, name: str | None, *, full: bool) -> Lin
     return Lines([[code(name)], [nodes.Text(format_values(param, full=full))]])
 
 
-def node_rows(model: QdqModel, qdqs: list[QdqNode], *, full: bool) -> list[Row]:
-    """``:layout: node``: one row per Q/DQ node, in node order."""
+def node_cell(name: str, graph: str) -> Lines:
+    """A node's name, and where it lives when that is not the main graph
+    (``in branch:then_branch``, ``in function:local.QuantBlock``)."""
+    lines = Lines([[code(name)]])
+    if graph:
+        lines.append([nodes.Text("in "), code(graph)])
+    return lines
+
+
+def node_rows(model: QdqModel, qdqs: list[QdqNode | QuantOperand], *, full: bool
+              ) -> list[Row]:
+    """``:layout: node``: one row per Q/DQ node or quantized-operator operand, in the
+    order given."""
     rows = []
     for qdq in qdqs:
+        if not hasattr(qdq, "partner"):  # a QuantOperand
+            rows.append(operand_row(model, qdq, full=full))  # type: ignore[arg-type]
+            continue
         info = model.node(qdq.key)
         scale, zero_point = model.qdq_params(qdq.key)
         rows.append(Row(
             cells=[
-                [code(info.name or qdq.key)],
+                node_cell(info.name or qdq.key, qdq.graph),
                 [op_link(qdq.op_type)],
                 qdq.role.value,
                 [code(qdq.quantized_tensor or qdq.input)],
@@ -130,6 +145,50 @@ def node_rows(model: QdqModel, qdqs: list[QdqNode], *, full: bool) -> list[Row]:
     return rows
 
 
+def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
+    """One operand of a QOperator / dynamic / weight-only operator: its scale and zero
+    point by input index (``input[4]``), or why it has none."""
+    info = model.node(operand.node)
+    params = {p.name: p for p in model.params}
+    role = operand.label
+    if operand.runtime:
+        role += " (scale computed at run time)"
+    if operand.scale:
+        scale = param_cell(params.get(operand.scale), operand.scale, full=full)
+        scale.insert(0, [nodes.Text(_index_text(operand.scale_index))])
+    elif operand.role.value == "bias":
+        scale = Lines([[nodes.Text("none: s_x·s_w by definition")]])
+    else:
+        scale = Lines([[nodes.Text("none in the op")]])
+    if operand.zero_point:
+        zero_point = param_cell(params.get(operand.zero_point), operand.zero_point, full=full)
+        zero_point.insert(0, [nodes.Text(_index_text(operand.zero_point_index))])
+    else:
+        zero_point = Lines([[nodes.Text("absent" if operand.role.value != "bias" else "—")]])
+    granularity = format_granularity(operand)  # type: ignore[arg-type]
+    if operand.bits:
+        granularity += f", {operand.bits} bits"
+    return Row(
+        cells=[
+            node_cell(info.name or operand.node, operand.graph),
+            [op_link(operand.op_type)],
+            role,
+            [code(operand.tensor)],
+            scale,
+            zero_point,
+            dtype_label(operand.quant_dtype),
+            granularity,
+        ],
+        target=("node", operand.key),
+        index_text=f"{info.name or operand.node} {operand.label} ({operand.op_type})",
+        extra_targets=[("param", name) for name in (operand.scale, operand.zero_point) if name],
+    )
+
+
+def _index_text(index: int | None) -> str:
+    return "output" if index is not None and index < 0 else f"input[{index}]"
+
+
 NODE_HEADERS = ["Node", "Op", "Role", "Tensor quantized", "Scale", "Zero point", "Type",
                 "Granularity"]
 NODE_WIDTHS = [18, 12, 8, 16, 16, 12, 6, 12]
@@ -138,10 +197,17 @@ NODE_WIDTHS = [18, 12, 8, 16, 16, 12, 6, 12]
 def param_rows(model: QdqModel, params: list[QuantParam], *, full: bool) -> list[Row]:
     """``:layout: initializer``: one row per scale or zero-point tensor."""
     rows = []
+    qdq_keys = {q.key for q in model.qdq_nodes}
+    operand_of = {}
+    for operand in model.operands:
+        for name in (operand.scale, operand.zero_point):
+            if name:
+                operand_of.setdefault(name, operand)
     for param in params:
-        users = Lines([[nodes.Text(f"input[{use.input_index}] of "),
+        users = Lines([[nodes.Text(f"{_index_text(use.input_index)} of "),
                         code(model.node(use.node).name or use.node)] for use in param.users])
-        first_user = model.qdq(param.users[0].node) if param.users else None
+        first_user = model.qdq(param.users[0].node) \
+            if param.users and param.users[0].node in qdq_keys else operand_of.get(param.name)
         rows.append(Row(
             cells=[
                 [code(param.name)],
@@ -184,6 +250,12 @@ def summary_rows(summary: ModelSummary) -> list[Row]:
         ("Scales and zero points", str(summary.param_count)),
         ("Parameter bytes", f"{summary.param_bytes:,}"),
         ("QOperator-format nodes", str(summary.qoperator_count)),
+        ("Quantized operators by format", counts(summary.ops_by_format)),
+        ("Quantized operators by precision", counts(summary.ops_by_precision)),
+        ("Float compute nodes", str(summary.float_op_count)),
+        ("Subgraphs and functions", (f"{summary.subgraph_count} subgraph bodies, "
+                                     f"{summary.function_count} model-local functions")),
+        ("Quantized nodes in subgraphs and functions", counts(summary.quantized_by_graph)),
     )]
 
 
