@@ -462,8 +462,7 @@ def build_corpus() -> Corpus:
     c.add("ort-tensorrt", model_writer(factories.tiny_resnet_qdq_tensorrt), "readable")
     c.add("ort-per-channel", model_writer(lambda: factories.tiny_resnet_qdq(per_channel=True)),
           "readable")
-    c.add("qoperator", model_writer(factories.tiny_resnet_qoperator), "readable", "qoperator",
-          no_qdq=True)
+    c.add("qoperator", model_writer(factories.tiny_resnet_qoperator), "readable", exact=True)
     c.add("float-model", model_writer(factories.tiny_resnet_float), "readable", "float_model",
           exact=True, no_qdq=True)
     # QDQ-NOTES.md: names

@@ -569,7 +569,7 @@ def test_every_diagnostic_subtype_is_documented_and_names_a_node() -> None:
             assert diagnostic.node is None or diagnostic.node in keys
             if diagnostic.subtype != "float_model":
                 assert diagnostic.node is not None
-    assert {"value", "scale", "shape", "float_model", "qoperator"} <= seen
+    assert {"value", "scale", "shape", "float_model"} <= seen
 
 
 # -- size and depth ------------------------------------------------------------------------------
