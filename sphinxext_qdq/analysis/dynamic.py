@@ -42,7 +42,7 @@ def find_dynamic_ops(analysis: _Analysis) -> list[QuantOp]:
 def _dynamic_op(analysis: _Analysis, node: _Node, quantizer: _Node) -> QuantOp:
     x_scale = quantizer.outputs[1]
     x_zero_point = quantizer.outputs[2]
-    members = [quantizer.key, node.key]
+    members = [node.key, quantizer.key]
     cast = _sole_consumer(node, "Cast")
     mul = _sole_consumer(cast, "Mul") if cast is not None else None
     weight_scale = scale_user = None

@@ -42,7 +42,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from sphinxext_qdq.analysis.dynamic import find_dynamic_ops
-from sphinxext_qdq.analysis.qoperator import find_qoperator_ops
+from sphinxext_qdq.analysis.qoperator import fill_output_types, find_qoperator_ops
 from sphinxext_qdq.analysis.records import (
     DEQUANTIZE_OPS,
     QDQ_DOMAINS,
@@ -407,6 +407,7 @@ class _Analysis:
         for node in self.nodes:
             if node.is_qdq:
                 _qdq_output_type(node, self)
+        fill_output_types(self)
 
     def _run_shape_inference(self) -> None:
         """ONNX shape inference where types are missing: on the few main-graph nodes

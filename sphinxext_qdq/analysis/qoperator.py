@@ -82,6 +82,38 @@ DYNAMIC_OPS = frozenset({"DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
 _CHANNEL_AXIS_ZERO = frozenset({"QLinearConv", "ConvInteger", "DynamicQuantizeLSTM"})
 
 
+#: Ops whose output has the type of their first input (a type carried past them when
+#: shape inference does not know the op before them, a ``com.microsoft`` one).
+_TYPE_PRESERVING = frozenset({"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze",
+                              "Identity", "MaxPool", "Relu", "Slice", "Gather", "Concat",
+                              "Split", "Pad", "Expand", "Tile", "DepthToSpace", "SpaceToDepth"})
+
+
+def fill_output_types(analysis: _Analysis) -> None:
+    """The output type of a QOperator op is its output zero point's type (UINT8 when the
+    zero point is absent, as for QuantizeLinear); carried on through ops that keep their
+    input's type. Only where neither the file nor shape inference gave one."""
+    for node in analysis.nodes:
+        if not node.outputs or not node.outputs[0]:
+            continue
+        graph, out = node.graph, node.outputs[0]
+        known_dtype, known_shape = graph.types.get(out, (None, None))
+        if known_dtype is not None:
+            continue
+        dtype = None
+        if node.domain in QDQ_DOMAINS and node.op_type in _TYPE_PRESERVING and node.inputs:
+            dtype = analysis.type_of(graph, node.inputs[0])[0]
+        elif node.domain in QDQ_DOMAINS:
+            specs = specs_for(node.op_type, len(node.inputs))
+            output = next((s for s in specs or () if s.role is Role.OUTPUT), None)
+            if output is not None:
+                zero_point = _input(node, output.zero_point) if output.zero_point is not None \
+                    else ""
+                dtype = analysis.type_of(graph, zero_point)[0] if zero_point else "UINT8"
+        if dtype is not None:
+            graph.types[out] = (dtype, known_shape)
+
+
 def _concat_specs(input_count: int) -> tuple[OperandSpec, ...]:
     """``QLinearConcat(Y_scale, Y_zero_point, x0, s0, z0, x1, s1, z1, ...)``."""
     specs = [OperandSpec(_O, OUTPUT, 0, 1)]

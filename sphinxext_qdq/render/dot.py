@@ -53,6 +53,7 @@ from sphinxext_qdq.analysis.records import (
     NodeInfo,
     QdqModel,
     QdqNode,
+    QuantOp,
     QuantParam,
     Role,
 )
@@ -443,6 +444,32 @@ def _find_folds(index: _GraphIndex) -> dict[str, list[_Fold]]:
     return folds
 
 
+def _find_chains(index: _GraphIndex) -> dict[str, list[str]]:
+    """Op key -> the other nodes of its dynamic-quantization chain (DynamicQuantizeLinear,
+    Cast, Mul) drawn inside it in compact mode: the selected members only the chain reads,
+    plus the one whose result leaves the chain (the last Mul). A DynamicQuantizeLinear
+    shared by several MatMulIntegers stays a node of its own."""
+    chains: dict[str, list[str]] = {}
+    for op in index.model.quant_ops:
+        if op.graph or len(op.members) < 2 or op.node not in index.selected_keys:
+            continue
+        members = set(op.members)
+
+        def leaves(key: str, members: set[str] = members) -> bool:
+            outputs = [t for t in index.model.node(key).outputs if t]
+            return any(t in index.graph_outputs for t in outputs) or any(
+                user.key not in members for t in outputs for user in index.consumers.get(t, ()))
+
+        selected = [key for key in op.members[1:] if key in index.selected_keys]
+        exits = [key for key in selected if leaves(key)]
+        if leaves(op.node) or len(exits) > 1 or any(
+                index.model.node(key).op_type == "DynamicQuantizeLinear" for key in exits):
+            selected = [key for key in selected if key not in exits]
+        if selected:
+            chains[op.node] = selected
+    return chains
+
+
 def _weight_pair_quantizer(index: _GraphIndex, dq: QdqNode) -> QdqNode | None:
     producer = index.producer.get(dq.input)
     if producer is None or producer.key not in index.selected_keys:
@@ -504,9 +531,12 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     counts = _QdqCounts()
     folds: dict[str, list[_Fold]] = {}
     pairs: dict[str, list[QdqNode]] = {}
+    chains: dict[str, list[str]] = {}
     if options.mode == "compact":
         folds = _find_folds(index)
         taken = {q.key for fs in folds.values() for f in fs for q in f.chain}
+        chains = _find_chains(index)
+        taken.update(key for keys in chains.values() for key in keys)
         pairs = _find_pairs(index, taken)
         taken.update(dq.key for dqs in pairs.values() for dq in dqs)
     else:
@@ -528,6 +558,7 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
         return _Drawing(elements + outputs, [], counts, len(index.selected), size, over_cap=True)
     for node in drawn:
         element = _node_element(index, node, folds.get(node.key, ()), pairs.get(node.key), counts)
+        element.members += chains.get(node.key, ())
         elements.append(element)
         for key in element.members:
             owner[key] = element
@@ -782,6 +813,13 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
                        "DequantizeLinear nodes (drawn in the dashed clusters beside it)")
         counts.q_in_subgraphs += inside[0]
         counts.dq_in_subgraphs += inside[1]
+    links = [f"node:{node.key}", f"op:{node.op_type}"]
+    op = index.model.quant_op(node.key)
+    if op is not None and not op.graph:
+        label[0] += f" ({op.format.value})"
+        label += [_clip(line, LABEL_WIDTH + 8) for line in _operand_lines(index, op)]
+        tooltip += [f"{op.format.value} quantized operator", *([op.note] if op.note else [])]
+        links[1:1] = [f"node:{o.key}" for o in op.operands]
     members = [node.key]
     slot_order = {tensor: number for number, tensor in enumerate(node.inputs)}
     folds = sorted(folds, key=lambda f: slot_order.get(f.chain[-1].output, len(slot_order)))
@@ -790,8 +828,41 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
         tooltip += _fold_tooltip(index, fold)
         members += [q.key for q in fold.chain]
         _count_fold(fold, counts)
-    return _Element(element_id, "compute", members, label, tooltip,
-                    links=[f"node:{node.key}", f"op:{node.op_type}"])
+    return _Element(element_id, "compute", members, label, tooltip, links=links)
+
+
+_OPERAND_TAGS = {"input": "x", "weight": "W", "bias": "B", "output": "y"}
+
+
+def _operand_lines(index: _GraphIndex, op: QuantOp) -> list[str]:
+    """``W: INT8 s=0.0189 zp=0`` per operand of a QOperator / dynamic / weight-only op;
+    ``x: UINT8 s, zp at run time`` for a dynamically quantized input."""
+    lines = []
+    for operand in op.operands:
+        tag = _OPERAND_TAGS.get(operand.role.value, operand.role.value)
+        if operand.label[-1:].isdigit():
+            tag += operand.label[-1]
+        head = f"{tag}: {dtype_label(operand.quant_dtype)}"
+        if operand.runtime:
+            lines.append(f"{head} s, zp at run time")
+            continue
+        if operand.scale is None and operand.zero_point is None:
+            lines.append(head + (" (s_x·s_w)" if operand.role.value == "bias" else ""))
+            continue
+        parts = [head]
+        if operand.scale:
+            parts.append(f"s={summarise_param(index.params.get(operand.scale))}")
+        if operand.zero_point:
+            parts.append(f"zp={summarise_param(index.params.get(operand.zero_point))}")
+        if operand.granularity is Granularity.BLOCKED:
+            parts.append(f"{operand.bits or ''}{'-bit ' if operand.bits else ''}"
+                         f"blocks of {operand.block_size}")
+        elif operand.granularity is Granularity.PER_AXIS:
+            parts.append(f"per-axis {operand.axis}")
+        lines.append(" ".join(parts))
+    if op.format.value == "dynamic" and len(op.members) > 2:
+        lines.append("y: FP32 = acc·s_x·s_w (Cast, Mul)")
+    return lines
 
 
 def _count_fold(fold: _Fold, counts: _QdqCounts) -> None:
