@@ -73,6 +73,7 @@ bench: venv-test need-graphviz
 
 models: $(VENV)/.stamp-docs+test+model
 	$(PY) scripts/build_resnet8.py
+	$(PY) scripts/build_formats.py
 
 clean:
 	rm -rf $(BUILDDIR)

@@ -59,6 +59,8 @@ qdq_models = {
     "resnet8-uint8": "models/resnet8_uint8.onnx",
     "resnet8-per-channel": "models/resnet8_int8_per_channel.onnx",
     "resnet18": "models/resnet18_half_int8.onnx",
+    "resnet8-qoperator": "models/resnet8_qoperator.onnx",
+    "resnet8-dynamic": "models/resnet8_dynamic.onnx",
 }
 
 html_theme = "sphinx_rtd_theme"

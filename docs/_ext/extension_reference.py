@@ -110,10 +110,14 @@ DIRECTIVE_OPTIONS = {
         "values": ("`summary` or `full`",
                    ("`summary` (default): a per-axis scale is shown as its count and "
                    "range; `full`: every value.")),
-        "nodes": ("regular expression", ("Keep the Q/DQ nodes whose name matches "
+        "nodes": ("regular expression", ("Keep the Q/DQ nodes, and the operands of the "
+                                        "quantized operators, whose node name matches "
                                         "(`re.search`).")),
         "ops": ("op types, comma-separated", ("Keep `QuantizeLinear` and / or "
-                                             "`DequantizeLinear` nodes.")),
+                                             "`DequantizeLinear` nodes, or the operands of "
+                                             "quantized operators of these types "
+                                             "(`QLinearConv`, `MatMulInteger`, "
+                                             "`MatMulNBits` …).")),
         "roles": ("roles, comma-separated", "Keep the nodes of these roles: "
                   + ", ".join(f"`{role.value}`" for role in Role) + "."),
         "limit": ("positive integer", "At most this many rows."),
@@ -200,7 +204,9 @@ ROLE_MEANINGS = {
     "param": ("`resnet8:input_scale`", ("The table row of a scale or zero point (model key, "
                                        "colon, initializer name).")),
     "node": ("`resnet8:input_QuantizeLinear`", ("The table row of a QuantizeLinear / "
-                                               "DequantizeLinear node.")),
+                                               "DequantizeLinear node, of an operand of a "
+                                               "quantized operator (`<node>:weight`, "
+                                               "`<node>:input 1` …) or of a recipe.")),
 }
 
 #: Warning subtypes raised by the Sphinx glue (the analysis ones are DIAGNOSTIC_SUBTYPES).
@@ -208,7 +214,9 @@ GLUE_SUBTYPE_MEANINGS = {
     "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
              "(`qdq_max_model_bytes`).",
     "filter": "The filters of `qdq-params`, `qdq-requant` or `qdq-histogram` (`:nodes:`, "
-              "`:ops:`, `:roles:`, `:tensors:`) match nothing: no table.",
+              "`:ops:`, `:roles:`, `:tensors:`) match nothing in a model that has such rows: "
+              "no table. (A model with nothing to table at all is reported once, by its own "
+              "warning.)",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
     "dot": "Graphviz `dot` failed on a graph, took longer than `qdq_dot_timeout`, or wrote "

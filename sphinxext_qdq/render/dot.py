@@ -371,16 +371,37 @@ class _GraphIndex:
         self.subgraph_qdq = self._subgraph_qdq_counts()
 
     def _subgraph_qdq_counts(self) -> dict[str, tuple[int, int]]:
-        """Main-graph node key -> (Q, DQ) nodes inside its subgraphs (If / Loop bodies)."""
+        """Main-graph node key -> (Q, DQ) nodes inside its subgraphs (If / Loop bodies)
+        or inside the model-local function it calls (charged to the first caller only:
+        :attr:`function_callers` names the others, which show the count uncounted)."""
         keys = {node.key for node in self.main}
+        callers = self._function_callers()
+        self.calls_function = {key for keys in callers.values() for key in keys}
+        self.function_callers: dict[str, str] = {}  # later caller -> first caller
         counts: dict[str, tuple[int, int]] = {}
         for qdq in self.model.qdq_nodes:
-            owner = _subgraph_owner(qdq.graph, keys) if qdq.graph else None
+            if qdq.graph.startswith("function:"):
+                owners = callers.get(qdq.graph.split("/", 1)[0], [])
+                owner = owners[0] if owners else None
+                self.function_callers.update((other, owners[0]) for other in owners[1:])
+            else:
+                owner = _subgraph_owner(qdq.graph, keys) if qdq.graph else None
             if owner is not None:
                 quantize, dequantize = counts.get(owner, (0, 0))
                 is_q = qdq.op_type in QUANTIZE_OPS
                 counts[owner] = (quantize + is_q, dequantize + (not is_q))
         return counts
+
+    def _function_callers(self) -> dict[str, list[str]]:
+        """``function:<domain>.<name>`` -> keys of the main-graph nodes calling it."""
+        paths = set(self.model.function_graphs)
+        callers: dict[str, list[str]] = {}
+        for node in self.main:
+            path = f"function:{node.domain}.{node.op_type}" if node.domain \
+                else f"function:{node.op_type}"
+            if path in paths:
+                callers.setdefault(path, []).append(node.key)
+        return callers
 
     def is_quantize(self, node: NodeInfo) -> bool:
         return node.op_type in QUANTIZE_OPS and node.domain in QDQ_DOMAINS
@@ -808,7 +829,20 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
     tooltip = [node.name or "(unnamed node)", f"op: {_op_text(node)}"]
     tooltip += [f"{name} = {value}" for name, value in node.attributes]
     inside = index.subgraph_qdq.get(node.key)
-    if inside:  # drawn in the clusters beside it (_subgraph_clusters), counted here
+    first_caller = index.function_callers.get(node.key)
+    if first_caller is not None:  # the same function body, counted at its first caller
+        shown = index.subgraph_qdq.get(first_caller, (0, 0))
+        label.append(f"function: {shown[0]} Q + {shown[1]} DQ")
+        tooltip.append(f"the function it calls holds {shown[0]} QuantizeLinear and "
+                       f"{shown[1]} DequantizeLinear nodes (not drawn; counted at "
+                       f"{first_caller})")
+    elif inside and node.key in index.calls_function:  # a model-local function's body
+        label.append(f"function: {inside[0]} Q + {inside[1]} DQ")
+        tooltip.append(f"the function it calls holds {inside[0]} QuantizeLinear and "
+                       f"{inside[1]} DequantizeLinear nodes (not drawn)")
+        counts.q_in_subgraphs += inside[0]
+        counts.dq_in_subgraphs += inside[1]
+    elif inside:  # drawn in the clusters beside it (_subgraph_clusters), counted here
         tooltip.append(f"subgraphs hold {inside[0]} QuantizeLinear and {inside[1]} "
                        "DequantizeLinear nodes (drawn in the dashed clusters beside it)")
         counts.q_in_subgraphs += inside[0]
