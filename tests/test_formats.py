@@ -1,0 +1,393 @@
+"""QOperator, dynamic and weight-only quantization, Q/DQ in subgraphs and functions, mixed
+models: analysed, tabled, counted and drawn like QDQ (issue 15).
+
+The models come from ``onnx.helper``, ONNX Runtime's quantizers (``quantize_static`` with
+``QuantFormat.QOperator``, ``quantize_dynamic``) and onnx's own backend node test cases;
+every expectation is computed here from the protobuf or the operator schemas, not copied
+from the analysis.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from pathlib import Path
+
+import format_factories as formats
+import numpy as np
+import onnx
+import pytest
+import qdq_factories as factories
+from onnx import numpy_helper
+from sphinx_helpers import build
+from sphinxext_qdq.analysis import ParamSource, Role, analyze, summarize
+from sphinxext_qdq.analysis.qoperator import OPERAND_SPECS, OUTPUT, specs_for
+from sphinxext_qdq.analysis.records import QuantFormat
+from sphinxext_qdq.integer.requant import requant_recipes
+from sphinxext_qdq.render.dot import DotOptions, qdq_counts, render_dot
+
+
+def analysed(proto: onnx.ModelProto, name: str = "model"):
+    return analyze(proto, path=f"{name}.onnx", model_dir=None)
+
+
+# -- schemas -------------------------------------------------------------------------------
+def _contrib_schemas() -> dict[str, object]:
+    from onnxruntime.capi import onnxruntime_pybind11_state as ort
+
+    return {s.name: s for s in ort.get_all_operator_schema() if s.domain == "com.microsoft"}
+
+
+def schema_inputs(op_type: str, contrib: dict[str, object]) -> list[str]:
+    """Formal input names of *op_type*: the ONNX schema, else ONNX Runtime's contrib one."""
+    if onnx.defs.has(op_type):
+        return [i.name for i in onnx.defs.get_schema(op_type).inputs]
+    return [i.name for i in contrib[op_type].inputs]  # type: ignore[attr-defined]
+
+
+def test_operand_specs_follow_the_schemas() -> None:
+    """Every scale / zero-point index of the table is an input the schema calls a scale /
+    zero point, and every tensor index is neither."""
+    contrib = _contrib_schemas()
+    checked = 0
+    for op_type, specs in OPERAND_SPECS.items():
+        names = schema_inputs(op_type, contrib)
+        for spec in specs:
+            if spec.index != OUTPUT:
+                assert not re.search("scale|zero_point", names[spec.index], re.I), (op_type, spec)
+            if spec.scale is not None:
+                assert names[spec.scale].lower().endswith("scale"), (op_type, spec)
+                checked += 1
+            if spec.zero_point is not None:
+                assert names[spec.zero_point].lower().endswith("zero_point"), (op_type, spec)
+                checked += 1
+    concat = schema_inputs("QLinearConcat", contrib)
+    output, first = specs_for("QLinearConcat", 8)[:2]
+    assert (concat[output.scale], concat[output.zero_point]) == ("Y_scale", "Y_zero_point")
+    assert (first.index, first.scale, first.zero_point) == (2, 3, 4)
+    assert checked >= 50
+
+
+# -- QOperator -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def qoperator():
+    proto = factories.tiny_resnet_qoperator()
+    return proto, analysed(proto, "qoperator")
+
+
+def test_every_scale_and_zero_point_input_of_a_qoperator_node_is_tabled(qoperator) -> None:
+    proto, model = qoperator
+    contrib = _contrib_schemas()
+    uses = {(p.name, u.node, u.input_index) for p in model.params for u in p.users}
+    expected = set()
+    for node in proto.graph.node:
+        if not node.op_type.startswith(("QLinear", "QGemm")):
+            continue
+        for index, formal in enumerate(schema_inputs(node.op_type, contrib)):
+            if re.search("(scale|zero_point)$", formal, re.I) and index < len(node.input) \
+                    and node.input[index]:
+                expected.add((node.input[index], node.name, index))
+    assert expected and expected <= uses
+    assert not model.diagnostics
+    assert {op.format for op in model.quant_ops} == {QuantFormat.QOPERATOR}
+    conv = model.quant_op(next(n.name for n in proto.graph.node if n.op_type == "QLinearConv"))
+    assert [o.role for o in conv.operands] == [Role.INPUT, Role.WEIGHT, Role.OUTPUT, Role.BIAS]
+    assert conv.operand(Role.BIAS).scale is None and conv.operand(Role.BIAS).quant_dtype == "INT32"
+
+
+def test_qoperator_recipes_are_those_of_the_qdq_groups(qoperator) -> None:
+    """M = s_x * s_w / s_y from the initializers the node names, for every QLinearConv and
+    QGemm; s_a / s_y and s_b / s_y for QLinearAdd."""
+    proto, model = qoperator
+    values = {t.name: numpy_helper.to_array(t).astype(np.float64) for t in proto.graph.initializer}
+    recipes = {r.node: r for r in requant_recipes(model)}
+    seen = Counter()
+    for node in proto.graph.node:
+        i = node.input
+        if node.op_type in ("QLinearConv", "QGemm"):
+            y_scale = i[6] if node.op_type == "QLinearConv" else i[7]
+            expected = values[i[1]] * values[i[4]] / values[y_scale]
+            got = [m.real for m in recipes[node.name].multipliers]
+            np.testing.assert_allclose(got, np.ravel(expected), rtol=1e-12)
+            assert recipes[node.name].bias.scale_matches
+        elif node.op_type == "QLinearAdd":
+            expected = [values[i[1]] / values[i[6]], values[i[4]] / values[i[6]]]
+            np.testing.assert_allclose([m.real for m in recipes[node.name].multipliers],
+                                       np.ravel(expected), rtol=1e-12)
+        else:
+            continue
+        seen[node.op_type] += 1
+    assert seen["QLinearConv"] == 3 and seen["QGemm"] == 1 and seen["QLinearAdd"] == 1
+
+
+# -- dynamic ---------------------------------------------------------------------------------
+def test_dynamic_chain_is_one_quantized_operator() -> None:
+    proto = formats.tiny_resnet_dynamic()
+    model = analysed(proto, "dynamic")
+    by_output = {o: n for n in proto.graph.node for o in n.output}
+    readers = {}
+    for n in proto.graph.node:
+        for name in n.input:
+            readers.setdefault(name, []).append(n)
+    integer_ops = [n for n in proto.graph.node if n.op_type in ("MatMulInteger", "ConvInteger")]
+    assert len(integer_ops) == 4
+    weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
+    for node in integer_ops:
+        op = model.quant_op(node.name)
+        assert op.format is QuantFormat.DYNAMIC
+        quantizer = by_output[node.input[0]]
+        cast = readers[node.output[0]][0]
+        mul = readers[cast.output[0]][0]
+        scales = by_output[next(x for x in mul.input if x != cast.output[0])]
+        assert set(op.members) == {node.name, quantizer.name, cast.name, mul.name, scales.name}
+        activation, weight = op.operands
+        assert activation.runtime and activation.scale == quantizer.output[1]
+        assert model.param(activation.scale).source is ParamSource.RUNTIME
+        assert weight.scale == scales.input[1] and weight.zero_point == node.input[3]
+        assert model.param(weight.scale).values == tuple(weights[weight.scale].ravel().tolist())
+    assert not model.diagnostics  # run-time scales are the format, not a problem
+    assert "run time" in op.note
+
+
+# -- weight-only -------------------------------------------------------------------------------
+def test_matmul_nbits_weight_bits_blocks_scales_and_zero_points() -> None:
+    proto = formats.matmul_nbits_model(k=32, n=8, block_size=16)
+    model = analysed(proto)
+    (op,) = model.quant_ops
+    (weight,) = op.operands
+    assert op.format is QuantFormat.WEIGHT_ONLY
+    assert (weight.bits, weight.block_size, weight.quant_dtype) == (4, 16, "UINT4")
+    assert model.param(weight.scale).values is not None
+    assert len(model.param(weight.scale).values) == 8 * 2  # N x K/block_size
+    assert weight.zero_point == "w_zero_points"
+    bare = analysed(formats.matmul_nbits_model(zero_points=False))
+    assert bare.quant_ops[0].operands[0].zero_point is None
+    assert "default 8" in bare.quant_ops[0].note
+
+
+def test_gather_block_quantized_and_cast_mul_weights() -> None:
+    model = analysed(formats.gather_block_quantized_model(block_size=16))
+    (weight,) = model.quant_ops[0].operands
+    assert (weight.bits, weight.block_size, weight.axis) == (4, 16, 1)
+    proto = formats.cast_mul_model()
+    model = analysed(proto)
+    (op,) = model.quant_ops
+    assert op.members == ("w_cast", "w_sub", "w_mul")
+    (weight,) = op.operands
+    assert (weight.tensor, weight.scale, weight.zero_point) == ("w_int8", "w_scale", "w_zp")
+    assert (weight.granularity.value, weight.axis, weight.quant_dtype) == ("per-axis", 1, "INT8")
+    assert [d.subtype for d in model.diagnostics] == []
+    # a Cast of a computed tensor is no weight dequantization
+    proto.graph.initializer.remove(next(t for t in proto.graph.initializer if t.name == "w_int8"))
+    proto.graph.input.append(factories.tensor_input("w_int8", [4, 6], onnx.TensorProto.INT8))
+    assert not analysed(proto).quant_ops
+
+
+# -- subgraphs and functions ----------------------------------------------------------------------
+def test_qdq_in_a_function_and_in_if_branches_say_where_they_live() -> None:
+    model = analysed(formats.function_qdq_model())
+    assert model.function_graphs == ("function:local.QuantRelu",)
+    assert {q.graph for q in model.qdq_nodes} == {"function:local.QuantRelu"}
+    assert model.is_quantized and not any(d.subtype == "float_model" for d in model.diagnostics)
+    scale = model.param("s")  # a Constant node inside the function body
+    assert scale.source is ParamSource.CONSTANT and math.isclose(scale.values[0], 0.05,
+                                                                 rel_tol=1e-7)
+    dot = render_dot(model, DotOptions())
+    assert dot.count("function: 1 Q + 1 DQ") == 2  # both callers say it
+    counts = qdq_counts(model, DotOptions())
+    assert (counts["q_in_subgraphs"], counts["dq_in_subgraphs"]) == (1, 1)  # counted once
+    nested = analysed(formats.if_qdq_model())
+    assert {q.graph for q in nested.qdq_nodes} == {"branch:then_branch", "branch:else_branch"}
+
+
+# -- summaries against an independent count -------------------------------------------------------
+def _backend_cases() -> list[tuple[str, onnx.ModelProto]]:
+    from onnx.backend.test.case import node as backend_nodes
+
+    wanted = re.compile(r"qlinear|quantizelinear|integer|dynamicquantize|^test_if$|loop11|"
+                        r"scan9_sum")
+    with np.errstate(all="ignore"):
+        cases = backend_nodes.collect_testcases()
+    return [(case.name, case.model) for case in cases if wanted.search(case.name)]
+
+
+MODELS = {
+    "qoperator": factories.tiny_resnet_qoperator,
+    "qdq": factories.tiny_resnet_qdq,
+    "float": factories.tiny_resnet_float,
+    "dynamic": formats.tiny_resnet_dynamic,
+    "nbits": formats.matmul_nbits_model,
+    "gather": formats.gather_block_quantized_model,
+    "cast-mul": formats.cast_mul_model,
+    "function": formats.function_qdq_model,
+    "if": formats.if_qdq_model,
+    "loop": factories.loop_model,
+    "mixed": formats.mixed_model,
+}
+
+
+def _qdq_group_count(proto: onnx.ModelProto) -> int:
+    """Compute nodes with an input written by a DequantizeLinear and an output read by a
+    QuantizeLinear, in any graph."""
+    count = 0
+    for graph, _ in formats.all_graphs(proto):
+        producers = {o: n.op_type for n in graph.node for o in n.output}
+        readers: dict[str, list[str]] = {}
+        for n in graph.node:
+            for name in n.input:
+                readers.setdefault(name, []).append(n.op_type)
+        for n in graph.node:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Constant"):
+                continue
+            if any(producers.get(i) == "DequantizeLinear" for i in n.input) and any(
+                    "QuantizeLinear" in readers.get(o, ()) for o in n.output):
+                count += 1
+    return count
+
+
+def _summary_cases() -> list[tuple[str, onnx.ModelProto]]:
+    return [(name, build_model()) for name, build_model in MODELS.items()] + _backend_cases()
+
+
+@pytest.fixture(scope="module")
+def summary_cases() -> list[tuple[str, onnx.ModelProto]]:
+    return _summary_cases()
+
+
+def test_every_summary_count_equals_an_independent_count(summary_cases) -> None:
+    assert len(summary_cases) > len(MODELS) + 30  # the backend cases are there
+    for name, proto in summary_cases:
+        expected = formats.independent_counts(proto)
+        summary = summarize(analysed(proto, name))
+        assert summary.node_count == expected["node_count"], name
+        assert dict(summary.nodes_by_op) == expected["nodes_by_op"], name
+        assert summary.quantize_count == expected["quantize_count"], name
+        assert summary.dequantize_count == expected["dequantize_count"], name
+        assert summary.subgraph_count == expected["subgraph_count"], name
+        assert summary.function_count == expected["function_count"], name
+        by_format = dict(summary.ops_by_format)
+        assert by_format.get("QDQ", 0) == _qdq_group_count(proto), name
+        for fmt in ("QOperator", "dynamic", "weight-only"):
+            assert by_format.get(fmt, 0) == expected[fmt], (name, fmt)
+
+
+def test_a_mixed_model_says_what_is_what() -> None:
+    summary = summarize(analysed(formats.mixed_model(), "mixed"))
+    assert dict(summary.ops_by_format) == {"QDQ": 2, "QOperator": 1, "dynamic": 1}
+    # u8s8: the QDQ Conv and the dynamic MatMulInteger; s16s8: the 16-bit QDQ MatMul
+    assert dict(summary.ops_by_precision) == {"u8s8": 2, "s16s8": 1, "s8s8": 1}
+    assert summary.float_op_count == 2  # the Relu and the Flatten between the groups
+
+
+# -- pages ------------------------------------------------------------------------------------------
+PAGES = {
+    "float.rst": """Float
+=====
+
+.. qdq-graph:: /models/float.onnx
+
+.. qdq-params:: /models/float.onnx
+
+.. qdq-params:: /models/float.onnx
+   :layout: initializer
+   :no-index:
+
+.. qdq-summary:: /models/float.onnx
+
+.. qdq-requant:: /models/float.onnx
+""",
+    "qop.rst": """QOperator
+=========
+
+.. qdq-graph:: /models/qop.onnx
+
+.. qdq-params:: /models/qop.onnx
+
+.. qdq-requant:: /models/qop.onnx
+   :no-index:
+
+.. qdq-summary:: /models/qop.onnx
+""",
+    "filters.rst": """Filters
+=======
+
+.. qdq-params:: /models/qop.onnx
+   :ops: Conv
+   :no-index:
+
+.. qdq-requant:: /models/qop.onnx
+   :nodes: nothing-is-called-this
+   :no-index:
+
+.. qdq-params:: /models/float.onnx
+   :roles: weight
+   :no-index:
+""",
+    "formats.rst": """Formats
+=======
+
+.. qdq-params:: /models/dynamic.onnx
+
+.. qdq-params:: /models/function.onnx
+
+.. qdq-params:: /models/nested.onnx
+
+.. qdq-summary:: /models/mixed.onnx
+""",
+}
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory: pytest.TempPathFactory):
+    src = tmp_path_factory.mktemp("formats") / "src"
+    (src / "models").mkdir(parents=True)
+    (src / "conf.py").write_text('extensions = ["sphinxext_qdq"]\n'
+                                 'graphviz_output_format = "svg"\n')
+    (src / "index.rst").write_text("Formats\n=======\n\n.. toctree::\n\n   float\n   qop\n"
+                                   "   filters\n   formats\n")
+    for name, text in PAGES.items():
+        (src / name).write_text(text)
+    for name, proto in (("float", factories.tiny_resnet_float()),
+                        ("qop", factories.tiny_resnet_qoperator()),
+                        ("dynamic", formats.tiny_resnet_dynamic()),
+                        ("function", formats.function_qdq_model()),
+                        ("nested", formats.if_qdq_model()),
+                        ("mixed", formats.mixed_model())):
+        factories.save(proto, src / "models" / f"{name}.onnx")
+    return build(src, "html")
+
+
+def page_warnings(result, page: str) -> list[tuple[int, str]]:
+    """(line, subtype) of the warnings located in *page*."""
+    found = []
+    for line in result.warnings.splitlines():
+        match = re.match(rf".*{re.escape(page)}:(\d+): WARNING: .*\[qdq\.([\w-]+)\]$", line)
+        if match:
+            found.append((int(match.group(1)), match.group(2)))
+    return found
+
+
+def test_a_float_model_gives_one_warning_per_page(pages) -> None:
+    assert page_warnings(pages, "float.rst") == [(4, "float_model")]
+    html = (pages.outdir / "float.html").read_text(encoding="utf-8")
+    assert html.count("qdq-empty") == 3  # two tables and the recipes say why they are empty
+
+
+def test_filters_warn_only_when_they_match_nothing_in_a_model_that_has_rows(pages) -> None:
+    # the float model: its own warning once, no filter warning on top
+    assert page_warnings(pages, "filters.rst") == [(4, "filter"), (8, "filter"),
+                                                   (12, "float_model")]
+
+
+def test_qoperator_and_dynamic_pages_table_every_operand(pages) -> None:
+    assert page_warnings(pages, "qop.rst") == []
+    assert page_warnings(pages, "formats.rst") == []
+    qop = (pages.outdir / "qop.html").read_text(encoding="utf-8")
+    assert "input[4]" in qop and "input[6]" in qop  # w_scale and y_scale of QLinearConv
+    assert "none: s_x·s_w by definition" in qop
+    assert qop.count("QOperator") >= 3
+    page = (pages.outdir / "formats.html").read_text(encoding="utf-8")
+    assert "(scale computed at run time)" in page
+    assert "function:local.QuantRelu" in page and "branch:then_branch" in page
+    assert "s16s8 1" in page and "u8s8 2" in page
