@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from pathlib import Path
 
 import format_factories as formats
 import numpy as np
@@ -21,6 +20,7 @@ import pytest
 import qdq_factories as factories
 from onnx import numpy_helper
 from sphinx_helpers import build
+
 from sphinxext_qdq.analysis import ParamSource, Role, analyze, summarize
 from sphinxext_qdq.analysis.qoperator import OPERAND_SPECS, OUTPUT, specs_for
 from sphinxext_qdq.analysis.records import QuantFormat
@@ -55,7 +55,7 @@ def test_operand_specs_follow_the_schemas() -> None:
         names = schema_inputs(op_type, contrib)
         for spec in specs:
             if spec.index != OUTPUT:
-                assert not re.search("scale|zero_point", names[spec.index], re.I), (op_type, spec)
+                assert not re.search("scale|zero_point", names[spec.index], re.IGNORECASE), (op_type, spec)
             if spec.scale is not None:
                 assert names[spec.scale].lower().endswith("scale"), (op_type, spec)
                 checked += 1
@@ -85,7 +85,7 @@ def test_every_scale_and_zero_point_input_of_a_qoperator_node_is_tabled(qoperato
         if not node.op_type.startswith(("QLinear", "QGemm")):
             continue
         for index, formal in enumerate(schema_inputs(node.op_type, contrib)):
-            if re.search("(scale|zero_point)$", formal, re.I) and index < len(node.input) \
+            if re.search("(scale|zero_point)$", formal, re.IGNORECASE) and index < len(node.input) \
                     and node.input[index]:
                 expected.add((node.input[index], node.name, index))
     assert expected and expected <= uses
