@@ -389,5 +389,8 @@ def test_qoperator_and_dynamic_pages_table_every_operand(pages) -> None:
     assert qop.count("QOperator") >= 3
     page = (pages.outdir / "formats.html").read_text(encoding="utf-8")
     assert "(scale computed at run time)" in page
+    # the scales of a dynamic chain are read by its Mul, not by the ConvInteger: said so
+    assert re.search(r"input\[1\] of <code[^>]*><span class=\"pre\">conv1_quant_scales_mul",
+                     page)
     assert "function:local.QuantRelu" in page and "branch:then_branch" in page
     assert "s16s8 1" in page and "u8s8 2" in page

@@ -192,7 +192,8 @@ def build_operands(analysis: _Analysis, node: _Node, specs: tuple[OperandSpec, .
             zero_point=zero_point or None,
             zero_point_index=zero_user[1] if zero_point else None,
             quant_dtype=quant_dtype, granularity=granularity, axis=axis, block_size=None,
-            runtime=runtime, graph=graph.path))
+            runtime=runtime, graph=graph.path,
+            scale_reader=scale_user[0].key if scale and scale_user[0] is not node else ""))
     return tuple(operands)
 
 

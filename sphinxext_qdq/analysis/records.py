@@ -238,6 +238,9 @@ class QuantOperand:
     bits: int | None = None
     runtime: bool = False  # scale and zero point computed at run time (dynamic)
     graph: str = ""
+    #: Key of the node that reads (``scale_index`` >= 0) or writes (``-1``) the scale when
+    #: it is not ``node`` itself: the Mul of a dynamic chain, its DynamicQuantizeLinear.
+    scale_reader: str = ""
 
 
 @dataclass(frozen=True)

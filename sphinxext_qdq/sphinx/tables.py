@@ -155,7 +155,11 @@ def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
         role += " (scale computed at run time)"
     if operand.scale:
         scale = param_cell(params.get(operand.scale), operand.scale, full=full)
-        scale.insert(0, [nodes.Text(_index_text(operand.scale_index))])
+        where = [nodes.Text(_index_text(operand.scale_index))]
+        if operand.scale_reader:  # read (or written) by another node of the pattern
+            reader = model.node(operand.scale_reader)
+            where += [nodes.Text(" of "), code(reader.name or reader.key)]
+        scale.insert(0, where)
     elif operand.role.value == "bias":
         scale = Lines([[nodes.Text("none: s_x·s_w by definition")]])
     else:
@@ -186,7 +190,7 @@ def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
 
 
 def _index_text(index: int | None) -> str:
-    return "output" if index is not None and index < 0 else f"input[{index}]"
+    return "output" if index is None or index < 0 else f"input[{index}]"
 
 
 NODE_HEADERS = ["Node", "Op", "Role", "Tensor quantized", "Scale", "Zero point", "Type",
