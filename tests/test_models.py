@@ -104,9 +104,11 @@ def run_on_test_split(path: Path, images: np.ndarray) -> np.ndarray:
 
 def test_report_describes_exactly_the_committed_models(report: dict) -> None:
     assert {key: entry["file"] for key, entry in report["models"].items()} == MODEL_FILES
-    # (resnet18_half_int8.onnx, the "Large models" page's model, has a report of its own)
+    # resnet18_half_int8.onnx (the "Large models" page) and resnet8_qoperator.onnx /
+    # resnet8_dynamic.onnx (scripts/build_formats.py) have reports of their own
+    other_formats = json.loads((MODELS / "resnet8_formats.json").read_text(encoding="utf-8"))
     assert sorted(path.name for path in MODELS.glob("resnet8_*.onnx")) == sorted(
-        MODEL_FILES.values())
+        [*MODEL_FILES.values(), *(other_formats[key]["file"] for key in FORMAT_KEYS)])
 
 
 def test_the_large_models_page_model_matches_its_report() -> None:
@@ -118,6 +120,34 @@ def test_the_large_models_page_model_matches_its_report() -> None:
     graph = onnx.load(str(path)).graph
     assert len(graph.node) == report["nodes"]
     assert "/layer2/layer2.0/conv1/Conv" in {node.name for node in graph.node}
+
+
+# --------------------------------------------------------------------------- other formats
+FORMAT_KEYS = ("qoperator", "dynamic")
+
+
+@pytest.mark.parametrize("key", FORMAT_KEYS)
+def test_other_format_models_match_their_report(digits: resnet8_data.ImageSplits,
+                                                key: str) -> None:
+    """resnet8_qoperator.onnx and resnet8_dynamic.onnx (scripts/build_formats.py): size,
+    hash, op counts and test accuracy recomputed from the files."""
+    entry = json.loads((MODELS / "resnet8_formats.json").read_text(encoding="utf-8"))[key]
+    path = MODELS / entry["file"]
+    data = path.read_bytes()
+    assert (entry["file_size_bytes"], entry["sha256"]) == (len(data), hashlib.sha256(data).hexdigest())
+    model = onnx.load(path)
+    counts = collections.Counter(
+        (f"{n.domain}." if n.domain not in ("", "ai.onnx") else "") + n.op_type
+        for n in model.graph.node)
+    assert entry["op_counts"] == dict(counts)
+    expected_ops = {"qoperator": {"QLinearConv": 9, "com.microsoft.QLinearAdd": 3,
+                                  "com.microsoft.QGemm": 1},
+                    "dynamic": {"ConvInteger": 9, "MatMulInteger": 1}}[key]
+    assert expected_ops.items() <= counts.items()
+    logits = run_on_test_split(path, digits.test_images)
+    accuracy = resnet8_data.top1_accuracy(logits, digits.test_labels)
+    assert accuracy == pytest.approx(entry["test_top1_accuracy"], abs=ACCURACY_TOLERANCE)
+    assert accuracy > 0.95
 
 
 @pytest.mark.parametrize("key", MODEL_FILES)

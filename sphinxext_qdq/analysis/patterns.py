@@ -62,8 +62,8 @@ from sphinxext_qdq.analysis.records import (
     Role,
     TensorInfo,
 )
-from sphinxext_qdq.onnxio import dtypes
 from sphinxext_qdq.analysis.weight_only import find_weight_only_ops
+from sphinxext_qdq.onnxio import dtypes
 from sphinxext_qdq.onnxio.proto import (
     QdqModelError,
     external_data_file,

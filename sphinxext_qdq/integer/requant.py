@@ -294,7 +294,6 @@ def _implied_bias(model: QdqModel, operand: QuantOperand, activation: TensorQuan
         expected = tuple(float(s_x * np.float32(s_w)) for s_w in weight.scales)
     return BiasQuantization(tensor=operand.tensor, qdq=operand.key, scale_name="",
                             scales=expected, zero_points=(0,), dtype=operand.quant_dtype,
-                            expected_scales=expected,
                             relative_difference=0.0 if expected else math.nan)
 
 

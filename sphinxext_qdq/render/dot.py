@@ -885,9 +885,9 @@ def _operand_lines(index: _GraphIndex, op: QuantOp) -> list[str]:
             continue
         parts = [head]
         if operand.scale:
-            parts.append(f"s={summarise_param(index.params.get(operand.scale))}")
+            parts.append(f"s={format_values(index.params.get(operand.scale))}")
         if operand.zero_point:
-            parts.append(f"zp={summarise_param(index.params.get(operand.zero_point))}")
+            parts.append(f"zp={format_values(index.params.get(operand.zero_point))}")
         if operand.granularity is Granularity.BLOCKED:
             parts.append(f"{operand.bits or ''}{'-bit ' if operand.bits else ''}"
                          f"blocks of {operand.block_size}")
