@@ -196,6 +196,50 @@ def mixed_model() -> onnx.ModelProto:
                                 name="mixed", opset=21)
 
 
+def contrib_zoo_model() -> onnx.ModelProto:
+    """One of each ``com.microsoft`` quantized op not covered elsewhere, wired in a chain
+    (a model to analyse, not to run): QLinearMul, QLinearSigmoid, QLinearLeakyRelu,
+    QLinearSoftmax, QLinearAveragePool, QLinearConcat, QLinearWhere, QGemm with a float
+    output, MatMulIntegerToFloat, DynamicQuantizeMatMul and DynamicQuantizeLSTM."""
+    rng = np.random.default_rng(7)
+    inits = [factories.scalar("s", 0.02), factories.scalar("z", 128, UINT8),
+             factories.scalar("s2", 0.04), factories.scalar("z2", 120, UINT8),
+             numpy_helper.from_array(rng.integers(0, 255, (4, 4), dtype=np.uint8), "w"),
+             numpy_helper.from_array(np.full((4,), 0.01, np.float32), "w_s"),
+             numpy_helper.from_array(np.zeros((4,), np.uint8), "w_z"),
+             numpy_helper.from_array(rng.integers(-127, 127, (1, 16, 4), dtype=np.int8), "lstm_w"),
+             numpy_helper.from_array(rng.integers(-127, 127, (1, 16, 4), dtype=np.int8), "lstm_r"),
+             factories.scalar("lstm_ws", 0.01), factories.scalar("lstm_wz", 0, INT8),
+             factories.scalar("lstm_rs", 0.01), factories.scalar("lstm_rz", 0, INT8)]
+
+    def ms(op: str, inputs: list[str], output: str, **attrs: object) -> onnx.NodeProto:
+        return helper.make_node(op, inputs, [output], name=op.lower(), domain="com.microsoft",
+                                **attrs)
+
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q0"], name="q"),
+        ms("QLinearMul", ["q0", "s", "z", "q0", "s", "z", "s2", "z2"], "q1"),
+        ms("QLinearSigmoid", ["q1", "s2", "z2", "s", "z"], "q2"),
+        ms("QLinearLeakyRelu", ["q2", "s", "z", "s", "z"], "q3", alpha=0.1),
+        ms("QLinearSoftmax", ["q3", "s", "z", "s", "z"], "q4", opset=13),
+        ms("QLinearAveragePool", ["q4", "s", "z", "s2", "z2"], "q5", kernel_shape=[1]),
+        ms("QLinearConcat", ["s", "z", "q5", "s2", "z2", "q4", "s", "z"], "q6", axis=1),
+        ms("QLinearWhere", ["cond", "q6", "s", "z", "q6", "s", "z", "s2", "z2"], "q7"),
+        ms("QGemm", ["q7", "s2", "z2", "w", "w_s", "w_z"], "f0"),
+        ms("MatMulIntegerToFloat", ["q7", "w", "s2", "w_s", "z2", "w_z"], "f1"),
+        ms("DynamicQuantizeMatMul", ["f1", "w", "w_s", "w_z"], "f2"),
+        ms("DynamicQuantizeLSTM", ["seq", "lstm_w", "lstm_r", "", "", "", "", "",
+                                   "lstm_ws", "lstm_wz", "lstm_rs", "lstm_rz"], "f3",
+           hidden_size=4),
+    ]
+    return factories.make_model(
+        nodes, [factories.tensor_input("x", [1, 4]),
+                factories.tensor_input("cond", [1, 8], TensorProto.BOOL),
+                factories.tensor_input("seq", [2, 1, 4])],
+        [factories.tensor_input(n, None) for n in ("f0", "f2", "f3")], inits,
+        name="contrib_zoo", extra_opsets=[MS])
+
+
 # -- the independent count ---------------------------------------------------------------------
 QOPERATOR_TYPES = frozenset({
     "QLinearConv", "QLinearMatMul", "QLinearAdd", "QLinearMul", "QLinearAveragePool",
@@ -249,6 +293,25 @@ def independent_counts(model: onnx.ModelProto) -> dict[str, object]:
         "weight-only": by_op["MatMulNBits"] + by_op["GatherBlockQuantized"]
         + _cast_mul_count(graphs),
     }
+
+
+def qdq_group_count(proto: onnx.ModelProto) -> int:
+    """Compute nodes with an input written by a DequantizeLinear and an output read by a
+    QuantizeLinear, in any graph."""
+    count = 0
+    for graph, _ in all_graphs(proto):
+        producers = {o: n.op_type for n in graph.node for o in n.output}
+        readers: dict[str, list[str]] = {}
+        for n in graph.node:
+            for name in n.input:
+                readers.setdefault(name, []).append(n.op_type)
+        for n in graph.node:
+            if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Constant"):
+                continue
+            if any(producers.get(i) == "DequantizeLinear" for i in n.input) and any(
+                    "QuantizeLinear" in readers.get(o, ()) for o in n.output):
+                count += 1
+    return count
 
 
 def _cast_mul_count(graphs: list) -> int:

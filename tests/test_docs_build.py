@@ -338,3 +338,39 @@ def test_pdf_includes_the_numerics_pictures(pdf) -> None:
                        r"\.pdf)\}", tex)
     assert len(plots) >= 5
     assert all((pdf.outdir / name).read_bytes().startswith(b"%PDF") for name in plots)
+
+# -- Quantization formats page ------------------------------------------------------------------
+FORMATS = "docs/quantization/06-formats"
+
+
+def test_formats_page_counts_what_each_file_holds(html) -> None:
+    """The three summaries (QDQ, QOperator, dynamic ResNet8) give the node counts and the
+    quantized operators by format that the onnx library counts in each file."""
+    import format_factories
+
+    tables = [t for t in html_tables(html.page(FORMATS)) if "qdq-summary" in t.classes]
+    files = ("resnet8_int8.onnx", "resnet8_qoperator.onnx", "resnet8_dynamic.onnx")
+    assert len(tables) == len(files)
+    for table, name in zip(tables, files):
+        proto = onnx.load(str(MODELS / name))
+        expected = format_factories.independent_counts(proto)
+        expected["QDQ"] = format_factories.qdq_group_count(proto)
+        rows = {row[0]: row[1] for row in table.rows}
+        assert rows["Nodes"] == str(expected["node_count"]), name
+        shown = dict(item.rsplit(" ", 1) for item in
+                     rows["Quantized operators by format"].split(", "))
+        assert {fmt: int(count) for fmt, count in shown.items()} == {
+            fmt: expected[fmt] for fmt in ("QDQ", "QOperator", "dynamic", "weight-only")
+            if expected[fmt]}, name
+
+
+def test_formats_page_draws_the_same_block_from_each_file(html) -> None:
+    page = html.page(FORMATS)
+    sources = re.findall(r'<object data="([^"]+\.svg)"[^>]*class="[^"]*qdq-graph',
+                         page.read_text(encoding="utf-8"))
+    assert len(sources) == 3
+    texts = [(page.parent / source).resolve().read_text(encoding="utf-8") for source in sources]
+    for text, kind in zip(texts, ("Conv", "QLinearConv (QOperator)", "ConvInteger (dynamic)")):
+        assert "stack1/conv1" in text and "stack1/conv2" in text and "stack1/Add" in text
+        assert kind in text
+    assert "x: UINT8 s, zp at run time" in texts[2]  # the dynamic input, said plainly

@@ -224,26 +224,8 @@ MODELS = {
     "if": formats.if_qdq_model,
     "loop": factories.loop_model,
     "mixed": formats.mixed_model,
+    "contrib": formats.contrib_zoo_model,
 }
-
-
-def _qdq_group_count(proto: onnx.ModelProto) -> int:
-    """Compute nodes with an input written by a DequantizeLinear and an output read by a
-    QuantizeLinear, in any graph."""
-    count = 0
-    for graph, _ in formats.all_graphs(proto):
-        producers = {o: n.op_type for n in graph.node for o in n.output}
-        readers: dict[str, list[str]] = {}
-        for n in graph.node:
-            for name in n.input:
-                readers.setdefault(name, []).append(n.op_type)
-        for n in graph.node:
-            if n.op_type in ("QuantizeLinear", "DequantizeLinear", "Constant"):
-                continue
-            if any(producers.get(i) == "DequantizeLinear" for i in n.input) and any(
-                    "QuantizeLinear" in readers.get(o, ()) for o in n.output):
-                count += 1
-    return count
 
 
 def _summary_cases() -> list[tuple[str, onnx.ModelProto]]:
@@ -267,9 +249,31 @@ def test_every_summary_count_equals_an_independent_count(summary_cases) -> None:
         assert summary.subgraph_count == expected["subgraph_count"], name
         assert summary.function_count == expected["function_count"], name
         by_format = dict(summary.ops_by_format)
-        assert by_format.get("QDQ", 0) == _qdq_group_count(proto), name
+        assert by_format.get("QDQ", 0) == formats.qdq_group_count(proto), name
         for fmt in ("QOperator", "dynamic", "weight-only"):
             assert by_format.get(fmt, 0) == expected[fmt], (name, fmt)
+
+
+def test_every_contrib_op_gets_its_operands_by_schema_index() -> None:
+    """Each op of the zoo: one QuantOp, and an operand for every tensor input the schema
+    pairs with a scale (the variadic QLinearConcat: one per input triple)."""
+    proto = formats.contrib_zoo_model()
+    model = analysed(proto, "contrib")
+    assert not [d for d in model.diagnostics if d.subtype != "inference"]
+    ops = {op.op_type: op for op in model.quant_ops}
+    expected = {"QLinearMul": 3, "QLinearSigmoid": 2, "QLinearLeakyRelu": 2,
+                "QLinearSoftmax": 2, "QLinearAveragePool": 2, "QLinearConcat": 3,
+                "QLinearWhere": 3, "QGemm": 2, "MatMulIntegerToFloat": 2,
+                "DynamicQuantizeMatMul": 1, "DynamicQuantizeLSTM": 2}
+    assert {op: len(ops[op].operands) for op in expected} == expected
+    assert "float" in ops["QGemm"].note  # no y_scale: the output is float
+    assert ops["DynamicQuantizeLSTM"].format is QuantFormat.DYNAMIC
+    concat = next(n for n in proto.graph.node if n.op_type == "QLinearConcat")
+    assert [(o.tensor, o.scale, o.zero_point) for o in ops["QLinearConcat"].operands] == [
+        (concat.output[0], concat.input[0], concat.input[1]),
+        (concat.input[2], concat.input[3], concat.input[4]),
+        (concat.input[5], concat.input[6], concat.input[7])]
+    assert not [r for r in requant_recipes(model) if r.op_type == "QGemm"]
 
 
 def test_a_mixed_model_says_what_is_what() -> None:

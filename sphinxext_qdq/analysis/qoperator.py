@@ -175,6 +175,8 @@ def build_operands(analysis: _Analysis, node: _Node, specs: tuple[OperandSpec, .
             zero_point = _input(node, spec.zero_point) if spec.zero_point is not None else ""
             scale_user = (node, spec.scale)
             zero_user = (node, spec.zero_point)
+        if role is Role.OUTPUT and not scale and not zero_point:
+            continue  # a float output (QGemm without y_scale)
         if scale:
             analysis.use_param(scale, "scale", *scale_user)
         if zero_point:
