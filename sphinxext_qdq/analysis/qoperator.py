@@ -76,6 +76,8 @@ OPERAND_SPECS: dict[str, tuple[OperandSpec, ...]] = {
     "DynamicQuantizeLSTM": (OperandSpec(_W, 1, 8, 9), OperandSpec(_W, 2, 10, 11)),
 }
 
+#: Every op type :func:`specs_for` knows.
+QOPERATOR_TYPES = frozenset({*OPERAND_SPECS, "QLinearConcat"})
 #: Ops whose activation input is quantized at run time by the op itself.
 DYNAMIC_OPS = frozenset({"DynamicQuantizeMatMul", "DynamicQuantizeLSTM"})
 #: Ops (and the QDQ op types) an integer kernel reads weights of in output-channel rows.
@@ -94,7 +96,9 @@ def fill_output_types(analysis: _Analysis) -> None:
     zero point is absent, as for QuantizeLinear); carried on through ops that keep their
     input's type. Only where neither the file nor shape inference gave one."""
     for node in analysis.nodes:
-        if not node.outputs or not node.outputs[0]:
+        op_type = node.op_type
+        if (op_type not in _TYPE_PRESERVING and op_type not in QOPERATOR_TYPES) \
+                or not node.outputs or not node.outputs[0]:
             continue
         graph, out = node.graph, node.outputs[0]
         known_dtype, known_shape = graph.types.get(out, (None, None))
@@ -132,11 +136,10 @@ def find_qoperator_ops(analysis: _Analysis, taken: set[str]) -> list[QuantOp]:
     (*taken*: node keys)."""
     ops = []
     for node in analysis.nodes:
-        if node.key in taken or node.domain not in QDQ_DOMAINS:
+        if node.op_type not in QOPERATOR_TYPES or node.key in taken \
+                or node.domain not in QDQ_DOMAINS:
             continue
         specs = specs_for(node.op_type, len(node.inputs))
-        if specs is None:
-            continue
         fmt = QuantFormat.DYNAMIC if node.op_type in DYNAMIC_OPS else QuantFormat.QOPERATOR
         operands = build_operands(analysis, node, specs)
         note = "the activation is quantized at run time by the op itself" \
