@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import re
+import tempfile
 from collections import Counter
+from pathlib import Path
 
 import format_factories as formats
 import numpy as np
@@ -119,6 +121,28 @@ def test_qoperator_recipes_are_those_of_the_qdq_groups(qoperator) -> None:
             continue
         seen[node.op_type] += 1
     assert seen["QLinearConv"] == 3 and seen["QGemm"] == 1 and seen["QLinearAdd"] == 1
+
+
+def test_the_integer_reference_runs_a_qoperator_model_like_onnxruntime(qoperator) -> None:
+    """The ORT-quantized tiny ResNet in QOperator form: every layer of the integer program
+    (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, Flatten moved, QGemm) against
+    ONNX Runtime running the same file."""
+    from sphinxext_qdq.integer.reference import compare_with_onnxruntime
+
+    proto, _ = qoperator
+    with tempfile.TemporaryDirectory() as folder:
+        path = factories.save(proto, Path(folder) / "qoperator.onnx")
+        inputs = np.concatenate([b["input"] for b in factories.calibration_batches(8, seed=5)])
+        report = compare_with_onnxruntime(path, inputs)
+    kinds = Counter(layer.op_type for layer in report.layers)
+    integer_ops = Counter(n.op_type for n in proto.graph.node
+                          if n.op_type.startswith(("QLinear", "QGemm")))
+    assert {op: kinds[op] for op in integer_ops} == dict(integer_ops)
+    assert kinds["Flatten"] == 1
+    assert report.top1_equal == report.images == 8
+    for layer in (*report.layers, *report.final):
+        assert layer.max_difference <= 1, layer  # ORT requantizes in float: 1 LSB at most
+    assert min(layer.exact_fraction for layer in report.final) >= 0.95
 
 
 # -- dynamic ---------------------------------------------------------------------------------

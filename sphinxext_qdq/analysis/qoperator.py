@@ -94,7 +94,8 @@ _TYPE_PRESERVING = frozenset({"Flatten", "Reshape", "Transpose", "Squeeze", "Uns
 def fill_output_types(analysis: _Analysis) -> None:
     """The output type of a QOperator op is its output zero point's type (UINT8 when the
     zero point is absent, as for QuantizeLinear); carried on through ops that keep their
-    input's type. Only where neither the file nor shape inference gave one."""
+    input's type. An elementwise op's output shape is its inputs' when they all have the
+    same (known) one. Only where neither the file nor shape inference gave them."""
     for node in analysis.nodes:
         op_type = node.op_type
         if (op_type not in _TYPE_PRESERVING and op_type not in QOPERATOR_TYPES) \
@@ -102,6 +103,10 @@ def fill_output_types(analysis: _Analysis) -> None:
             continue
         graph, out = node.graph, node.outputs[0]
         known_dtype, known_shape = graph.types.get(out, (None, None))
+        if known_shape is None and op_type in _ELEMENTWISE and node.domain in QDQ_DOMAINS:
+            known_shape = _common_shape(analysis, node)
+            if known_shape is not None:
+                graph.types[out] = (known_dtype, known_shape)
         if known_dtype is not None:
             continue
         dtype = None
@@ -116,6 +121,22 @@ def fill_output_types(analysis: _Analysis) -> None:
                 dtype = analysis.type_of(graph, zero_point)[0] if zero_point else "UINT8"
         if dtype is not None:
             graph.types[out] = (dtype, known_shape)
+
+
+#: Elementwise QOperator ops (and Relu / Identity): the output has the inputs' shape.
+_ELEMENTWISE = frozenset({"QLinearAdd", "QLinearMul", "QLinearSigmoid", "QLinearLeakyRelu",
+                          "QLinearSoftmax", "Relu", "Identity"})
+
+
+def _common_shape(analysis: _Analysis, node: _Node) -> tuple | None:
+    """The shape all tensor inputs of an elementwise op share, else None."""
+    specs = specs_for(node.op_type, len(node.inputs))
+    positions = [s.index for s in specs if s.role is Role.INPUT] if specs else [0]
+    shapes = {analysis.type_of(node.graph, _input(node, i))[1] for i in positions}
+    if len(shapes) != 1:
+        return None
+    shape = shapes.pop()
+    return shape if shape is not None and all(isinstance(d, int) for d in shape) else None
 
 
 def _concat_specs(input_count: int) -> tuple[OperandSpec, ...]:

@@ -30,6 +30,7 @@ function here that imports ``onnxruntime`` (lazily).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import math
 import re
@@ -42,11 +43,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import helper
 
 from sphinxext_qdq.analysis.loader import load_qdq_model
+from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.integer.requant import (
+    QOPERATOR_RECIPES,
     ROUNDINGS,
     FixedPointMultiplier,
     RequantRecipe,
     TensorQuantization,
+    quantize_multiplier,
     requant_recipes,
     requantize,
     round_shift,
@@ -101,7 +105,8 @@ class IntegerStep:
 
     @property
     def op_type(self) -> str:
-        return self.recipe.op_type
+        """The float op the kernel computes (``Conv`` for a QLinearConv)."""
+        return QOPERATOR_RECIPES.get(self.recipe.op_type, self.recipe.op_type)
 
 
 @dataclass(frozen=True)
@@ -192,8 +197,14 @@ def program_from(model: QdqModel, proto: onnx.ModelProto,
         if problem and strict:
             raise IntegerReferenceError(f"{recipe.name}: {problem}")
         if not problem:
-            steps.append(_step(model, recipe, nodes[recipe.node], constants))
-    program = IntegerProgram(path=model.path, entries=_entries(model), steps=tuple(steps),
+            make = _qoperator_step if model.quant_op(recipe.node) else _step
+            steps.append(make(model, recipe, nodes[recipe.node], constants))
+    entries = _entries(model)
+    if model.quant_ops:  # QOperator: Reshape / Flatten move the integers of the op before
+        steps += _moves(model, entries, steps, nodes, constants)
+        order = {node.key: node.index for node in model.main_nodes}
+        steps.sort(key=lambda step: order[step.node])
+    program = IntegerProgram(path=model.path, entries=entries, steps=tuple(steps),
                              exits=_exits(model))
     if strict:
         _check_connected(program)
@@ -202,7 +213,7 @@ def program_from(model: QdqModel, proto: onnx.ModelProto,
 
 def _unsupported(recipe: RequantRecipe) -> str:
     """Why the reference cannot run a group ("" when it can)."""
-    if recipe.op_type not in SUPPORTED_OPS:
+    if QOPERATOR_RECIPES.get(recipe.op_type, recipe.op_type) not in SUPPORTED_OPS:
         return f"{recipe.op_type} is not supported by the integer reference"
     if not recipe.complete:
         return "; ".join(recipe.notes)
@@ -248,6 +259,58 @@ def _step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto,
     return IntegerStep(recipe=recipe, inputs=tuple(side.tensor for side in recipe.inputs),
                        outputs=outputs, weight=weight, bias=bias, attributes=attributes,
                        shape=shape)
+
+
+def _qoperator_step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto,
+                    constants: _Constants) -> IntegerStep:
+    """A QLinearConv / QLinearMatMul / QGemm / QLinearAdd / QLinear pool: its weight and
+    INT32 bias are inputs of the node itself."""
+    op = model.quant_op(recipe.node)
+    assert op is not None
+    weight = op.operand(Role.WEIGHT)
+    bias = op.operand(Role.BIAS)
+    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    if op.op_type == "QGemm" and attributes.get("alpha", 1.0) != 1.0:
+        raise IntegerReferenceError(f"{recipe.name}: QGemm alpha other than 1")
+    return IntegerStep(
+        recipe=recipe, inputs=tuple(side.tensor for side in recipe.inputs),
+        outputs=(recipe.output.tensor,),
+        weight=constants.array(weight.tensor, "weight") if recipe.weight and weight else None,
+        bias=constants.array(bias.tensor, "bias").astype(np.int64) if bias else None,
+        attributes=attributes)
+
+
+#: Ops that move the integers of a QOperator model without arithmetic (no recipe of
+#: their own: the output has the input's scale and zero point).
+_MOVES = frozenset({"Reshape", "Flatten", "Transpose", "Identity"})
+
+
+def _moves(model: QdqModel, entries: tuple[EntryQuantizer, ...], steps: list[IntegerStep],
+           nodes: dict[str, onnx.NodeProto], constants: _Constants) -> list[IntegerStep]:
+    """Steps for the Reshape / Flatten / Transpose / Identity nodes between QOperator ops:
+    a rescale by exactly 1 (``M0 = 2^30``, shift ``-1``)."""
+    sides = {entry.quantization.tensor: entry.quantization for entry in entries}
+    sides.update((step.recipe.output.tensor, step.recipe.output) for step in steps)
+    moves = []
+    for info in model.main_nodes:
+        if info.op_type not in _MOVES or not info.inputs or info.inputs[0] not in sides \
+                or model.quant_op(info.key) or model.group_of(info.key):
+            continue
+        side = sides[info.inputs[0]]
+        output = dataclasses.replace(side, tensor=info.outputs[0])
+        recipe = RequantRecipe(node=info.key, name=info.name or info.key,
+                               op_type=info.op_type, kind="rescale", inputs=(side,),
+                               weight=None, bias=None, output=output,
+                               multipliers=(quantize_multiplier(1.0),), graph="")
+        node = nodes[info.key]
+        shape = constants.array(node.input[1], "Reshape shape") \
+            if info.op_type == "Reshape" else None
+        moves.append(IntegerStep(
+            recipe=recipe, inputs=(side.tensor,), outputs=(output.tensor,),
+            attributes={a.name: helper.get_attribute_value(a) for a in node.attribute},
+            shape=shape))
+        sides[output.tensor] = output
+    return moves
 
 
 def _entries(model: QdqModel) -> tuple[EntryQuantizer, ...]:
@@ -582,7 +645,7 @@ def _tapped_layers(program: IntegerProgram, proto: onnx.ModelProto,
     (exposing a tensor changes which groups ORT fuses: ``ort_kernel`` is this run's)."""
     taps = [(entry.quantization.tensor, entry.graph_input, "QuantizeLinear")
             for entry in program.entries]
-    taps += [(step.outputs[0], step.recipe.name, step.op_type) for step in program.steps]
+    taps += [(step.outputs[0], step.recipe.name, step.recipe.op_type) for step in program.steps]
     tapped = _with_outputs(proto, [(tensor, ours[tensor].dtype) for tensor, *_ in taps])
     kernels = onnxruntime_kernels(tapped, config)
     values = _ort_run(tapped, feeds, [tensor for tensor, *_ in taps], config=config)
