@@ -98,6 +98,21 @@ def test_every_scale_and_zero_point_input_of_a_qoperator_node_is_tabled(qoperato
     assert conv.operand(Role.BIAS).scale is None and conv.operand(Role.BIAS).quant_dtype == "INT32"
 
 
+def test_the_text_outline_lists_the_quantized_operators(qoperator) -> None:
+    from sphinxext_qdq.render.outline import outline
+
+    proto, model = qoperator
+    text = "\n".join(outline(model))
+    conv = next(n for n in proto.graph.node if n.op_type == "QLinearConv")
+    scale = numpy_helper.to_array(next(t for t in proto.graph.initializer
+                                       if t.name == conv.input[4]))
+    assert f"1. QLinearConv {conv.name} (QOperator)" in text
+    assert f"weight INT8 (scale {np.float32(scale.item())!s}," in text
+    assert "bias   INT32 (no scale of its own)" in text
+    dynamic = "\n".join(outline(analysed(formats.tiny_resnet_dynamic())))
+    assert "input  UINT8 (scale and zero point computed at run time)" in dynamic
+
+
 def test_qoperator_recipes_are_those_of_the_qdq_groups(qoperator) -> None:
     """M = s_x * s_w / s_y from the initializers the node names, for every QLinearConv and
     QGemm; s_a / s_y and s_b / s_y for QLinearAdd."""

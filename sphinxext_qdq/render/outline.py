@@ -42,6 +42,29 @@ def group_lines(model: QdqModel, selection: frozenset[str] | None) -> list[str]:
     return lines or ["  (none)"]
 
 
+def operator_lines(model: QdqModel, selection: frozenset[str] | None) -> list[str]:
+    """QOperator, dynamic and weight-only operators with their operands' numbers."""
+    params = {p.name: p for p in model.params}
+    lines = []
+    ops = (op for op in model.quant_ops if not op.graph
+           and (selection is None or op.node in selection))
+    for number, op in enumerate(ops, start=1):
+        node = model.node(op.node)
+        lines.append(f"  {number}. {op.op_type} {node.name or node.key} ({op.format.value})")
+        for operand in op.operands:
+            if operand.runtime:
+                numbers = "scale and zero point computed at run time"
+            elif operand.scale is None and operand.zero_point is None:
+                numbers = "no scale of its own"
+            else:
+                zp = format_values(params.get(operand.zero_point)) if operand.zero_point \
+                    else "absent (0)"
+                numbers = f"scale {format_values(params.get(operand.scale))}, zero point {zp}"
+            lines.append(f"       {operand.label:<7}{dtype_label(operand.quant_dtype)} "
+                         f"({numbers})")
+    return lines
+
+
 def outline(model: QdqModel, selection: frozenset[str] | None = None) -> list[str]:
     """Lines describing the graph (or the selected part of it)."""
     nodes = [n for n in model.main_nodes if selection is None or n.key in selection]
@@ -52,5 +75,7 @@ def outline(model: QdqModel, selection: frozenset[str] | None = None) -> list[st
         f"{qs} QuantizeLinear, {dqs} DequantizeLinear"),
         "Inputs:", *(tensor_line(model, name) for name in model.inputs),
         "Quantized groups:", *group_lines(model, selection),
+        *(["Quantized operators:", *operator_lines(model, selection)]
+          if model.quant_ops else []),
         "Outputs:", *(tensor_line(model, name) for name in model.outputs),
     ]
