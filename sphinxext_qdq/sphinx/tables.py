@@ -382,7 +382,8 @@ def example_rows(example: WorkedExample, recipe: RequantRecipe, per_line: int) -
     m = example.multiplier
     total = m.total_shift
     where = ", ".join(f"{axis} {value}" for axis, value in zip(
-        ("channel", "row", "column") if example.op_type == "Conv" else ("column",),
+        ("channel", "row", "column") if example.op_type in ("Conv", "QLinearConv")
+        else ("column",),
         example.position))
     x_side, w_side, y_side = recipe.inputs[0], recipe.weight, recipe.output
     assert w_side is not None
