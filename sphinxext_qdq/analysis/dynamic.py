@@ -69,7 +69,7 @@ def _dynamic_op(analysis: _Analysis, node: _Node, quantizer: _Node) -> QuantOp:
         0: (quantizer.inputs[0] if quantizer.inputs else node.inputs[0], x_scale, x_scale_user,
             x_zero_point, (node, 2), True),
     }
-    if weight_scale:
+    if weight_scale and len(node.inputs) > 1:
         overrides[1] = (node.inputs[1], weight_scale, scale_user, w_zero_point, (node, 3), False)
     operands = build_operands(analysis, node, specs, overrides=overrides)
     analysis.expect_runtime(x_scale, x_zero_point)

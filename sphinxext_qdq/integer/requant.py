@@ -254,6 +254,10 @@ def qoperator_recipe(model: QdqModel, op: QuantOp) -> RequantRecipe:
         kind = "rescale"
     pool_size = _pool_size_of(model, op.node, qdq_op) if kind == "pool" else None
     blocking = _missing(inputs, weight, output)
+    if not inputs or (kind == "add" and len(inputs) < 2):
+        blocking.append("an input of the op is missing")
+    if kind == "matmul" and weight is None:
+        blocking.append("the weight of the op is missing")
     if kind == "pool" and pool_size is None:
         blocking.append("the pooling window size is unknown")
     bias_operand = op.operand(Role.BIAS)
