@@ -340,7 +340,7 @@ def test_pdf_includes_the_numerics_pictures(pdf) -> None:
     assert all((pdf.outdir / name).read_bytes().startswith(b"%PDF") for name in plots)
 
 # -- Quantization formats page ------------------------------------------------------------------
-FORMATS = "docs/quantization/06-formats"
+FORMATS = "docs/quantization/07-formats"
 
 
 def test_formats_page_counts_what_each_file_holds(html) -> None:
