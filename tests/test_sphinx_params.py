@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -234,3 +235,29 @@ def test_summary_counts_match_the_model(tmp_path):
     assert f"Conv {ops['Conv']}" in rows["Nodes by op type"]
     assert rows["Opsets"].startswith("ai.onnx ")
     assert rows["Parameter bytes"] == f"{sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer):,}"
+
+
+def test_a_bare_name_in_two_models_is_ambiguous_and_names_both(tmp_path):
+    """One node name documented for two models: a bare reference is not resolved to
+    whichever model was read first; it warns at its line, naming both candidates."""
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": PAGE + ".. toctree::\n\n   one\n   two\n   refs\n",
+        "one.rst": "One\n===\n\n.. qdq-params:: tiny\n",
+        "two.rst": "Two\n===\n\n.. qdq-params:: twin\n",
+        "refs.rst": ("R\n=\n\nBare :qdq:node:`input_QuantizeLinear`.\n\n"
+                     "Qualified :qdq:node:`twin:input_QuantizeLinear`.\n"),
+    }, conf='qdq_models["twin"] = "models/twin.onnx"')
+    (src / "models" / "twin.onnx").write_bytes((src / "models" / "tiny.onnx").read_bytes())
+    result = build(src, "html")
+    lines = [line for line in result.warnings.splitlines() if line.strip()]
+    assert len(lines) == 1, result.warnings
+    assert "refs.rst:4: WARNING:" in lines[0] and lines[0].endswith("[qdq.ambiguous]")
+    assert "tiny:input_QuantizeLinear (one)" in lines[0]
+    assert "twin:input_QuantizeLinear (two)" in lines[0]
+    refs = result.outdir / "refs.html"
+    hrefs = re.findall(r'<a class="reference internal" href="([^"]+)"',
+                       refs.read_text(encoding="utf-8"))
+    links = [href for href in hrefs if "#qdq-node-" in href]
+    assert len(links) == 1 and links[0].startswith("two.html#")  # the qualified one only
+    page, anchor = follow(refs, links[0])
+    assert has_id(page, anchor)

@@ -219,6 +219,9 @@ GLUE_SUBTYPE_MEANINGS = {
               "warning.)",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
+    "ambiguous": "A `qdq:param` / `qdq:node` reference without a model key names an "
+                 "object that several models document: the warning lists them, the text "
+                 "stays unlinked; write `model:name`.",
     "dot": "Graphviz `dot` failed on a graph, took longer than `qdq_dot_timeout`, or wrote "
            "an SVG that is not valid XML.",
     "graph-size": "A drawing has more nodes than `qdq_max_graph_nodes`: a note replaces it; "

@@ -63,6 +63,16 @@ def warn_duplicate(objtype: str, what: str, other_doc: str, location: Any) -> No
     )
 
 
+def warn_ambiguous(objtype: str, target: str, matches: list[QdqTarget], location: Any) -> None:
+    """A bare name documented for several models: name every candidate, link none."""
+    kind = "parameter" if objtype == "param" else "node"
+    names = ", ".join(f"{full_name(t.model, t.name)} ({t.docname})" for t in matches)
+    logger.warning(
+        "qdq %s %r is ambiguous: %d models document it: %s; write model:name",
+        kind, target, len(matches), names, location=location, type="qdq", subtype="ambiguous",
+    )
+
+
 class QdqOpDirective(ObjectDescription[str]):
     """``.. qdq:op:: QuantizeLinear`` documents an operator; graphs link here."""
 
@@ -153,12 +163,20 @@ class QdqDomain(Domain):
                 warned.add(what)
                 warn_duplicate(key[0], target.model or key[1], mine.docname, target.docname)
 
+    def candidates(self, objtype: str, target: str) -> list[QdqTarget]:
+        """The exact ``model:name``, else every model's object of that bare name
+        (sorted by model: more than one is an ambiguous reference)."""
+        found = self.objects.get((objtype, target))
+        if found is not None:
+            return [found]
+        if objtype == "op":
+            return []
+        return sorted((t for (kind, _), t in self.objects.items()
+                       if kind == objtype and t.name == target), key=lambda t: t.model)
+
     def find(self, objtype: str, target: str) -> QdqTarget | None:
         """Exact ``model:name`` first, then a name unique across models."""
-        found = self.objects.get((objtype, target))
-        if found is not None or objtype == "op":
-            return found
-        matches = [t for (kind, _), t in self.objects.items() if kind == objtype and t.name == target]
+        matches = self.candidates(objtype, target)
         return matches[0] if len(matches) == 1 else None
 
     def resolve_xref(
@@ -171,7 +189,11 @@ class QdqDomain(Domain):
         node: addnodes.pending_xref,
         contnode: Element,
     ) -> nodes.reference | None:
-        found = self.find(typ, target)
+        matches = self.candidates(typ, target)
+        if len(matches) > 1 and not node.get("qdq_link_key"):
+            warn_ambiguous(typ, target, matches, node)
+            raise NoUri(target)  # the text stays, unlinked; no second "undefined" warning
+        found = matches[0] if len(matches) == 1 else None
         if found is None:
             return self._resolve_graph_fallback(env, typ, target, node, contnode)
         refnode = make_refnode(builder, fromdocname, found.docname, found.anchor, contnode,
@@ -207,8 +229,7 @@ class QdqDomain(Domain):
     ) -> list[tuple[str, nodes.reference]]:
         results = []
         for typ in ("param", "node", "op"):
-            found = self.find(typ, target)
-            if found is not None:
+            for found in self.candidates(typ, target):  # several: Sphinx's "more than one"
                 ref = make_refnode(builder, fromdocname, found.docname, found.anchor,
                                    contnode, target)
                 results.append((f"qdq:{typ}", ref))
