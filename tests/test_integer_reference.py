@@ -14,6 +14,7 @@ import pytest
 import qdq_factories as factories
 from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper, numpy_helper
+from repository_scripts import script_module
 
 from sphinxext_qdq.integer.reference import (
     IntegerReferenceError,
@@ -25,8 +26,7 @@ from sphinxext_qdq.integer.reference import (
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"
-sys.path.insert(0, str(REPOSITORY / "scripts"))
-import resnet8_data  # the build's own data preparation
+resnet8_data = script_module("resnet8_data")  # the build's own data preparation
 
 
 # -- an independent oracle: DQ -> float64 op -> Q ----------------------------------------------
@@ -240,9 +240,86 @@ def test_an_accumulator_leaving_int32_is_refused(tmp_path: Path) -> None:
     assert program.run(np.full((1, depth), 1, np.float32))["y_q"].tolist() == [[255]]  # saturated
 
 
-def test_named_inputs_call_and_read_attributes() -> None:
+def test_named_inputs_call_and_read_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # importable by name for this test only (removed from sys.modules afterwards)
+    monkeypatch.setitem(sys.modules, "resnet8_data", script_module("resnet8_data"))
     images = load_named_inputs("resnet8_data:load_digits_splits().test_images")
     assert images.shape == (360, 3, 32, 32) and images.dtype == np.float32
     for bad in ("resnet8_data", "resnet8_data:load_digits_splits(1)", "os:system('x')"):
         with pytest.raises(ValueError):
             load_named_inputs(bad)
+
+
+# -- the input QuantizeLinear against onnx's reference evaluator ------------------------------
+def onnx_quantize(model: onnx.ModelProto, x: np.ndarray) -> np.ndarray:
+    """What onnx's own ``ReferenceEvaluator`` computes for the model's QuantizeLinear."""
+    from onnx.reference import ReferenceEvaluator
+
+    (q,) = [node for node in model.graph.node if node.op_type == "QuantizeLinear"]
+    return ReferenceEvaluator(model).run([q.output[0]], {"x": x})[0]
+
+
+@pytest.mark.parametrize(("scale", "zero_point", "zp_dtype", "x", "expected"), [
+    # ties go to the even integer: 0.5 -> 0, 1.5 -> 2, 2.5 -> 2, -0.5 -> 0 (not floor(x + 0.5))
+    (1.0, 0, TensorProto.INT8, [0.5, 1.5, 2.5, -0.5], [0, 2, 2, 0]),
+    (1.0, 10, TensorProto.UINT8, [-1.5, -2.5, 3.5, 200.0], [8, 8, 14, 210]),
+    # float32 x / s is exactly 45.5 (a tie: 46); the float64 quotient 45.4999990... gives 45
+    (0.054818872, 0, TensorProto.INT8, [2.4942586, -2.4942586, 0.0, 1.0], [46, -46, 0, 18]),
+    # saturation at both ends of INT8
+    (0.5, -3, TensorProto.INT8, [1000.0, -1000.0, 63.0, -62.5], [127, -128, 123, -128]),
+])
+def test_input_quantization_equals_onnx_reference_evaluator(
+        tmp_path: Path, scale: float, zero_point: int, zp_dtype: int, x: list[float],
+        expected: list[int]) -> None:
+    model = factories.qdq_pair_model(scale, zero_point, zp_dtype=zp_dtype, shape=(1, len(x)),
+                                     opset=19)  # the oldest the evaluator implements
+    program = build_integer_program(factories.save(model, tmp_path / "q.onnx"))
+    inputs = np.array([x], np.float32)
+    (ours,) = program.quantize_inputs(inputs).values()
+    theirs = onnx_quantize(model, inputs)
+    assert ours.dtype == theirs.dtype
+    assert ours.tolist() == theirs.tolist() == [expected]
+
+
+def test_the_float32_quotient_case_differs_in_float64() -> None:
+    """The third case above only tests float32 division if float64 would round otherwise."""
+    x, s = np.float32(2.4942586), np.float32(0.054818872)
+    assert x / s == np.float32(45.5)
+    assert np.rint(np.float64(x) / np.float64(s)) == 45
+
+
+# -- the INT32 accumulator boundary ----------------------------------------------------------------
+def gemm_with_bias_model(bias: int, weight: int) -> onnx.ModelProto:
+    """``y = x * weight + bias`` through DQ -> Gemm -> Q, every scale 1 (the accumulator
+    is the INT32 sum itself)."""
+    nodes = [*qdq("x", "x", "s", "zu"),
+             helper.make_node("DequantizeLinear", ["w", "s", "wz"], ["w_dq"], name="w_DQ"),
+             helper.make_node("DequantizeLinear", ["b", "s", "bz"], ["b_dq"], name="b_DQ"),
+             helper.make_node("Gemm", ["x_dq", "w_dq", "b_dq"], ["mm"], name="gemm"),
+             *qdq("y", "mm", "s", "zu")]
+    initializers = [factories.scalar("s", 1.0), factories.scalar("zu", 0, TensorProto.UINT8),
+                    numpy_helper.from_array(np.array([[weight]], np.int8), "w"),
+                    factories.scalar("wz", 0, TensorProto.INT8),
+                    numpy_helper.from_array(np.array([bias], np.int32), "b"),
+                    factories.vector("bz", [0], TensorProto.INT32)]
+    return factories.make_model(nodes, [factories.tensor_input("x", [1, 1])],
+                                [factories.tensor_input("y_dq", [1, 1])], initializers)
+
+
+@pytest.mark.parametrize(("bias", "weight", "x", "in_range"), [
+    (2 ** 31 - 3, 1, 2, True),  # 2^31 - 1: the largest INT32
+    (2 ** 31 - 3, 1, 3, False),  # 2^31
+    (-(2 ** 31) + 2, -1, 2, True),  # -2^31: the smallest INT32
+    (-(2 ** 31) + 2, -1, 3, False),  # -2^31 - 1
+])
+def test_the_accumulator_may_reach_both_int32_limits_but_not_pass_them(
+        tmp_path: Path, bias: int, weight: int, x: int, in_range: bool) -> None:
+    path = factories.save(gemm_with_bias_model(bias, weight), tmp_path / "gemm.onnx")
+    program = build_integer_program(path)
+    inputs = np.array([[x]], np.float32)
+    if in_range:
+        expected = 255 if weight > 0 else 0  # saturated to UINT8
+        assert program.run(inputs)["y_q"].tolist() == [[expected]]
+    else:
+        with pytest.raises(IntegerReferenceError, match="INT32"):
+            program.run(inputs)

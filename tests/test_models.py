@@ -11,7 +11,6 @@ import collections
 import hashlib
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +18,11 @@ import onnx
 import onnxruntime
 import pytest
 from onnx import TensorProto, numpy_helper
+from repository_scripts import script_module
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 MODELS = REPOSITORY_ROOT / "models"
-sys.path.insert(0, str(REPOSITORY_ROOT / "scripts"))
-import resnet8_data  # the build's own data preparation, numpy + scikit-learn only
+resnet8_data = script_module("resnet8_data")  # the build's own data preparation, numpy + scikit-learn only
 
 MODEL_FILES = {
     "fp32": "resnet8_fp32.onnx",

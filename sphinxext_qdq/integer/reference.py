@@ -380,7 +380,7 @@ def accumulate(step: IntegerStep, x: np.ndarray) -> np.ndarray:
         acc = matmul_accumulate(centred_x, centred_w, step)
     if step.bias is not None:
         acc = acc + _channel_shaped(step.bias, acc.ndim, step)
-    if acc.size and int(np.abs(acc).max()) >= _INT32_LIMIT:
+    if acc.size and (int(acc.max()) >= _INT32_LIMIT or int(acc.min()) < -_INT32_LIMIT):
         raise IntegerReferenceError(f"{recipe.name}: the accumulator leaves the INT32 range")
     return acc
 
