@@ -201,6 +201,35 @@ def test_a_bias_scale_other_than_sx_sw_is_reported(tmp_path: Path) -> None:
     assert bad_recipe.bias.relative_difference == pytest.approx(0.5 / (0.1 * 0.02) - 1, rel=1e-6)
 
 
+def float32_scale(value: float, ulps: int = 0) -> float:
+    """The float32 nearest *value*, moved *ulps* float32 steps up."""
+    scale = np.float32(value)
+    for _ in range(ulps):
+        scale = np.nextafter(scale, np.float32(np.inf))
+    return float(scale)
+
+
+#: s_x * s_w of ``weight_dq_model`` (float32 0.1 and 0.02), exactly, in float64.
+PRODUCT = float(np.float32(0.1)) * float(np.float32(0.02))
+
+
+@pytest.mark.parametrize(("bias_scale", "matches"), [
+    (float32_scale(PRODUCT), True),  # the product rounded to float32, as quantizers store it
+    (float32_scale(PRODUCT, ulps=1), True),  # one float32 step further: still s_x * s_w
+    (float32_scale(PRODUCT * (1 + 2.0 ** -20)), False),  # 2^-20 away: another scale
+    (float32_scale(PRODUCT * (1 - 2.0 ** -20)), False),
+    (float32_scale(PRODUCT * (1 + 2.0 ** -12)), False),
+])
+def test_the_bias_scale_must_be_sx_sw_to_float32_precision(tmp_path: Path, bias_scale: float,
+                                                           matches: bool) -> None:
+    model, _ = analysed(factories.weight_dq_model(bias_scale=bias_scale), tmp_path)
+    (recipe,) = requant_recipes(model)
+    assert recipe.bias is not None
+    assert recipe.bias.scale_matches is matches
+    assert recipe.bias.relative_difference == pytest.approx(abs(bias_scale / PRODUCT - 1),
+                                                            rel=1e-9, abs=1e-15)
+
+
 def test_per_axis_weights_give_one_multiplier_per_output_channel(tmp_path: Path) -> None:
     scales = [0.01, 0.02, 0.03, 0.04]
     model, _ = analysed(factories.weight_dq_model(scale=scales, zero_point=[0, 0, 0, 0], axis=0),
