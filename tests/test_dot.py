@@ -612,6 +612,73 @@ def test_escape_dot_round_trips_any_text_through_graphviz():
         assert "".join(node.lines) == expected
 
 
+#: graphviz's escapes in labels and tooltips: node, graph, object label, edge, tail, head.
+GRAPHVIZ_ESCAPES = "NGLETH"
+
+
+def with_escapes_in_every_name(model: onnx.ModelProto) -> list[str]:
+    """Rename every node, tensor and the graph to ``kNN\\Xkk`` (X cycling through
+    :data:`GRAPHVIZ_ESCAPES`); the new names, in order of first use."""
+    names: dict[str, str] = {}
+
+    def new(name: str) -> str:
+        if name and name not in names:
+            i = len(names)
+            names[name] = f"k{i:02d}\\{GRAPHVIZ_ESCAPES[i % len(GRAPHVIZ_ESCAPES)]}k{i:02d}"
+        return names.get(name, name)
+
+    graph = model.graph
+    for node in graph.node:
+        node.name = new(node.name)
+        node.input[:] = [new(name) for name in node.input]
+        node.output[:] = [new(name) for name in node.output]
+    for item in [*graph.initializer, *graph.input, *graph.output, *graph.value_info]:
+        item.name = new(item.name)
+    graph.name = new(graph.name)
+    return list(names.values())
+
+
+@pytest.fixture(scope="module")
+def escaped_names(tmp_path_factory):
+    proto = factories.weight_dq_model()
+    names = with_escapes_in_every_name(proto)
+    path = factories.save(proto, tmp_path_factory.mktemp("esc") / "escapes.onnx")
+    return proto, names, load_qdq_model(path)
+
+
+@pytest.mark.parametrize(("mode", "pairs"), [("full", "edges"), ("compact", "edges"),
+                                             ("compact", "nodes")])
+def test_graphviz_escapes_in_names_stay_literal_in_svg_labels_and_tooltips(escaped_names, mode,
+                                                                           pairs):
+    """``\\N`` ``\\G`` ``\\L`` ``\\E`` ``\\T`` ``\\H`` in a name are shown as written, in the
+    drawn labels and in the tooltips (where graphviz expands them even after ``\\\\``)."""
+    proto, names, model = escaped_names
+    svg = ElementTree.fromstring(run_dot(render_dot(model, DotOptions(mode=mode, pairs=pairs)),
+                                         "svg"))
+    labels = [text.text or "" for text in svg.iter("{http://www.w3.org/2000/svg}text")]
+    tooltips = [a.get(f"{XLINK}title") or "" for a in svg.iter("{http://www.w3.org/2000/svg}a")]
+    for shown in labels + tooltips:
+        rest = shown
+        for name in names:
+            rest = rest.replace(name, "")
+        # what is left of every line, the names taken out, has no trace of them: an
+        # expanded escape would leave "k07" + "n3" + "k07" or a lone backslash
+        assert "\\" not in rest and not re.search(r"k\d\d", rest), shown
+    node_names = [node.name for node in proto.graph.node]
+    in_tooltips = {name for name in names if any(name in tooltip for tooltip in tooltips)}
+    assert set(node_names) <= in_tooltips  # every node, folded or drawn, is in a tooltip
+    used = {name for node in proto.graph.node for name in [*node.input, *node.output]}
+    in_labels = {name for name in names if any(name in label for label in labels)}
+    every_escape = {f"\\{letter}" for letter in GRAPHVIZ_ESCAPES}
+    assert {name[3:5] for name in in_tooltips} == every_escape
+    if mode == "full":
+        assert used <= in_tooltips  # every tensor: its edge's or its reader's tooltip
+        assert set(node_names) <= in_labels
+        assert {name[3:5] for name in in_labels} == every_escape
+    else:  # the graph input, the Conv (its weight and bias folded in) and the output
+        assert len(in_labels) == 3
+
+
 # -- links --------------------------------------------------------------------------------
 
 
