@@ -12,12 +12,14 @@ SPHINXOPTS ?=
 
 APT_TEX := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended tex-gyre
 
-.PHONY: docs pdf test bench models clean venv-docs venv-test need-graphviz need-tex need-chromium help
+.PHONY: docs pdf test test-random mutate bench models clean venv-docs venv-test need-graphviz need-tex need-chromium help
 
 help:
 	@echo "make docs    build the HTML documentation into $(BUILDDIR)/html"
 	@echo "make pdf     build the PDF documentation into $(BUILDDIR)/latex"
 	@echo "make test    run the whole test suite"
+	@echo "make test-random  the suite in a random order (SEED=n repeats an order)"
+	@echo "make mutate  mutation testing of the critical modules (not part of make test)"
 	@echo "make bench   run the benchmarks (not part of make test)"
 	@echo "make models  rebuild the ResNet8 showcase models (needs torch)"
 
@@ -66,6 +68,11 @@ pdf: venv-docs need-graphviz need-tex
 
 test: venv-test need-graphviz need-tex need-chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# pytest-randomly is installed but off by default (addopts: -p no:randomly).
+SEED ?=
+test-random: venv-test need-graphviz need-tex need-chromium
+	$(PY) -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) $(PYTEST_ARGS)
 
 bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py

@@ -1,16 +1,33 @@
-"""Shared fixtures: Sphinx's testing plugin and the test roots."""
+"""Shared fixtures: Sphinx's testing plugin and the test roots; the Hypothesis profiles."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 pytest_plugins = ("sphinx.testing.fixtures",)
 
 ROOTS = Path(__file__).parent / "roots"
 
+# Property-based tests draw the same examples on every run and write nothing into the
+# repository (no ``.hypothesis/`` example database). ``HYPOTHESIS_PROFILE=explore`` draws
+# fresh random examples on every run, for a local hunt (still no database: a failure
+# prints the example and a ``@reproduce_failure`` blob to replay it).
+settings.register_profile("deterministic", derandomize=True, database=None)
+settings.register_profile("explore", derandomize=False, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
 
 @pytest.fixture(scope="session")
 def rootdir() -> Path:
     return ROOTS
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """What Hypothesis still writes (its cache of the constants in the source, made while
+    the tests are collected) goes to this run's temporary folder, not ``.hypothesis/``."""
+    set_hypothesis_home_dir(session.config._tmp_path_factory.mktemp("hypothesis"))

@@ -182,7 +182,9 @@ def test_quantizelinear_node_leads_to_its_specification(page: Page, site: str) -
     target = page.locator(f"[id='{anchor}']")
     assert target.locator(".sig-name").inner_text().strip() == "QuantizeLinear"
     assert target.evaluate("e => e.closest('dl').classList.contains('op')")
-    page.wait_for_timeout(300)  # the scroll to the anchor
+    page.wait_for_function(  # the scroll to the anchor has brought it to the top half
+        "e => e.getBoundingClientRect().top >= -1 && "
+        "e.getBoundingClientRect().top < window.innerHeight / 2", arg=target.element_handle())
     box = target.bounding_box()
     assert box is not None and -1 <= box["y"] < page.viewport_size["height"] / 2
     screenshot(page, "after-click-quantizelinear", full_page=False)  # what the reader sees

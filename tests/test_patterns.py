@@ -11,7 +11,6 @@ import math
 import pickle
 import subprocess
 import sys
-import time
 
 import numpy as np
 import onnx
@@ -231,7 +230,7 @@ def test_blocked_int4_weight() -> None:
 
 def test_blocked_scale_with_wrong_block_count() -> None:
     model = analysed(factories.blocked_int4_model(scale_blocks=3))
-    assert subtypes(model) == ["shape", "shape"] or subtypes(model) == ["shape"]
+    assert subtypes(model) == ["shape"]  # one problem: the scale's block count
     assert all(d.node == "w_dq" for d in model.diagnostics)
     assert "needs 2 blocks of 4" in model.diagnostics[0].message
 
@@ -513,7 +512,7 @@ def test_nodes_between_unknown_name_suggests_close_matches() -> None:
     with pytest.raises(QdqSelectionError) as caught:
         nodes_between(model, ["conv3"], ["add"])
     assert caught.value.name == "conv3"
-    assert "conv2" in caught.value.close_matches or "conv1" in caught.value.close_matches
+    assert caught.value.close_matches == ("conv2", "conv1")  # closest first
     assert "conv3" in str(caught.value)
     with pytest.raises(QdqSelectionError):
         nodes_between(model, ["conv1"], ["nothing_like_it_at_all"])
@@ -576,21 +575,18 @@ def test_every_diagnostic_subtype_is_documented_and_names_a_node() -> None:
 def test_ten_thousand_node_chain_without_recursion() -> None:
     proto = factories.chain_model(10_000, quantized_every=100)
     limit = sys.getrecursionlimit()
-    started = time.perf_counter()
     sys.setrecursionlimit(150)  # any recursion over the graph would hit this
     try:
         model = analysed(proto)
         selected = nodes_between(model, ["relu0"], ["relu9999"])
     finally:
         sys.setrecursionlimit(limit)
-    elapsed = time.perf_counter() - started
     assert len(model.nodes) == 10_000 + 2 * 100
     assert len(selected) == len(model.nodes)
     assert model.groups == ()  # no Relu is both fed by a DQ and read by a Q
     assert len(model.regions) == 100  # one per Q -> DQ pair
     assert model.regions[-1].entry_qs == ("q9900",)
     assert model.tensors["t9999"].shape == (1, 4)
-    assert elapsed < 20  # ~1 s on a 2-core CI machine
 
 
 def test_analysis_package_never_imports_sphinx() -> None:
