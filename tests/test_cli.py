@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import numpy as np
+import onnx
 import pytest
 import qdq_factories as factories  # tests/ is on sys.path (pytest rootdir conftest)
+from onnx import numpy_helper
 
 from sphinxext_qdq import cli
-from sphinxext_qdq.analysis import load_qdq_model
-from sphinxext_qdq.render.dot import DotOptions, render_dot
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 PYTHON = REPOSITORY / ".venv" / "bin" / "python"
@@ -56,6 +59,71 @@ def assert_valid_outputs(folder: Path, base: str, formats: tuple[str, ...]) -> N
         assert result.returncode == 0, result.stderr
 
 
+# -- what a DOT file means, read by graphviz (dot -Tjson) -----------------------------------
+@dataclass
+class Graph:
+    attributes: dict
+    nodes: dict[str, list[str]]  # DOT name -> the label lines graphviz draws
+    shapes: dict[str, str]
+    clusters: set[str]
+    edge_labels: list[str]
+
+
+def read_dot(path: Path) -> Graph:
+    result = subprocess.run(["dot", "-Tjson", str(path)], capture_output=True, timeout=60,
+                            check=True)
+    data = json.loads(result.stdout)
+    nodes, shapes, clusters = {}, {}, set()
+    for obj in data.get("objects", []):
+        if "nodes" in obj or obj["name"].startswith("cluster"):
+            clusters.add(obj["name"])
+            continue
+        nodes[obj["name"]] = [op["text"] for op in obj.get("_ldraw_", []) if op["op"] == "T"]
+        shapes[obj["name"]] = obj.get("shape", "")
+    edge_labels = [edge.get("label", "") for edge in data.get("edges", [])]
+    return Graph(data, nodes, shapes, clusters, edge_labels)
+
+
+class Proto:
+    """Facts of the model read from its protobuf, not from the analysis."""
+
+    QDQ = ("QuantizeLinear", "DequantizeLinear")
+
+    def __init__(self, path: Path) -> None:
+        model = onnx.load(str(path))
+        self.nodes = list(model.graph.node)
+        self.inputs = [v.name for v in model.graph.input]
+        self.outputs = [v.name for v in model.graph.output]
+        values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+        self.operators = {n.name for n in self.nodes if n.op_type not in self.QDQ}
+        self.quantizers = [n for n in self.nodes if n.op_type == "QuantizeLinear"]
+        #: "s=<scale> zp=<zero point>" of every activation QuantizeLinear
+        self.pair_parameters = {f"s={np.float32(values[q.input[1]])!s} "  # shortest float32
+                                f"zp={int(values[q.input[2]])}" for q in self.quantizers}
+
+
+def operator_names(graph: Graph) -> set[str]:
+    """The second label line (the node name) of the box nodes that draw the model."""
+    return {lines[1] for name, lines in graph.nodes.items()
+            if graph.shapes[name] == "box" and not name.startswith("legend") and len(lines) > 1
+            and not lines[0].startswith("Q→DQ")}
+
+
+def assert_compact_drawing(graph: Graph, proto: Proto) -> None:
+    """One box per operator, Q/DQ nodes folded away, the graph's inputs and outputs as
+    ellipses, every Q→DQ pair's parameters on an edge."""
+    assert operator_names(graph) == proto.operators
+    assert {lines[0] for name, lines in graph.nodes.items()
+            if graph.shapes[name] == "ellipse" and not name.startswith("legend")} == {
+        *proto.inputs, *proto.outputs}
+    assert not any(line.startswith(Proto.QDQ) for name, lines in graph.nodes.items()
+                   if not name.startswith("legend") for line in lines)
+    # a pair's first edge carries its parameters (DOT's "\\n" still in -Tjson's label)
+    on_edges = {label.split("\\n")[1] for label in graph.edge_labels
+                if label.startswith("Q→DQ") and "\\n" in label}
+    assert on_edges == proto.pair_parameters
+
+
 # -- success ------------------------------------------------------------------------------
 
 
@@ -69,9 +137,10 @@ def test_python_dash_m_writes_svg_png_and_dot(model_path, tmp_path):
     assert result.stderr == ""
     assert_valid_outputs(out, "tiny_resnet", ("svg", "png", "dot"))
     assert result.stdout.splitlines() == [str(out / f"tiny_resnet.{f}") for f in ("svg", "png", "dot")]
-    # the .dot file is exactly the DOT the directive would get for these options
-    expected = render_dot(load_qdq_model(model_path), DotOptions(legend=True))
-    assert (out / "tiny_resnet.dot").read_text(encoding="utf-8") == expected
+    # the .dot file: the compact drawing, with its legend
+    graph = read_dot(out / "tiny_resnet.dot")
+    assert_compact_drawing(graph, Proto(model_path))
+    assert "cluster_legend" in graph.clusters
 
 
 def test_console_script_is_installed_and_runs(model_path, tmp_path):
@@ -95,8 +164,13 @@ def test_name_mode_rankdir_and_legend_reach_the_drawing(model_path, tmp_path, ca
     status, _, err = run_main(capsys, model_path, "-o", tmp_path, "--format", "dot,svg",
                               "--mode", "full", "--rankdir", "lr", "--name", "picture")
     assert (status, err) == (0, "")
-    expected = render_dot(load_qdq_model(model_path), DotOptions(mode="full", rankdir="LR"))
-    assert (tmp_path / "picture.dot").read_text(encoding="utf-8") == expected
+    graph = read_dot(tmp_path / "picture.dot")
+    proto = Proto(model_path)
+    assert graph.attributes["rankdir"] == "LR"
+    assert operator_names(graph) == proto.operators | {  # full: every Q/DQ node drawn too
+        n.name for n in proto.nodes if n.op_type in Proto.QDQ}
+    assert len(graph.nodes) == len(proto.nodes) + len(proto.inputs) + len(proto.outputs)
+    assert "cluster_legend" not in graph.clusters
     assert_valid_outputs(tmp_path, "picture", ("dot", "svg"))
 
 
@@ -105,28 +179,32 @@ def test_pairs_reach_the_drawing(model_path, tmp_path, capsys, pairs):
     status, _, err = run_main(capsys, model_path, "-o", tmp_path, "--format", "dot",
                               "--pairs", pairs)
     assert (status, err) == (0, "")
-    model = load_qdq_model(model_path)
-    written = (tmp_path / "tiny_resnet.dot").read_text(encoding="utf-8")
-    assert written == render_dot(model, DotOptions(pairs=pairs))
-    other = "nodes" if pairs == "edges" else "edges"
-    assert written != render_dot(model, DotOptions(pairs=other))
+    proto = Proto(model_path)
+    written = tmp_path / "tiny_resnet.dot"
+    graph = read_dot(written)
+    pair_nodes = {" ".join(lines[1:]) for lines in graph.nodes.values()
+                  if lines and lines[0].startswith("Q→DQ")}
+    pair_edges = [label for label in graph.edge_labels if label.startswith("Q→DQ")]
+    assert operator_names(graph) == proto.operators
     if pairs == "edges":  # the default
+        assert_compact_drawing(graph, proto)
+        assert not pair_nodes
         status, _, _ = run_main(capsys, model_path, "-o", tmp_path / "default", "--format", "dot")
-        assert (tmp_path / "default" / "tiny_resnet.dot").read_text(encoding="utf-8") == written
+        assert (tmp_path / "default" / "tiny_resnet.dot").read_bytes() == written.read_bytes()
+    else:  # one node per QuantizeLinear of a pair, no pair on an edge
+        assert pair_nodes == proto.pair_parameters and not pair_edges
+        assert len(graph.nodes) == (len(proto.operators) + len(proto.quantizers)
+                                    + len(proto.inputs) + len(proto.outputs))
 
 
 def test_analysis_diagnostics_are_one_line_warnings(tmp_path, capsys):
     bad = factories.save(factories.qdq_pair_model([0.0, float("nan"), 0.5, 1.0], 0, axis=1),
                          tmp_path / "bad scales.onnx")
-    model = load_qdq_model(bad)
-    assert model.diagnostics  # the analysis reports the zero / NaN scale
     status, _, err = run_main(capsys, bad, "-o", tmp_path, "--format", "dot")
     assert status == 0
-    lines = err.splitlines()
-    assert len(lines) == len(model.diagnostics)
-    for line, diagnostic in zip(lines, model.diagnostics, strict=True):
-        assert line.startswith("qdq-graph: warning: ")
-        assert f"[qdq.{diagnostic.subtype}]" in line
+    (line,) = err.splitlines()  # one problem: the scale's zero and NaN elements
+    assert line.startswith("qdq-graph: warning: ") and line.endswith("[qdq.scale]")
+    assert "'scale'" in line
 
 
 def test_node_cap_warns_and_draws_a_note(model_path, tmp_path, capsys):

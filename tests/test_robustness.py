@@ -23,7 +23,9 @@ import pytest
 from hostile_corpus import (
     CORPUS,
     DIRECTIVES,
+    EXPECTED_WARNINGS,
     GLUE_SUBTYPES,
+    REFUSED,
     Case,
     case_page,
     parse_warnings,
@@ -33,7 +35,6 @@ from sphinx_helpers import build
 from sphinxext_qdq import cli
 from sphinxext_qdq.analysis.loader import QdqModelError, load_qdq_model
 from sphinxext_qdq.analysis.records import DIAGNOSTIC_SUBTYPES
-from sphinxext_qdq.render.dot import DotOptions, graph_node_count
 from sphinxext_qdq.render.outline import outline
 
 #: ``qdq_max_graph_nodes`` of the corpus project (the big cases exceed it).
@@ -98,36 +99,61 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> CorpusProject:
 
 
 def outcome(path: Path) -> tuple[str, object]:
-    """What the loader (the independent check here is the case's own declaration)
-    makes of the file: ("refused", error) or ("readable", analysis)."""
+    """What the loader makes of the file: ("refused", error) or ("readable", analysis)."""
     try:
         return "readable", load_qdq_model(path)
     except QdqModelError as error:
         return "refused", error
 
 
-def expected_warnings(case: Case, path: Path, positions: tuple[int, ...]) -> Counter:
+def refused(case: Case) -> bool:
+    """The case's model is refused, as declared in :data:`EXPECTED_WARNINGS`."""
+    return EXPECTED_WARNINGS[case.name] == REFUSED
+
+
+def declared_diagnostics(case: Case) -> Counter:
+    """Subtype counts of the analysis diagnostics the case declares (no directive suffix)."""
+    declared = EXPECTED_WARNINGS[case.name]
+    assert declared != REFUSED, case.name
+    return Counter(entry for entry in declared if "@" not in entry)
+
+
+def expected_warnings(case: Case, positions: tuple[int, ...]) -> Counter:
     """(line, subtype) of every warning the page of *case* must carry, and no other."""
-    kind, result = outcome(path)
-    if case.outcome != "either":
-        assert kind == case.outcome, f"{case.name}: expected {case.outcome}, got {result}"
-    if kind == "refused":
+    declared = EXPECTED_WARNINGS[case.name]
+    if declared == REFUSED:
         return Counter((line, "model") for line in positions)
-    analysis = result
-    found = {d.subtype for d in analysis.diagnostics}  # type: ignore[attr-defined]
-    assert case.subtypes <= found, f"{case.name}: {sorted(found)} lacks {sorted(case.subtypes)}"
-    if case.exact:
-        assert found == case.subtypes, f"{case.name}: {sorted(found)}"
-    expected = Counter((positions[0], d.subtype)
-                       for d in analysis.diagnostics)  # type: ignore[attr-defined]
-    for position, (directive, options) in zip(positions, DIRECTIVES):
-        # qdq-params without filters: a model with nothing to table was warned about once
-        if directive == "qdq-graph":
-            count = graph_node_count(analysis, DotOptions(mode=options["mode"]))  # type: ignore[arg-type]
-            if count > MAX_GRAPH_NODES:
-                expected[position, "graph-size"] += 1
-    assert not case.big or any(s == "graph-size" for _, s in expected), case.name
+    expected: Counter = Counter()
+    for entry in declared:
+        subtype, _, directive = entry.partition("@")
+        expected[positions[int(directive or 0)], subtype] += 1
     return expected
+
+
+CASE_NAMES = [case.name for case in CORPUS.cases]
+
+
+def test_every_case_declares_its_warnings() -> None:
+    """The table covers the corpus and agrees with each case's own description."""
+    assert list(EXPECTED_WARNINGS) == CASE_NAMES
+    for case in CORPUS.cases:
+        if case.outcome != "either":
+            assert refused(case) == (case.outcome == "refused"), case.name
+        if refused(case):
+            continue
+        declared = EXPECTED_WARNINGS[case.name]
+        assert set(declared_diagnostics(case)) <= set(DIAGNOSTIC_SUBTYPES), case.name
+        assert case.subtypes <= set(declared_diagnostics(case)), case.name
+        if case.exact:
+            assert set(declared_diagnostics(case)) == case.subtypes, case.name
+        assert case.no_qdq or "filter@2" not in declared, case.name  # (QOperator: Q at the edges)
+        assert case.big == any(entry.startswith("graph-size@") for entry in declared), case.name
+
+
+def test_the_loader_refuses_exactly_the_declared_cases(project: CorpusProject) -> None:
+    for case in CORPUS.cases:
+        kind, result = outcome(project.models[case.name])
+        assert (kind == "refused") == refused(case), f"{case.name}: {result}"
 
 
 CASE_NAMES = [case.name for case in CORPUS.cases]
@@ -151,7 +177,7 @@ def check_page_warnings(project: CorpusProject, build_result: object, key: str,
         assert warning.subtype in DOCUMENTED_SUBTYPES, warning
         assert "Traceback" not in warning.message
     got = Counter((w.line, w.subtype) for w in warnings)
-    assert got == expected_warnings(case, project.models[case.name], page.directive_lines)
+    assert got == expected_warnings(case, page.directive_lines)
 
 
 @pytest.mark.parametrize("name", CASE_NAMES)
@@ -179,8 +205,8 @@ def test_outline_of_every_readable_case(project: CorpusProject) -> None:
     """What the text and man builders print for a graph, whole and without control
     characters, for every model that loads."""
     for case in CORPUS.cases:
-        kind, analysis = outcome(project.models[case.name])
-        if kind == "readable":
+        if not refused(case):
+            _, analysis = outcome(project.models[case.name])
             text = "\n".join(outline(analysis, None))  # type: ignore[arg-type]
             assert "Inputs:" in text and "Outputs:" in text, case.name
 
@@ -213,15 +239,16 @@ def test_other_builders_write_the_pages_with_the_same_warnings(
                     if Path(w.file).name == f"{case.name}.rst"]
         assert all(w.continuation == () and w.subtype in DOCUMENTED_SUBTYPES for w in warnings)
         assert Counter((w.line, w.subtype) for w in warnings) == expected_warnings(
-            case, project.models[case.name], page.directive_lines), case.name
+            case, page.directive_lines), case.name
 
 
 def test_readable_cases_draw_both_graphs(project: CorpusProject) -> None:
     for case in CORPUS.cases:
-        kind, _ = outcome(project.models[case.name])
         html = (project.html.outdir / "cases" / f"{case.name}.html").read_text(encoding="utf-8")
         drawn = html.count('<object data="../_images/qdq-')
-        assert drawn == (2 if kind == "readable" else 0), case.name
+        too_big = sum(entry.startswith("graph-size@") for entry in EXPECTED_WARNINGS[case.name])
+        assert drawn == (0 if refused(case) else 2), case.name  # a note drawn for a big one
+        assert too_big <= drawn, case.name
 
 
 # -- the command line --------------------------------------------------------------------------
@@ -233,23 +260,19 @@ def test_cli_exit_status_and_one_line_messages(project: CorpusProject, name: str
     path = project.models[name]
     status = cli.main([str(path), "-o", str(tmp_path), "--format", "dot"])
     out, err = capsys.readouterr()
-    kind, result = outcome(path)
     lines = err.splitlines()
     assert err == "" or err.endswith("\n")
     assert "Traceback" not in err
-    if kind == "refused":
+    if refused(case):
         assert status == 2 and len(lines) == 1, err
         assert lines[0].startswith("qdq-graph: error: ")
         assert out == ""
         return
     assert status == 0, err
-    assert len(lines) == len(result.diagnostics), err  # type: ignore[attr-defined]
-    for line in lines:
-        assert line.startswith("qdq-graph: warning: ")
-        subtype = line.rsplit("[qdq.", 1)[1].rstrip("]")
-        assert subtype in DIAGNOSTIC_SUBTYPES, line
+    assert all(line.startswith("qdq-graph: warning: ") for line in lines), err
+    subtypes = Counter(line.rsplit("[qdq.", 1)[1].rstrip("]") for line in lines)
+    assert subtypes == declared_diagnostics(case), err
     assert out.strip() == str(tmp_path / f"{path.stem}.dot")
-    assert case.outcome in ("readable", "either")
 
 
 @pytest.mark.parametrize("name", ["random-bytes", "scale-nan", "awkward-names"])
@@ -260,11 +283,11 @@ def test_python_dash_m_on_hostile_inputs(project: CorpusProject, name: str,
     result = subprocess.run([sys.executable, "-m", "sphinxext_qdq", str(path), "-o",
                              str(tmp_path), "--format", "svg"], capture_output=True,
                             text=True, timeout=120, check=False)
-    kind, analysis = outcome(path)
+    case = next(c for c in CORPUS.cases if c.name == name)
     assert "Traceback" not in result.stderr
-    if kind == "refused":
+    if refused(case):
         assert result.returncode == 2 and result.stderr.count("\n") == 1
     else:
         assert result.returncode == 0, result.stderr
-        assert result.stderr.count("\n") == len(analysis.diagnostics)  # type: ignore[attr-defined]
+        assert result.stderr.count("\n") == sum(declared_diagnostics(case).values())
         assert (tmp_path / f"{path.stem}.svg").read_text().startswith("<?xml")

@@ -59,7 +59,11 @@ def test_alt_is_a_sentence_not_dot(html_build):
     html = (html_build.outdir / "sub" / "graph_rst.html").read_text()
     alt = html.split('<p class="warning">')[1].split("</p>")[0]
     assert "digraph" not in alt and "->" not in alt
-    assert "QuantizeLinear" in alt or "Q/DQ" in alt or "quantiz" in alt.lower()
+    proto = onnx.load(str(html_build.app.srcdir / "models" / "tiny.onnx"))
+    ops = [node.op_type for node in proto.graph.node]
+    qdq = ops.count("QuantizeLinear") + ops.count("DequantizeLinear")
+    assert alt.startswith(f"QDQ model tiny with {ops.count('Conv')} Conv, "), alt
+    assert f" and {qdq} Q/DQ nodes: " in alt, alt
 
 
 def check_svg_links(outdir: Path) -> list[str]:
