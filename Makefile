@@ -74,6 +74,12 @@ SEED ?=
 test-random: venv-test need-graphviz need-tex need-chromium
 	$(PY) -m pytest -p randomly $(if $(SEED),--randomly-seed=$(SEED)) $(PYTEST_ARGS)
 
+# Mutation testing of the critical modules (cosmic-ray; tens of minutes): the score and
+# the surviving mutants go to tests/mutation/RESULTS.md. MUTATE_ARGS="escaping --jobs 1" ...
+MUTATE_ARGS ?= --jobs 2
+mutate: venv-test need-graphviz
+	nice -n 10 $(PY) tests/mutation/run.py $(MUTATE_ARGS)
+
 bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/large.py time

@@ -1,0 +1,356 @@
+"""``make mutate``: mutation testing of the critical code with cosmic-ray.
+
+For each target below (a module, the functions and constants in it that matter, and
+the few tests that are about them) cosmic-ray plants one small bug at a time (a
+flipped comparison, a changed number, ``and`` for ``or``, a loop that never runs ...)
+in a copy of the package under ``_build/mutation/tree`` and runs those tests; a
+mutant the tests do not notice *survives*. Mutations outside the named functions are
+skipped, so each mutant costs one short pytest run. The score and every survivor
+are written to ``tests/mutation/RESULTS.md``; survivors known to be equivalent (no
+test can tell them apart from the original) are listed in :data:`EQUIVALENT` with the
+reason, and the score is given with and without them.
+
+Usage: ``python tests/mutation/run.py [TARGET ...] [--jobs N]`` (all targets by
+default); ``make mutate`` runs it under ``nice``. Not part of ``make test``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+WORK = REPOSITORY / "_build" / "mutation"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
+          "-p", "no:randomly", "--no-header", "-o", "addopts="]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    module: str  # path from the repository root
+    symbols: tuple[str, ...]  # top-level functions / constants, or Class.method
+    tests: tuple[str, ...]  # pytest arguments: the tests about these symbols
+    timeout: float = 60.0
+    note: str = ""
+
+
+TARGETS = (
+    Target("escaping", "sphinxext_qdq/render/dot.py",
+           ("_DOT_ESCAPES", "_SURROGATES", "_TOOLTIP_ESCAPES", "escape_dot", "escape_tooltip",
+            "escape_url", "_clip", "_clip_name", "_lines", "_url_attribute"),
+           ("tests/test_dot.py", "-k", "escape or hostile or long or clip or cut"),
+           note="DOT and tooltip escaping, and the cuts that keep a DOT string below "
+                "graphviz's limit"),
+    Target("requantization", "sphinxext_qdq/integer/requant.py",
+           ("MULTIPLIER_BITS", "INTEGER_RANGES", "BIAS_SCALE_TOLERANCE",
+            "FixedPointMultiplier", "quantize_multiplier", "requantize", "round_shift",
+            "saturate", "BiasQuantization", "_multipliers", "_bias"),
+           ("tests/test_requant.py", "-k",
+            ("not requant_table and not rows and not warnings_are and not worked_example "
+            "and not agreement and not example_without and not resnet8")),
+           note="the fixed-point multiplier, the rounding shift, saturation, the recipes"),
+    Target("integer-kernels", "sphinxext_qdq/integer/reference.py",
+           ("_INT32_LIMIT", "quantize_linear", "run_step", "accumulate", "_matmul_kernel",
+            "_add_kernel", "_pool_kernel", "_rescale_kernel", "_centred", "_centred_weight",
+            "_channel_shaped", "_fixed_point"),
+           ("tests/test_integer_reference.py", "-k",
+            "not resnet8 and not onnxruntime and not worked_example and not named_inputs"),
+           note="the integer reference's quantize / accumulate / requantize kernels, "
+                "against the float64 oracle and onnx's ReferenceEvaluator"),
+    Target("containment", "sphinxext_qdq/onnxio/proto.py",
+           ("external_data_file", "_contained_data_file", "_contained_location", "_has_drive",
+            "_non_negative_int"),
+           ("tests/test_loader.py", "-k", "external or location or symlink or folder"),
+           note="external data must stay inside the model's folder"),
+    Target("resolution", "sphinxext_qdq/sphinx/domain.py",
+           ("warn_ambiguous", "QdqDomain.candidates", "QdqDomain.find",
+            "QdqDomain.resolve_xref", "QdqDomain._resolve_graph_fallback",
+            "QdqDomain.resolve_any_xref"),
+           ("tests/test_sphinx_params.py", "tests/test_sphinx_graph.py", "-k",
+            "ambiguous or target or anchor or removing or fallback or link or refs"),
+           timeout=120.0,
+           note="how qdq:op / qdq:param / qdq:node references and graph links resolve"),
+)
+
+#: Selective mutation: each binary operator is replaced by its nearest neighbour, each
+#: comparison by its boundary and its negation (``<`` -> ``<=``, ``<`` -> ``>=``);
+#: cosmic-ray's other replacements (``+`` -> ``<<``, ``==`` -> ``is`` ...) are skipped.
+#: Every other operator (numbers, ``not``, ``and``/``or``, loops run zero times,
+#: exceptions, decorators, ``True``/``False``/``None``, break/continue) is kept whole.
+BINARY_NEIGHBOURS = {"Add": "Sub", "Sub": "Add", "Mul": "Div", "Div": "Mul", "FloorDiv": "Div",
+                     "Mod": "FloorDiv", "Pow": "Mul", "LShift": "RShift", "RShift": "LShift",
+                     "BitAnd": "BitOr", "BitOr": "BitAnd", "BitXor": "BitOr", "MatMult": "Mul"}
+COMPARISON_REPLACEMENTS = {"Lt": ("LtE", "GtE"), "LtE": ("Lt", "Gt"), "Gt": ("GtE", "LtE"),
+                           "GtE": ("Gt", "Lt"), "Eq": ("NotEq",), "NotEq": ("Eq",),
+                           "Is": ("IsNot",), "IsNot": ("Is",), "In": ("NotIn",),
+                           "NotIn": ("In",)}
+
+
+def selected(operator: str) -> bool:
+    """Whether a cosmic-ray operator name is part of the selective set above."""
+    kind, _, pair = operator.removeprefix("core/").partition("_")
+    if kind == "ReplaceBinaryOperator":
+        old, _, new = pair.partition("_")
+        return BINARY_NEIGHBOURS.get(old) == new
+    if kind == "ReplaceComparisonOperator":
+        old, _, new = pair.partition("_")
+        return new in COMPARISON_REPLACEMENTS.get(old, ())
+    return True
+
+
+#: Survivors no test can kill: (target, symbol, operator, the mutated line as written in
+#: the source, stripped) -> why the mutant behaves exactly like the original.
+EQUIVALENT: dict[tuple[str, str, str, str], str] = {}
+
+
+@dataclass
+class Outcome:
+    target: Target
+    total: int = 0  # mutants inside the named symbols
+    killed: int = 0
+    timeouts: int = 0
+    incompetent: int = 0
+    survivors: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def equivalent(self) -> int:
+        return sum(1 for s in self.survivors if s["equivalent"])
+
+
+# -- the copy the mutants are planted in -------------------------------------------------------
+def prepare_tree(name: str) -> Path:
+    """A copy of the package and tests for one target (models and scripts linked, never
+    written): targets running side by side never see each other's mutants."""
+    tree = WORK / f"tree-{name}"
+    if tree.exists():
+        shutil.rmtree(tree)
+    tree.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "mutation")
+    for folder in ("sphinxext_qdq", "tests"):
+        shutil.copytree(REPOSITORY / folder, tree / folder, ignore=ignore)
+    for file in ("setup.cfg", "pyproject.toml"):
+        shutil.copy2(REPOSITORY / file, tree / file)
+    for folder in ("models", "scripts", "docs"):
+        (tree / folder).symlink_to(REPOSITORY / folder, target_is_directory=True)
+    return tree
+
+
+def environment(tree: Path) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
+    env.pop("PYTEST_ADDOPTS", None)
+    return env
+
+
+def spans(path: Path, symbols: tuple[str, ...]) -> list[tuple[int, int, str]]:
+    """(first line, last line, symbol) of each named top-level definition or method."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in tree.body:
+        names = []
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names = [node.name]
+        elif isinstance(node, ast.Assign):
+            names = [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names = [node.target.id]
+        for name in names:
+            if name in symbols:
+                found.append((node.lineno, node.end_lineno, name))
+        if isinstance(node, ast.ClassDef):
+            for item in node.body:
+                qualified = f"{node.name}.{getattr(item, 'name', '')}"
+                if isinstance(item, ast.FunctionDef) and qualified in symbols:
+                    found.append((item.lineno, item.end_lineno, qualified))
+    missing = set(symbols) - {name for _, _, name in found}
+    if missing:
+        raise SystemExit(f"{path}: no top-level {', '.join(sorted(missing))}")
+    return found
+
+
+def symbol_at(line: int, ranges: list[tuple[int, int, str]]) -> str | None:
+    inner = [r for r in ranges if r[0] <= line <= r[1]]
+    return min(inner, key=lambda r: r[1] - r[0])[2] if inner else None
+
+
+# -- one target ------------------------------------------------------------------------------------
+def config_text(target: Target) -> str:
+    """cosmic-ray's TOML configuration: the module, a time limit, the tests to run."""
+    command = " ".join(shlex.quote(part) for part in [*PYTEST, *target.tests])
+    return "\n".join([
+        "[cosmic-ray]",
+        f'module-path = "{target.module}"',
+        f"timeout = {target.timeout}",
+        "excluded-modules = []",
+        f"test-command = {json.dumps(command)}",  # a TOML basic string is JSON's
+        "",
+        "[cosmic-ray.distributor]",
+        'name = "local"',
+        "",
+    ])
+
+
+def run_target(target: Target, count_only: bool = False) -> Outcome:
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+
+    started = time.monotonic()
+    tree = prepare_tree(target.name)
+    env = environment(tree)
+    config = WORK / f"{target.name}.toml"
+    session = WORK / f"{target.name}.sqlite"
+    config.write_text(config_text(target), encoding="utf-8")
+    session.unlink(missing_ok=True)
+    baseline = None if count_only else subprocess.run(
+        [*PYTEST, *target.tests], cwd=tree, env=env, check=False, capture_output=True, text=True)
+    if baseline is not None and baseline.returncode != 0:
+        raise SystemExit(f"{target.name}: the tests fail without any mutant:\n"
+                         f"{baseline.stdout[-3000:]}{baseline.stderr[-3000:]}")
+    cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
+    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True)
+    ranges = spans(tree / target.module, target.symbols)
+    outside = []
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item in db.pending_work_items:
+            mutation = item.mutations[0]
+            if (symbol_at(mutation.start_pos[0], ranges) is None
+                    or not selected(mutation.operator_name)):
+                outside.append(item.job_id)
+        db.set_multiple_results(outside, WorkResult(output="not a selected mutant",
+                                                    worker_outcome=WorkerOutcome.SKIPPED))
+    outcome = Outcome(target)
+    if count_only:
+        with use_db(str(session), WorkDB.Mode.open) as db:
+            outcome.total = len(list(db.pending_work_items))
+        return outcome
+    subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=tree, env=env, check=True,
+                   stdout=subprocess.DEVNULL)
+    outcome = Outcome(target)
+    source = (tree / target.module).read_text(encoding="utf-8").splitlines()
+    with use_db(str(session), WorkDB.Mode.open) as db:
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            outcome.total += 1
+            mutation = item.mutations[0]
+            line = mutation.start_pos[0]
+            if result.test_outcome == TestOutcome.SURVIVED:
+                symbol = symbol_at(line, ranges) or "?"
+                text = source[line - 1].strip()
+                key = (target.name, symbol, mutation.operator_name, text)
+                outcome.survivors.append({
+                    "symbol": symbol, "line": line, "operator": mutation.operator_name,
+                    "occurrence": mutation.occurrence, "text": text,
+                    "diff": _diff_lines(result.diff), "equivalent": EQUIVALENT.get(key)})
+            else:
+                outcome.killed += 1
+                if result.worker_outcome == WorkerOutcome.ABNORMAL:
+                    outcome.timeouts += 1
+                if result.test_outcome == TestOutcome.INCOMPETENT:
+                    outcome.incompetent += 1
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _diff_lines(diff: str | None) -> str:
+    """The changed lines of a mutant's unified diff."""
+    lines = [line for line in (diff or "").splitlines()
+             if line[:1] in "+-" and not line.startswith(("+++", "---"))]
+    return "\n".join(lines)
+
+
+# -- the report ----------------------------------------------------------------------------------
+def score(killed: int, total: int) -> str:
+    return f"{100 * killed / total:.1f} %" if total else "n/a"
+
+
+def report(outcomes: list[Outcome], command: str) -> str:
+    total = sum(o.total for o in outcomes)
+    killed = sum(o.killed for o in outcomes)
+    equivalent = sum(o.equivalent for o in outcomes)
+    lines = [
+        "# Mutation testing: results",
+        "",
+        "Produced by `" + command + "` (cosmic-ray; see `tests/mutation/run.py` for the "
+        "targets, the tests each mutant runs and the list of equivalent mutants).",
+        "",
+        (f"**Score: {score(killed, total - equivalent)}** — {killed} of {total - equivalent} "
+        f"non-equivalent mutants killed ({total} mutants, {equivalent} equivalent; "
+        f"{score(killed, total)} counting the equivalent ones as survivors)."),
+        "",
+        "| target | module | mutants | killed | equivalent | survived | score | minutes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for o in outcomes:
+        survived = len(o.survivors) - o.equivalent
+        lines.append(f"| {o.target.name} | `{o.target.module}` | {o.total} | {o.killed} | "
+                     f"{o.equivalent} | {survived} | {score(o.killed, o.total - o.equivalent)} "
+                     f"| {o.seconds / 60:.1f} |")
+    lines += ["", "Killed includes mutants stopped by the time limit (an endless loop): "
+              + ", ".join(f"{o.target.name} {o.timeouts}" for o in outcomes) + ".", ""]
+    for o in outcomes:
+        lines += [f"## {o.target.name}", "", (f"{o.target.note}. Tests: "
+                  f"`pytest {' '.join(shlex.quote(t) for t in o.target.tests)}`."), ""]
+        for title, wanted in (("Surviving mutants", False), ("Equivalent mutants", True)):
+            chosen = [s for s in o.survivors if bool(s["equivalent"]) == wanted]
+            if not chosen:
+                continue
+            lines += [f"{title}:", ""]
+            for s in chosen:
+                lines.append(f"- `{s['symbol']}` line {s['line']}, {s['operator']} "
+                             f"#{s['occurrence']}: `{s['text']}`")
+                lines += ["  " + ("  " + part if part else "") for part in
+                          ["```diff", *s["diff"].splitlines(), "```"]]
+                if wanted:
+                    lines.append(f"  Equivalent: {s['equivalent']}")
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="*", metavar="TARGET",
+                        help="targets to run, of: " + ", ".join(t.name for t in TARGETS))
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--jobs", type=int, default=1, help="targets run side by side")
+    parser.add_argument("--count", action="store_true", help="only count the mutants")
+    args = parser.parse_args(argv)
+    unknown = set(args.targets) - {t.name for t in TARGETS}
+    if unknown:
+        parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
+    chosen = [t for t in TARGETS if not args.targets or t.name in args.targets]
+    WORK.mkdir(parents=True, exist_ok=True)
+
+    def one(target: Target) -> Outcome:
+        print(f"mutate: {target.name} ({target.module})", flush=True)
+        o = run_target(target, count_only=args.count)
+        print(f"mutate: {target.name}: {o.killed} of {o.total} killed, "
+              f"{len(o.survivors)} survived ({o.equivalent} equivalent), "
+              f"{o.seconds / 60:.1f} min", flush=True)
+        return o
+
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        outcomes = list(pool.map(one, chosen))
+    if args.count:
+        return 0
+    command = "make mutate" if not args.targets else \
+        "python tests/mutation/run.py " + " ".join(args.targets)
+    args.output.write_text(report(outcomes, command), encoding="utf-8")
+    print(f"mutate: results in {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
