@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import argparse
 import ast
+import difflib
+import importlib
 import json
 import os
 import shlex
-import shutil
+import signal
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -130,30 +131,7 @@ class Outcome:
         return sum(1 for s in self.survivors if s["equivalent"])
 
 
-# -- the copy the mutants are planted in -------------------------------------------------------
-def prepare_tree(name: str) -> Path:
-    """A copy of the package and tests for one target (models and scripts linked, never
-    written): targets running side by side never see each other's mutants."""
-    tree = WORK / f"tree-{name}"
-    if tree.exists():
-        shutil.rmtree(tree)
-    tree.mkdir(parents=True)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "mutation")
-    for folder in ("sphinxext_qdq", "tests"):
-        shutil.copytree(REPOSITORY / folder, tree / folder, ignore=ignore)
-    for file in ("setup.cfg", "pyproject.toml"):
-        shutil.copy2(REPOSITORY / file, tree / file)
-    for folder in ("models", "scripts", "docs"):
-        (tree / folder).symlink_to(REPOSITORY / folder, target_is_directory=True)
-    return tree
-
-
-def environment(tree: Path) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=str(tree), PYTHONDONTWRITEBYTECODE="1")
-    env.pop("PYTEST_ADDOPTS", None)
-    return env
-
-
+# -- where the mutants are ----------------------------------------------------------------------
 def spans(path: Path, symbols: tuple[str, ...]) -> list[tuple[int, int, str]]:
     """(first line, last line, symbol) of each named top-level definition or method."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -180,6 +158,28 @@ def spans(path: Path, symbols: tuple[str, ...]) -> list[tuple[int, int, str]]:
     return found
 
 
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the type annotations are: with ``from __future__ import annotations`` they
+    are never evaluated, so a mutant inside one is equivalent by construction."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        annotations = []
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            arguments = node.args
+            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                     *(a for a in (arguments.vararg, arguments.kwarg) if a)]
+            annotations = [a.annotation for a in every if a.annotation] + (
+                [node.returns] if node.returns else [])
+        elif isinstance(node, ast.AnnAssign):
+            annotations = [node.annotation]
+        found += [((a.lineno, a.col_offset), (a.end_lineno, a.end_col_offset))
+                  for a in annotations]
+    return found
+
+
+ANNOTATION = "inside a type annotation, which is never evaluated (from __future__ import annotations)"
+
+
 def symbol_at(line: int, ranges: list[tuple[int, int, str]]) -> str | None:
     inner = [r for r in ranges if r[0] <= line <= r[1]]
     return min(inner, key=lambda r: r[1] - r[0])[2] if inner else None
@@ -187,7 +187,7 @@ def symbol_at(line: int, ranges: list[tuple[int, int, str]]) -> str | None:
 
 # -- one target ------------------------------------------------------------------------------------
 def config_text(target: Target) -> str:
-    """cosmic-ray's TOML configuration: the module, a time limit, the tests to run."""
+    """cosmic-ray's TOML configuration (the module; the test command is ours, see below)."""
     command = " ".join(shlex.quote(part) for part in [*PYTEST, *target.tests])
     return "\n".join([
         "[cosmic-ray]",
@@ -202,64 +202,135 @@ def config_text(target: Target) -> str:
     ])
 
 
+def preload(targets: list[Target]) -> None:
+    """Import what every mutant's tests import, once, before the forks."""
+    import pytest  # noqa: F401
+
+    sys.path.insert(0, str(REPOSITORY / "tests"))
+    for name in ("numpy", "onnx", "onnx.reference", "onnxruntime", "hypothesis", "docutils",
+                 "sphinx.testing.fixtures", "sphinx.ext.graphviz", "myst_parser", "qdq_factories",
+                 "sphinx_helpers", "hostile_corpus", "sphinxext_qdq.sphinx.extension",
+                 "sphinxext_qdq.integer.reference", "sphinxext_qdq.cli"):
+        importlib.import_module(name)
+    for target in targets:
+        importlib.import_module(module_name(target.module))
+
+
+def module_name(path: str) -> str:
+    return path.removesuffix(".py").replace("/", ".")
+
+
+def swap_in(module_path: str, mutated: str) -> None:
+    """Run the mutated source in the live module's namespace and rebind every name other
+    modules imported from it (``from x import f``) to the new objects."""
+    module = sys.modules[module_name(module_path)]
+    before = dict(vars(module))
+    exec(compile(mutated, module.__file__, "exec", dont_inherit=True), vars(module))  # noqa: S102
+    for name, old in before.items():
+        new = getattr(module, name, old)
+        if new is old or name.startswith("__"):
+            continue
+        for other in list(sys.modules.values()):
+            if other is not module and getattr(other, name, None) is old:
+                setattr(other, name, new)
+
+
+def run_mutant(target: Target, mutated: str) -> tuple[str, int]:
+    """("killed" | "survived" | "timeout", exit status) of the target's tests in a forked
+    child running the mutated module (the files on disk are never changed)."""
+    pid = os.fork()
+    if pid == 0:  # the child
+        status = 3
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.dup2(devnull, 2)
+            os.chdir(REPOSITORY)
+            swap_in(target.module, mutated)
+            import pytest
+
+            status = int(pytest.main([*PYTEST[3:], *target.tests]))
+        except BaseException:  # noqa: BLE001 - an incompetent mutant (it does not import): killed
+            status = 1
+        finally:
+            os._exit(status)
+    deadline = time.monotonic() + target.timeout
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            if code not in (0, 1):  # 2-5: interrupted, internal error, usage, no tests
+                raise SystemExit(f"{target.name}: pytest exit status {code} under a mutant")
+            return ("killed" if code else "survived"), code
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+    return "timeout", -1
+
+
 def run_target(target: Target, count_only: bool = False) -> Outcome:
+    from cosmic_ray.mutating import mutate_code
+    from cosmic_ray.plugins import get_operator
     from cosmic_ray.work_db import WorkDB, use_db
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
     started = time.monotonic()
-    tree = prepare_tree(target.name)
-    env = environment(tree)
     config = WORK / f"{target.name}.toml"
     session = WORK / f"{target.name}.sqlite"
     config.write_text(config_text(target), encoding="utf-8")
     session.unlink(missing_ok=True)
-    baseline = None if count_only else subprocess.run(
-        [*PYTEST, *target.tests], cwd=tree, env=env, check=False, capture_output=True, text=True)
-    if baseline is not None and baseline.returncode != 0:
-        raise SystemExit(f"{target.name}: the tests fail without any mutant:\n"
-                         f"{baseline.stdout[-3000:]}{baseline.stderr[-3000:]}")
     cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
-    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=tree, env=env, check=True)
-    ranges = spans(tree / target.module, target.symbols)
-    outside = []
+    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=REPOSITORY, check=True)
+    source = (REPOSITORY / target.module).read_text(encoding="utf-8")
+    ranges = spans(REPOSITORY / target.module, target.symbols)
+    outcome = Outcome(target)
     with use_db(str(session), WorkDB.Mode.open) as db:
+        pending = []
         for item in db.pending_work_items:
             mutation = item.mutations[0]
             if (symbol_at(mutation.start_pos[0], ranges) is None
                     or not selected(mutation.operator_name)):
-                outside.append(item.job_id)
-        db.set_multiple_results(outside, WorkResult(output="not a selected mutant",
-                                                    worker_outcome=WorkerOutcome.SKIPPED))
-    outcome = Outcome(target)
-    if count_only:
-        with use_db(str(session), WorkDB.Mode.open) as db:
-            outcome.total = len(list(db.pending_work_items))
-        return outcome
-    subprocess.run([*cosmic, "exec", str(config), str(session)], cwd=tree, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
-    outcome = Outcome(target)
-    source = (tree / target.module).read_text(encoding="utf-8").splitlines()
-    with use_db(str(session), WorkDB.Mode.open) as db:
-        for item, result in db.completed_work_items:
-            if result.worker_outcome == WorkerOutcome.SKIPPED:
-                continue
-            outcome.total += 1
+                db.set_result(item.job_id, WorkResult(output="not a selected mutant",
+                                                      worker_outcome=WorkerOutcome.SKIPPED))
+            else:
+                pending.append(item)
+        outcome.total = len(pending)
+        if count_only:
+            return outcome
+        verdict, _ = run_mutant(target, source)
+        if verdict != "survived":
+            raise SystemExit(f"{target.name}: the tests fail without any mutant")
+        lines = source.splitlines()
+        annotations = annotation_spans(source)
+        for item in pending:
             mutation = item.mutations[0]
+            mutated = mutate_code(source, get_operator(mutation.operator_name)(),
+                                  mutation.occurrence)
+            if mutated is None or mutated == source:
+                raise SystemExit(f"{target.name}: {mutation} changes nothing")
+            verdict, _ = run_mutant(target, mutated)
+            diff = "\n".join(difflib.unified_diff(source.splitlines(), mutated.splitlines(),
+                                                  lineterm="", n=0))
+            db.set_result(item.job_id, WorkResult(
+                worker_outcome=WorkerOutcome.NORMAL if verdict != "timeout" else
+                WorkerOutcome.ABNORMAL, diff=diff,
+                test_outcome=TestOutcome.SURVIVED if verdict == "survived" else
+                TestOutcome.KILLED))
             line = mutation.start_pos[0]
-            if result.test_outcome == TestOutcome.SURVIVED:
+            if verdict == "survived":
                 symbol = symbol_at(line, ranges) or "?"
-                text = source[line - 1].strip()
+                text = lines[line - 1].strip()
                 key = (target.name, symbol, mutation.operator_name, text)
+                position = tuple(mutation.start_pos)
+                in_annotation = any(start <= position < end for start, end in annotations)
                 outcome.survivors.append({
                     "symbol": symbol, "line": line, "operator": mutation.operator_name,
                     "occurrence": mutation.occurrence, "text": text,
-                    "diff": _diff_lines(result.diff), "equivalent": EQUIVALENT.get(key)})
+                    "diff": _diff_lines(diff),
+                    "equivalent": ANNOTATION if in_annotation else EQUIVALENT.get(key)})
             else:
                 outcome.killed += 1
-                if result.worker_outcome == WorkerOutcome.ABNORMAL:
-                    outcome.timeouts += 1
-                if result.test_outcome == TestOutcome.INCOMPETENT:
-                    outcome.incompetent += 1
+                outcome.timeouts += verdict == "timeout"
     outcome.seconds = time.monotonic() - started
     return outcome
 
@@ -319,6 +390,40 @@ def report(outcomes: list[Outcome], command: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def outcome_json(outcome: Outcome) -> dict:
+    return {"target": outcome.target.name, "total": outcome.total, "killed": outcome.killed,
+            "timeouts": outcome.timeouts, "survivors": outcome.survivors,
+            "seconds": outcome.seconds}
+
+
+def outcome_from(data: dict) -> Outcome:
+    target = next(t for t in TARGETS if t.name == data["target"])
+    return Outcome(target, data["total"], data["killed"], data["timeouts"], 0,
+                   data["survivors"], data["seconds"])
+
+
+def in_workers(chosen: list[Target], jobs: int) -> list[Outcome]:
+    """Each target in its own process (forks from one thread only), *jobs* at a time."""
+    running: list[tuple[Target, subprocess.Popen, Path]] = []
+    queue, results = list(chosen), {}
+    while queue or running:
+        while queue and len(running) < jobs:
+            target = queue.pop(0)
+            out = WORK / f"{target.name}.json"
+            out.unlink(missing_ok=True)
+            running.append((target, subprocess.Popen(
+                [sys.executable, __file__, target.name, "--json", str(out)]), out))
+        for entry in list(running):
+            target, process, out = entry
+            if process.poll() is not None:
+                running.remove(entry)
+                if process.returncode != 0:
+                    raise SystemExit(f"mutate: {target.name} failed ({process.returncode})")
+                results[target.name] = outcome_from(json.loads(out.read_text()))
+        time.sleep(0.5)
+    return [results[t.name] for t in chosen]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("targets", nargs="*", metavar="TARGET",
@@ -326,24 +431,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=1, help="targets run side by side")
     parser.add_argument("--count", action="store_true", help="only count the mutants")
+    parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # one worker's outcome
     args = parser.parse_args(argv)
     unknown = set(args.targets) - {t.name for t in TARGETS}
     if unknown:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     chosen = [t for t in TARGETS if not args.targets or t.name in args.targets]
     WORK.mkdir(parents=True, exist_ok=True)
-
-    def one(target: Target) -> Outcome:
-        print(f"mutate: {target.name} ({target.module})", flush=True)
-        o = run_target(target, count_only=args.count)
-        print(f"mutate: {target.name}: {o.killed} of {o.total} killed, "
-              f"{len(o.survivors)} survived ({o.equivalent} equivalent), "
-              f"{o.seconds / 60:.1f} min", flush=True)
-        return o
-
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        outcomes = list(pool.map(one, chosen))
+    if args.jobs > 1 and len(chosen) > 1 and not args.count:
+        outcomes = in_workers(chosen, args.jobs)
+    else:
+        if not args.count:
+            preload(chosen)
+        outcomes = []
+        for target in chosen:
+            print(f"mutate: {target.name} ({target.module})", flush=True)
+            o = run_target(target, count_only=args.count)
+            outcomes.append(o)
+            print(f"mutate: {target.name}: {o.killed} of {o.total} killed, "
+                  f"{len(o.survivors)} survived ({o.equivalent} equivalent), "
+                  f"{o.seconds / 60:.1f} min", flush=True)
     if args.count:
+        return 0
+    if args.json:
+        (only,) = outcomes
+        args.json.write_text(json.dumps(outcome_json(only)), encoding="utf-8")
         return 0
     command = "make mutate" if not args.targets else \
         "python tests/mutation/run.py " + " ".join(args.targets)
