@@ -25,10 +25,15 @@ import qdq_factories as factories  # tests/ is on sys.path (pytest rootdir conft
 from onnx import TensorProto, helper, numpy_helper
 
 from sphinxext_qdq.analysis import load_qdq_model, nodes_between
+from sphinxext_qdq.analysis.patterns import analyze
 from sphinxext_qdq.render.dot import (
+    DOT_LINE_CHARS,
+    DOT_STRING_BYTES,
     LABEL_WIDTH,
     DotOptions,
+    _lines,
     escape_dot,
+    escape_tooltip,
     graph_node_count,
     link_keys,
     render_dot,
@@ -712,6 +717,74 @@ def test_links_come_only_from_the_url_map_and_open_at_top_level(models):
                     if a.get(f"{XLINK}href"))
     assert hrefs == Counter({"boundary.html#quantize": len(quantize_names),
                              "conv.html#a%22b%20c%3C%5CN%3E": 1, "conv-op.html": 2})
+
+
+@pytest.mark.parametrize(("length", "kept"), [(8000, True), (8001, False)])
+def test_a_url_is_kept_up_to_the_dot_string_limit_and_never_cut(tmp_path, length, kept):
+    """graphviz refuses strings of 16 KiB; a URL up to DOT_STRING_BYTES is written whole,
+    a longer one is left out (a cut URL would lead elsewhere), the others stay."""
+    assert DOT_STRING_BYTES == 8000
+    long_url = "conv-op.html#" + "a" * (length - len("conv-op.html#"))
+    urls = {"op:Conv": long_url, "op:QuantizeLinear": "boundary.html"}
+    model = load_qdq_model(factories.save(factories.weight_dq_model(), tmp_path / "w.onnx"))
+    dot_text = render_dot(model, DotOptions(mode="full"), urls)
+    hrefs = Counter(node.attributes.get("URL") for node in model_nodes(laid_out(dot_text)))
+    assert hrefs[long_url] == (1 if kept else 0)  # the one Conv
+    assert hrefs["boundary.html"] == 2  # x_q and y_q
+
+
+# -- cuts: labels, tooltips ----------------------------------------------------------------------
+def cut_names_model() -> onnx.ModelProto:
+    """Relu nodes with names of LABEL_WIDTH and LABEL_WIDTH + 1 characters, vendor ops whose
+    displayed type ("v." + op type) has LABEL_WIDTH and LABEL_WIDTH + 1 characters."""
+    names = ["A" * LABEL_WIDTH, "0123456789abcdefghijklmnopqrstuvwxyz!"]
+    types = ["T" * (LABEL_WIDTH - 2), "0123456789abcdefghijklmnopqrstuvwxy"]
+    nodes = [helper.make_node("Relu", ["x"], ["r0"], name=names[0]),
+             helper.make_node("Relu", ["r0"], ["r1"], name=names[1]),
+             helper.make_node(types[0], ["r1"], ["v0"], name="v0", domain="v"),
+             helper.make_node(types[1], ["v0"], ["y"], name="v1", domain="v")]
+    return factories.make_model(nodes, [factories.tensor_input("x", [4])],
+                                [factories.tensor_input("y", [4])], [],
+                                extra_opsets=[("v", 1)])
+
+
+def test_names_and_op_types_are_cut_to_the_label_width():
+    """A name of LABEL_WIDTH characters is drawn whole; one more and it is cut in the
+    middle (head, ellipsis, tail: LABEL_WIDTH characters); an op type longer than the
+    width is cut at its end."""
+    width = LABEL_WIDTH
+    assert len("0123456789abcdefghijklmnopqrstuvwxyz!") == width + 1
+    model = analyze(cut_names_model(), path="cuts.onnx", model_dir=None)
+    lines = {tuple(node.lines) for node in laid_out(render_dot(model, DotOptions(mode="full"))
+                                                    ).nodes.values()}
+    head = (width - 1) // 2  # 17 characters before the ellipsis, 18 after
+    assert ("Relu", "A" * width) in lines
+    assert ("Relu", "0123456789abcdefg" + "…" + "jklmnopqrstuvwxyz!") in lines
+    assert len("0123456789abcdefg") == head
+    assert ("v." + "T" * (width - 2), "v0") in lines
+    assert ("v.0123456789abcdefghijklmnopqrstuvw" + "…", "v1") in lines
+
+
+@pytest.mark.parametrize(("lines", "kept"), [
+    (["a" * 998] * 8, 8),  # 8 x (998 bytes + a 2-byte line break) = 8000: all kept
+    (["a" * 998] * 7 + ["a" * 999], 7),  # 8001 bytes: the last line becomes "…"
+    (["a" * 998] * 9, 8),
+    (['"' * 499] * 8, 8),  # what counts is the escaped text: \" is 2 bytes
+    (['"' * 499] * 7 + ['"' * 499 + "a"], 7),
+    (["é" * 499] * 8, 8),  # and UTF-8 bytes, not characters
+    (["é" * 499] * 7 + ["é" * 499 + "a"], 7),
+])
+def test_a_tooltip_is_cut_to_the_dot_string_limit(lines, kept):
+    assert DOT_STRING_BYTES == 8000
+    quoted = _lines(lines, escape_tooltip)
+    expected = [escape_tooltip(line) for line in lines[:kept]] + (["…"] if kept < len(lines)
+                                                                  else [])
+    assert quoted == '"' + "\\n".join(expected) + '"'
+
+
+def test_a_tooltip_line_is_cut_at_dot_line_chars():
+    assert DOT_LINE_CHARS == 1000
+    assert _lines(["b" * 1000, "c" * 1001]) == '"' + "b" * 1000 + "\\n" + "c" * 999 + '…"'
 
 
 # -- selection and node cap ----------------------------------------------------------------

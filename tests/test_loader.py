@@ -326,6 +326,67 @@ def test_external_length_that_does_not_match_the_shape(tmp_path: Path) -> None:
     assert "does not match" in external_refusal(path)
 
 
+def with_external_entry(path: Path, key: str, value: str) -> Path:
+    """The model at *path* with its scale's external-data entry *key* set to *value*."""
+    model = onnx.load(str(path), load_external_data=False)
+    entry = next(e for e in model.graph.initializer[0].external_data if e.key == key)
+    entry.value = value
+    return factories.save(model, path)
+
+
+@pytest.mark.parametrize("location", ["C:scale.bin", "c:/scale.bin", "C:\\scale.bin",
+                                      "z:scale.b1n", "\\\\server\\share\\scale.bin",
+                                      "\\scale.bin"])
+def test_windows_drive_and_backslash_locations_are_absolute(tmp_path: Path,
+                                                            location: str) -> None:
+    """Refused as absolute on any system, before anything is looked up on the disk."""
+    path = factories.external_scale_model(tmp_path / "model", "scale.bin")
+    with_external_entry(path, "location", location)
+    assert "is an absolute path" in external_refusal(path)
+
+
+@pytest.mark.parametrize("location", ["s", "1:scale.bin", "ab:scale.bin", "-:scale.bin"])
+def test_names_that_only_look_like_drives_are_read(tmp_path: Path, location: str) -> None:
+    path = factories.external_scale_model(tmp_path / "model", location)
+    assert load_qdq_model(path).param("scale").values == SCALES
+
+
+@pytest.mark.parametrize(("key", "value", "reason"), [
+    ("offset", "-1", "external data offset -1 is negative"),
+    ("length", "-16", "external data length -16 is negative"),
+    ("offset", "-x", "external data offset '-x' is not an integer"),
+    ("offset", "1.5", "external data offset '1.5' is not an integer"),
+])
+def test_offset_and_length_must_be_non_negative_integers(tmp_path: Path, key: str, value: str,
+                                                         reason: str) -> None:
+    path = with_external_entry(factories.external_scale_model(tmp_path, "scale.bin"), key,
+                               value)
+    assert reason in external_refusal(path)
+
+
+def test_offset_zero_reads_from_the_start(tmp_path: Path) -> None:
+    path = with_external_entry(factories.external_scale_model(tmp_path, "scale.bin"), "offset",
+                               "0")
+    assert load_qdq_model(path).param("scale").values == SCALES
+
+
+def test_the_data_files_read_are_recorded_and_refused_ones_are_not(tmp_path: Path) -> None:
+    """What a page depends on: the external file a scale was read from, by its location
+    entry (wherever that entry sits among offset and length)."""
+    inside = factories.external_scale_model(tmp_path / "a", "data/scale.bin")
+    model = onnx.load(str(inside), load_external_data=False)
+    scale = model.graph.initializer[0]
+    entries = [(e.key, e.value) for e in scale.external_data]
+    del scale.external_data[:]
+    for key, value in sorted(entries, key=lambda entry: entry[0] != "offset"):  # offset first
+        entry = scale.external_data.add()
+        entry.key, entry.value = key, value
+    factories.save(model, inside)
+    assert load_qdq_model(inside).data_files == (str((tmp_path / "a/data/scale.bin").resolve()),)
+    outside = factories.external_scale_model(tmp_path / "b", "../a/data/scale.bin")
+    assert load_qdq_model(outside).data_files == ()
+
+
 def test_external_weights_we_do_not_need_are_never_read(tmp_path: Path) -> None:
     """A weight pointing outside the folder is not a scale: it is neither read nor refused."""
     proto = factories.weight_dq_model()

@@ -25,6 +25,7 @@ from sphinxext_qdq.integer.requant import (
     requant_recipes,
     requantize,
     round_shift,
+    saturate,
 )
 from sphinxext_qdq.render.text import format_scale
 
@@ -105,6 +106,21 @@ def test_bad_rounding_and_shift_are_refused() -> None:
         requantize(np.array([1]), 1, 1, "nearest")
     with pytest.raises(ValueError):
         round_shift(np.array([1]), 0)
+
+
+#: The ranges of ONNX's integer types, written out from the specification.
+ONNX_RANGES = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767),
+               "UINT16": (0, 65535), "INT32": (-2147483648, 2147483647), "INT4": (-8, 7),
+               "UINT4": (0, 15)}
+
+
+@pytest.mark.parametrize("dtype", sorted(ONNX_RANGES))
+def test_saturation_clamps_to_the_range_of_each_integer_type(dtype: str) -> None:
+    low, high = ONNX_RANGES[dtype]
+    values = np.array([-(2 ** 40), low - 1, low, low + 1, 0, high - 1, high, high + 1, 2 ** 40],
+                      np.int64)
+    assert saturate(values, dtype).tolist() == [low, low, low, low + 1, max(low, 0), high - 1,
+                                                high, high, high]
 
 
 # -- recipes read against the model files ----------------------------------------------------
@@ -228,6 +244,38 @@ def test_the_bias_scale_must_be_sx_sw_to_float32_precision(tmp_path: Path, bias_
     assert recipe.bias.scale_matches is matches
     assert recipe.bias.relative_difference == pytest.approx(abs(bias_scale / PRODUCT - 1),
                                                             rel=1e-9, abs=1e-15)
+
+
+def with_scale(model: onnx.ModelProto, name: str, value: float) -> onnx.ModelProto:
+    scale = next(t for t in model.graph.initializer if t.name == name)
+    scale.CopyFrom(numpy_helper.from_array(np.array(value, np.float32), name))
+    return model
+
+
+@pytest.mark.parametrize(("bias_scale", "matches"), [
+    (1 + 2.0 ** -22, True),  # two float32 steps above s_x * s_w = 1: the tolerance itself
+    (1 + 3 * 2.0 ** -23, False),  # three steps
+])
+def test_the_bias_scale_tolerance_is_two_float32_steps(tmp_path: Path, bias_scale: float,
+                                                       matches: bool) -> None:
+    proto = with_scale(factories.weight_dq_model(scale=1.0, bias_scale=bias_scale),
+                       "x_scale", 1.0)
+    (recipe,) = requant_recipes(analysed(proto, tmp_path)[0])
+    assert recipe.bias is not None
+    assert recipe.bias.relative_difference == bias_scale - 1
+    assert recipe.bias.scale_matches is matches
+
+
+def test_a_per_tensor_bias_scale_is_compared_with_every_weight_channel(tmp_path: Path) -> None:
+    """Per-channel weights, one bias scale: right for channel 0 only, so not s_x * s_w."""
+    s_x = float(np.float32(0.1))
+    scales = [0.01, 0.02, 0.03, 0.04]
+    model, _ = analysed(factories.weight_dq_model(
+        scale=scales, zero_point=[0, 0, 0, 0], axis=0,
+        bias_scale=float(np.float32(s_x * float(np.float32(0.01))))), tmp_path)
+    (recipe,) = requant_recipes(model)
+    assert recipe.bias is not None and not recipe.bias.scale_matches
+    assert recipe.bias.relative_difference == pytest.approx(0.75, rel=1e-6)  # channel 3: 1/4 - 1
 
 
 def test_per_axis_weights_give_one_multiplier_per_output_channel(tmp_path: Path) -> None:
