@@ -28,9 +28,14 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parents[2]
+# This checkout's package, not an installed one, for the tests and for every worker.
+sys.path.insert(0, str(REPOSITORY))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH", "")]))
 WORK = REPOSITORY / "_build" / "mutation"
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 PYTEST = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider",
@@ -351,6 +356,18 @@ def score(killed: int, total: int) -> str:
     return f"{100 * killed / total:.1f} %" if total else "n/a"
 
 
+def commit() -> str:
+    """The commit measured: ``MUTATE_COMMIT`` (a snapshot), else this checkout's HEAD."""
+    if os.environ.get("MUTATE_COMMIT"):
+        return os.environ["MUTATE_COMMIT"][:12]
+    result = subprocess.run(["git", "-C", str(REPOSITORY), "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True, check=False)
+    dirty = subprocess.run(["git", "-C", str(REPOSITORY), "status", "--porcelain", "--",
+                            "sphinxext_qdq", "tests"], capture_output=True, text=True,
+                           check=False).stdout.strip()
+    return (result.stdout.strip() or "unknown") + (" (with uncommitted changes)" if dirty else "")
+
+
 def report(outcomes: list[Outcome], command: str) -> str:
     total = sum(o.total for o in outcomes)
     killed = sum(o.killed for o in outcomes)
@@ -358,8 +375,9 @@ def report(outcomes: list[Outcome], command: str) -> str:
     lines = [
         "# Mutation testing: results",
         "",
-        "Produced by `" + command + "` (cosmic-ray; see `tests/mutation/run.py` for the "
-        "targets, the tests each mutant runs and the list of equivalent mutants).",
+        "Produced by `" + command + f"` at commit {commit()} (cosmic-ray {version('cosmic-ray')}; "
+        "see `tests/mutation/run.py` for the targets, the tests each mutant runs and the "
+        "equivalent mutants).",
         "",
         (f"**Score: {score(killed, total - equivalent)}** — {killed} of {total - equivalent} "
         f"non-equivalent mutants killed ({total} mutants, {equivalent} equivalent; "
