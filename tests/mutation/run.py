@@ -60,13 +60,17 @@ TARGETS = (
            note="DOT and tooltip escaping, and the cuts that keep a DOT string below "
                 "graphviz's limit"),
     Target("requantization", "sphinxext_qdq/integer/requant.py",
-           ("MULTIPLIER_BITS", "INTEGER_RANGES", "BIAS_SCALE_TOLERANCE",
+           ("MULTIPLIER_BITS", "BIAS_SCALE_TOLERANCE",
             "FixedPointMultiplier", "quantize_multiplier", "requantize", "round_shift",
             "saturate", "BiasQuantization", "_multipliers", "_bias"),
            ("tests/test_requant.py", "-k",
             ("not requant_table and not rows and not warnings_are and not worked_example "
             "and not agreement and not example_without and not resnet8")),
            note="the fixed-point multiplier, the rounding shift, saturation, the recipes"),
+    Target("integer-ranges", "sphinxext_qdq/onnxio/dtypes.py",
+           ("ElementType.range", "integer_range"),
+           ("tests/test_requant.py", "-k", "saturation"),
+           note="the (q_min, q_max) of every integer type, which saturation clamps to"),
     Target("integer-kernels", "sphinxext_qdq/integer/reference.py",
            ("_INT32_LIMIT", "quantize_linear", "run_step", "accumulate", "_matmul_kernel",
             "_add_kernel", "_pool_kernel", "_rescale_kernel", "_centred", "_centred_weight",
