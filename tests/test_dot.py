@@ -769,6 +769,7 @@ def test_names_and_op_types_are_cut_to_the_label_width():
     (["a" * 998] * 8, 8),  # 8 x (998 bytes + a 2-byte line break) = 8000: all kept
     (["a" * 998] * 7 + ["a" * 999], 7),  # 8001 bytes: the last line becomes "…"
     (["a" * 998] * 9, 8),
+    (["a" * 998] * 8 + ["a" * 999, "a", "a"], 8),  # one "…" for all the lines left out
     (['"' * 499] * 8, 8),  # what counts is the escaped text: \" is 2 bytes
     (['"' * 499] * 7 + ['"' * 499 + "a"], 7),
     (["é" * 499] * 8, 8),  # and UTF-8 bytes, not characters

@@ -289,16 +289,32 @@ def test_per_axis_weights_give_one_multiplier_per_output_channel(tmp_path: Path)
     assert recipe.weight is not None and recipe.weight.per_channel
 
 
-def test_an_unknown_scale_leaves_the_recipe_incomplete_with_a_note(tmp_path: Path) -> None:
+def with_scale_as_input(name: str) -> onnx.ModelProto:
+    """``weight_dq_model`` with the scale *name* a graph input: known at run time only."""
     proto = factories.weight_dq_model()
-    kept = [t for t in proto.graph.initializer if t.name != "y_scale"]
+    kept = [t for t in proto.graph.initializer if t.name != name]
     del proto.graph.initializer[:]
     proto.graph.initializer.extend(kept)
-    proto.graph.input.append(helper.make_tensor_value_info("y_scale", onnx.TensorProto.FLOAT, []))
-    model, _ = analysed(proto, tmp_path)
+    proto.graph.input.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, []))
+    return proto
+
+
+def test_an_unknown_scale_leaves_the_recipe_incomplete_with_a_note(tmp_path: Path) -> None:
+    model, _ = analysed(with_scale_as_input("y_scale"), tmp_path)
     (recipe,) = requant_recipes(model)
     assert not recipe.complete and recipe.multipliers == ()
     assert any("y_scale" in note for note in recipe.notes)
+
+
+@pytest.mark.parametrize("unknown", ["x_scale", "w_scale"])
+def test_an_unknown_input_or_weight_scale_leaves_the_bias_check_open(tmp_path: Path,
+                                                                     unknown: str) -> None:
+    """s_x * s_w cannot be computed: the bias scale is neither confirmed nor refused."""
+    model, _ = analysed(with_scale_as_input(unknown), tmp_path)
+    (recipe,) = requant_recipes(model)
+    assert recipe.bias is not None and recipe.bias.scales == (float(np.float32(0.001)),)
+    assert math.isnan(recipe.bias.relative_difference) and not recipe.bias.scale_matches
+    assert any(unknown in note for note in recipe.notes)
 
 
 # -- the qdq-requant directive in a real Sphinx build ----------------------------------------

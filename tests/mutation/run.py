@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import ast
 import difflib
+import hashlib
 import importlib
 import json
 import os
@@ -120,9 +121,20 @@ def selected(operator: str) -> bool:
     return True
 
 
-#: Survivors no test can kill: (target, symbol, operator, the mutated line as written in
-#: the source, stripped) -> why the mutant behaves exactly like the original.
-EQUIVALENT: dict[tuple[str, str, str, str], str] = {}
+#: Survivors no test can kill: (target, symbol, the mutated line, stripped) -> why the
+#: mutant behaves exactly like the original in this program.
+EQUIVALENT: dict[tuple[str, str, str], str] = {
+    ("escaping", "_clip_name", "head = (width - 2) // 2"):
+        "(w - 1) // 2 == (w - 2) // 2 for every even w, and every caller passes an even "
+        "width (LABEL_WIDTH = 36, 32, 24)",
+    ("requantization", "_multipliers", "s_x = inputs[ -1].scales[0]"):
+        "a Conv / Gemm / MatMul group reaches _multipliers only with its weight read "
+        "through a DequantizeLinear, so its activation inputs are exactly one: "
+        "inputs[-1] is inputs[0]",
+    ("requantization", "_multipliers",
+     "return (quantize_multiplier(inputs[ -1].scales[0] / (s_y * (pool_size or 1))),)"):
+        "a pool has one input: inputs[-1] is inputs[0]",
+}
 
 
 @dataclass
@@ -134,6 +146,7 @@ class Outcome:
     incompetent: int = 0
     survivors: list[dict] = field(default_factory=list)
     seconds: float = 0.0
+    not_run: int = 0  # selected mutants the session has not run (an interrupted run)
 
     @property
     def equivalent(self) -> int:
@@ -281,7 +294,10 @@ def run_mutant(target: Target, mutated: str) -> tuple[str, int]:
     return "timeout", -1
 
 
-def run_target(target: Target, count_only: bool = False) -> Outcome:
+def run_target(target: Target, count_only: bool = False, again: bool = False) -> Outcome:
+    """Plant every selected mutant of *target* and run its tests. *again*: keep the kills
+    of the last run of the same source and configuration, run only its survivors (tests
+    were added since; a kill cannot be undone by adding tests)."""
     from cosmic_ray.mutating import mutate_code
     from cosmic_ray.plugins import get_operator
     from cosmic_ray.work_db import WorkDB, use_db
@@ -290,11 +306,16 @@ def run_target(target: Target, count_only: bool = False) -> Outcome:
     started = time.monotonic()
     config = WORK / f"{target.name}.toml"
     session = WORK / f"{target.name}.sqlite"
-    config.write_text(config_text(target), encoding="utf-8")
-    session.unlink(missing_ok=True)
-    cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
-    subprocess.run([*cosmic, "init", str(config), str(session)], cwd=REPOSITORY, check=True)
+    stamp = WORK / f"{target.name}.source"
     source = (REPOSITORY / target.module).read_text(encoding="utf-8")
+    signature = hashlib.sha256((source + config_text(target)).encode()).hexdigest()
+    again = again and session.exists() and stamp.exists() and stamp.read_text() == signature
+    if not again:
+        config.write_text(config_text(target), encoding="utf-8")
+        session.unlink(missing_ok=True)
+        stamp.unlink(missing_ok=True)
+        cosmic = [str(Path(sys.executable).parent / "cosmic-ray")]
+        subprocess.run([*cosmic, "init", str(config), str(session)], cwd=REPOSITORY, check=True)
     ranges = spans(REPOSITORY / target.module, target.symbols)
     outcome = Outcome(target)
     with use_db(str(session), WorkDB.Mode.open) as db:
@@ -307,14 +328,19 @@ def run_target(target: Target, count_only: bool = False) -> Outcome:
                                                       worker_outcome=WorkerOutcome.SKIPPED))
             else:
                 pending.append(item)
-        outcome.total = len(pending)
+        for item, result in db.completed_work_items if again else ():
+            if result.test_outcome == TestOutcome.SURVIVED:
+                pending.append(item)
+            elif result.worker_outcome != WorkerOutcome.SKIPPED:
+                outcome.killed += 1
+                outcome.timeouts += result.worker_outcome == WorkerOutcome.ABNORMAL
+        outcome.total = outcome.killed + len(pending)
         if count_only:
             return outcome
+        stamp.write_text(signature, encoding="utf-8")
         verdict, _ = run_mutant(target, source)
         if verdict != "survived":
             raise SystemExit(f"{target.name}: the tests fail without any mutant")
-        lines = source.splitlines()
-        annotations = annotation_spans(source)
         for item in pending:
             mutation = item.mutations[0]
             mutated = mutate_code(source, get_operator(mutation.operator_name)(),
@@ -329,22 +355,46 @@ def run_target(target: Target, count_only: bool = False) -> Outcome:
                 WorkerOutcome.ABNORMAL, diff=diff,
                 test_outcome=TestOutcome.SURVIVED if verdict == "survived" else
                 TestOutcome.KILLED))
-            line = mutation.start_pos[0]
-            if verdict == "survived":
-                symbol = symbol_at(line, ranges) or "?"
-                text = lines[line - 1].strip()
-                key = (target.name, symbol, mutation.operator_name, text)
-                position = tuple(mutation.start_pos)
-                in_annotation = any(start <= position < end for start, end in annotations)
-                outcome.survivors.append({
-                    "symbol": symbol, "line": line, "operator": mutation.operator_name,
-                    "occurrence": mutation.occurrence, "text": text,
-                    "diff": _diff_lines(diff),
-                    "equivalent": ANNOTATION if in_annotation else EQUIVALENT.get(key)})
-            else:
+    return outcome_from_session(target, time.monotonic() - started)
+
+
+def outcome_from_session(target: Target, seconds: float = 0.0) -> Outcome:
+    """Counts and survivors of a target from its cosmic-ray session (finished or not)."""
+    from cosmic_ray.work_db import WorkDB, use_db
+    from cosmic_ray.work_item import TestOutcome, WorkerOutcome
+
+    source = (REPOSITORY / target.module).read_text(encoding="utf-8")
+    ranges = spans(REPOSITORY / target.module, target.symbols)
+    lines = source.splitlines()
+    annotations = annotation_spans(source)
+    outcome = Outcome(target, seconds=seconds)
+    with use_db(str(WORK / f"{target.name}.sqlite"), WorkDB.Mode.open) as db:
+        for item in db.pending_work_items:
+            mutation = item.mutations[0]
+            if symbol_at(mutation.start_pos[0], ranges) and selected(mutation.operator_name):
+                outcome.not_run += 1
+        for item, result in db.completed_work_items:
+            if result.worker_outcome == WorkerOutcome.SKIPPED:
+                continue
+            mutation = item.mutations[0]
+            if result.test_outcome != TestOutcome.SURVIVED:
                 outcome.killed += 1
-                outcome.timeouts += verdict == "timeout"
-    outcome.seconds = time.monotonic() - started
+                outcome.timeouts += result.worker_outcome == WorkerOutcome.ABNORMAL
+                continue
+            line = mutation.start_pos[0]
+            symbol = symbol_at(line, ranges) or "?"
+            added = [text[1:].strip() for text in (result.diff or "").splitlines()
+                     if text.startswith("+") and not text.startswith("+++")]
+            position = tuple(mutation.start_pos)
+            in_annotation = any(start <= position < end for start, end in annotations)
+            outcome.survivors.append({
+                "symbol": symbol, "line": line, "operator": mutation.operator_name,
+                "occurrence": mutation.occurrence, "text": lines[line - 1].strip(),
+                "diff": _diff_lines(result.diff),
+                "equivalent": ANNOTATION if in_annotation else EQUIVALENT.get(
+                    (target.name, symbol, added[0] if added else ""))})
+    outcome.total = outcome.killed + len(outcome.survivors)
+    outcome.survivors.sort(key=lambda survivor: survivor["line"])
     return outcome
 
 
@@ -387,14 +437,18 @@ def report(outcomes: list[Outcome], command: str) -> str:
         f"non-equivalent mutants killed ({total} mutants, {equivalent} equivalent; "
         f"{score(killed, total)} counting the equivalent ones as survivors)."),
         "",
-        "| target | module | mutants | killed | equivalent | survived | score | minutes |",
+        "| target | module | mutants | killed | equivalent | survived | not run | score |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for o in outcomes:
         survived = len(o.survivors) - o.equivalent
         lines.append(f"| {o.target.name} | `{o.target.module}` | {o.total} | {o.killed} | "
-                     f"{o.equivalent} | {survived} | {score(o.killed, o.total - o.equivalent)} "
-                     f"| {o.seconds / 60:.1f} |")
+                     f"{o.equivalent} | {survived} | {o.not_run} | "
+                     f"{score(o.killed, o.total - o.equivalent)} |")
+    not_run = sum(o.not_run for o in outcomes)
+    if not_run:
+        lines += ["", (f"**Incomplete:** {not_run} selected mutants were not run (the run was "
+                  "stopped); the score is over the mutants that ran.")]
     lines += ["", "Killed includes mutants stopped by the time limit (an endless loop): "
               + ", ".join(f"{o.target.name} {o.timeouts}" for o in outcomes) + ".", ""]
     for o in outcomes:
@@ -417,18 +471,15 @@ def report(outcomes: list[Outcome], command: str) -> str:
 
 
 def outcome_json(outcome: Outcome) -> dict:
-    return {"target": outcome.target.name, "total": outcome.total, "killed": outcome.killed,
-            "timeouts": outcome.timeouts, "survivors": outcome.survivors,
-            "seconds": outcome.seconds}
+    return {"target": outcome.target.name, "seconds": outcome.seconds}
 
 
 def outcome_from(data: dict) -> Outcome:
     target = next(t for t in TARGETS if t.name == data["target"])
-    return Outcome(target, data["total"], data["killed"], data["timeouts"], 0,
-                   data["survivors"], data["seconds"])
+    return outcome_from_session(target, data["seconds"])
 
 
-def in_workers(chosen: list[Target], jobs: int) -> list[Outcome]:
+def in_workers(chosen: list[Target], jobs: int, again: bool) -> list[Outcome]:
     """Each target in its own process (forks from one thread only), *jobs* at a time."""
     running: list[tuple[Target, subprocess.Popen, Path]] = []
     queue, results = list(chosen), {}
@@ -438,7 +489,8 @@ def in_workers(chosen: list[Target], jobs: int) -> list[Outcome]:
             out = WORK / f"{target.name}.json"
             out.unlink(missing_ok=True)
             running.append((target, subprocess.Popen(
-                [sys.executable, __file__, target.name, "--json", str(out)]), out))
+                [sys.executable, __file__, target.name, "--json", str(out),
+                 *(["--again"] if again else [])]), out))
         for entry in list(running):
             target, process, out = entry
             if process.poll() is not None:
@@ -457,6 +509,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--jobs", type=int, default=1, help="targets run side by side")
     parser.add_argument("--count", action="store_true", help="only count the mutants")
+    parser.add_argument("--again", action="store_true",
+                        help="run only the survivors of the last run (same source)")
+    parser.add_argument("--report-only", action="store_true",
+                        help="write the report from the sessions of the last run")
     parser.add_argument("--json", type=Path, help=argparse.SUPPRESS)  # one worker's outcome
     args = parser.parse_args(argv)
     unknown = set(args.targets) - {t.name for t in TARGETS}
@@ -464,15 +520,18 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown target(s): {', '.join(sorted(unknown))}")
     chosen = [t for t in TARGETS if not args.targets or t.name in args.targets]
     WORK.mkdir(parents=True, exist_ok=True)
-    if args.jobs > 1 and len(chosen) > 1 and not args.count:
-        outcomes = in_workers(chosen, args.jobs)
+    if args.report_only:
+        outcomes = [outcome_from_session(t) for t in chosen
+                    if (WORK / f"{t.name}.sqlite").exists()]
+    elif args.jobs > 1 and len(chosen) > 1 and not args.count:
+        outcomes = in_workers(chosen, args.jobs, args.again)
     else:
         if not args.count:
             preload(chosen)
         outcomes = []
         for target in chosen:
             print(f"mutate: {target.name} ({target.module})", flush=True)
-            o = run_target(target, count_only=args.count)
+            o = run_target(target, count_only=args.count, again=args.again)
             outcomes.append(o)
             print(f"mutate: {target.name}: {o.killed} of {o.total} killed, "
                   f"{len(o.survivors)} survived ({o.equivalent} equivalent), "
