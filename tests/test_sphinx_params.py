@@ -245,19 +245,26 @@ def test_a_bare_name_in_two_models_is_ambiguous_and_names_both(tmp_path):
         "one.rst": "One\n===\n\n.. qdq-params:: tiny\n",
         "two.rst": "Two\n===\n\n.. qdq-params:: twin\n",
         "refs.rst": ("R\n=\n\nBare :qdq:node:`input_QuantizeLinear`.\n\n"
-                     "Qualified :qdq:node:`twin:input_QuantizeLinear`.\n"),
+                     "Qualified :qdq:node:`twin:input_QuantizeLinear`.\n\n"
+                     "Any :any:`twin:input_QuantizeLinear`.\n\n"
+                     "Any bare :any:`input_QuantizeLinear`.\n"),
     }, conf='qdq_models["twin"] = "models/twin.onnx"')
     (src / "models" / "twin.onnx").write_bytes((src / "models" / "tiny.onnx").read_bytes())
     result = build(src, "html")
     lines = [line for line in result.warnings.splitlines() if line.strip()]
-    assert len(lines) == 1, result.warnings
+    assert len(lines) == 2, result.warnings
     assert "refs.rst:4: WARNING:" in lines[0] and lines[0].endswith("[qdq.ambiguous]")
     assert "tiny:input_QuantizeLinear (one)" in lines[0]
     assert "twin:input_QuantizeLinear (two)" in lines[0]
+    # :any: offers both candidates, so Sphinx's own "more than one target" warning
+    assert "refs.rst:10: WARNING: more than one target found for 'any'" in lines[1]
+    assert lines[1].count(":qdq:node:") == 2 and lines[1].endswith("[ref.any]")
     refs = result.outdir / "refs.html"
     hrefs = re.findall(r'<a class="reference internal" href="([^"]+)"',
                        refs.read_text(encoding="utf-8"))
-    links = [href for href in hrefs if "#qdq-node-" in href]
-    assert len(links) == 1 and links[0].startswith("two.html#")  # the qualified one only
-    page, anchor = follow(refs, links[0])
-    assert has_id(page, anchor)
+    links = [href.split("#")[0] for href in hrefs if "#qdq-node-" in href]
+    # qualified qdq:node and :any: to the twin's row; the ambiguous :any: to the first model
+    assert links == ["two.html", "two.html", "one.html"]
+    for href in hrefs:
+        page, anchor = follow(refs, href)
+        assert has_id(page, anchor)
