@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,10 @@ def rootdir() -> Path:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """What Hypothesis still writes (its cache of the constants in the source, made while
-    the tests are collected) goes to this run's temporary folder, not ``.hypothesis/``."""
-    set_hypothesis_home_dir(session.config._tmp_path_factory.mktemp("hypothesis"))
+    """Files written outside a test's ``tmp_path`` stay in this run's temporary folder:
+    what Hypothesis still writes (its cache of the constants in the source, made while
+    the tests are collected; not ``.hypothesis/``), and every ``tempfile`` folder (ONNX
+    Runtime's quantizer in ``qdq_factories``, its calibration files)."""
+    factory = session.config._tmp_path_factory
+    set_hypothesis_home_dir(factory.mktemp("hypothesis"))
+    tempfile.tempdir = str(factory.mktemp("tempfile"))

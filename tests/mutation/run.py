@@ -137,6 +137,16 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 }
 
 
+#: Survivors that are not equivalent but left alone, with the reason (same keys).
+LEFT_ALONE: dict[tuple[str, str, str], str] = {
+    ("requantization", "_multipliers",
+     "return (quantize_multiplier(inputs[0].scales[0] / (s_y * (pool_size or 2))),)"):
+        "`or 1` only acts on a window of 0 elements (an unknown window blocks the recipe "
+        "before): AveragePool with kernel_shape 0 or a spatial dimension 0, which ONNX "
+        "does not allow",
+}
+
+
 @dataclass
 class Outcome:
     target: Target
@@ -392,7 +402,8 @@ def outcome_from_session(target: Target, seconds: float = 0.0) -> Outcome:
                 "occurrence": mutation.occurrence, "text": lines[line - 1].strip(),
                 "diff": _diff_lines(result.diff),
                 "equivalent": ANNOTATION if in_annotation else EQUIVALENT.get(
-                    (target.name, symbol, added[0] if added else ""))})
+                    (target.name, symbol, added[0] if added else "")),
+                "left_alone": LEFT_ALONE.get((target.name, symbol, added[0] if added else ""))})
     outcome.total = outcome.killed + len(outcome.survivors)
     outcome.survivors.sort(key=lambda survivor: survivor["line"])
     return outcome
@@ -466,6 +477,8 @@ def report(outcomes: list[Outcome], command: str) -> str:
                           ["```diff", *s["diff"].splitlines(), "```"]]
                 if wanted:
                     lines.append(f"  Equivalent: {s['equivalent']}")
+                elif s.get("left_alone"):
+                    lines.append(f"  Left alone: {s['left_alone']}")
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
