@@ -27,6 +27,7 @@ from sphinxext_qdq.integer.requant import (
     round_shift,
     saturate,
 )
+from sphinxext_qdq.onnxio.dtypes import integer_range
 from sphinxext_qdq.render.text import format_scale
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -112,6 +113,20 @@ def test_bad_rounding_and_shift_are_refused() -> None:
 ONNX_RANGES = {"INT8": (-128, 127), "UINT8": (0, 255), "INT16": (-32768, 32767),
                "UINT16": (0, 65535), "INT32": (-2147483648, 2147483647), "INT4": (-8, 7),
                "UINT4": (0, 15)}
+
+
+#: ...and of the integer types nothing saturates to in practice.
+OTHER_RANGES = {"INT2": (-2, 1), "UINT2": (0, 3), "UINT32": (0, 2 ** 32 - 1),
+                "INT64": (-(2 ** 63), 2 ** 63 - 1), "UINT64": (0, 2 ** 64 - 1), "BOOL": (0, 1)}
+
+
+def test_saturation_ranges_exist_for_integer_types_only() -> None:
+    for name, expected in {**ONNX_RANGES, **OTHER_RANGES}.items():
+        assert integer_range(name) == expected, name
+    for name in ("FLOAT", "DOUBLE", "FLOAT16", "BFLOAT16", "FLOAT8E4M3FN", "FLOAT4E2M1",
+                 "STRING", "COMPLEX64", "NOT_A_TYPE"):
+        with pytest.raises(KeyError):
+            integer_range(name)
 
 
 @pytest.mark.parametrize("dtype", sorted(ONNX_RANGES))
