@@ -334,7 +334,7 @@ def with_external_entry(path: Path, key: str, value: str) -> Path:
     return factories.save(model, path)
 
 
-@pytest.mark.parametrize("location", ["C:scale.bin", "c:/scale.bin", "C:\\scale.bin",
+@pytest.mark.parametrize("location", ["C:", "C:scale.bin", "c:/scale.bin", "C:\\scale.bin",
                                       "z:scale.b1n", "\\\\server\\share\\scale.bin",
                                       "\\scale.bin"])
 def test_windows_drive_and_backslash_locations_are_absolute(tmp_path: Path,

@@ -247,18 +247,22 @@ def test_a_bare_name_in_two_models_is_ambiguous_and_names_both(tmp_path):
         "refs.rst": ("R\n=\n\nBare :qdq:node:`input_QuantizeLinear`.\n\n"
                      "Qualified :qdq:node:`twin:input_QuantizeLinear`.\n\n"
                      "Any :any:`twin:input_QuantizeLinear`.\n\n"
-                     "Any bare :any:`input_QuantizeLinear`.\n"),
+                     "Any bare :any:`input_QuantizeLinear`.\n\n"
+                     "Bare :qdq:param:`input_scale`.\n"),
     }, conf='qdq_models["twin"] = "models/twin.onnx"')
     (src / "models" / "twin.onnx").write_bytes((src / "models" / "tiny.onnx").read_bytes())
     result = build(src, "html")
     lines = [line for line in result.warnings.splitlines() if line.strip()]
-    assert len(lines) == 2, result.warnings
-    assert "refs.rst:4: WARNING:" in lines[0] and lines[0].endswith("[qdq.ambiguous]")
+    assert len(lines) == 3, result.warnings
+    assert "refs.rst:4: WARNING: qdq node 'input_QuantizeLinear' is ambiguous" in lines[0]
+    assert lines[0].endswith("[qdq.ambiguous]")
     assert "tiny:input_QuantizeLinear (one)" in lines[0]
     assert "twin:input_QuantizeLinear (two)" in lines[0]
     # :any: offers both candidates, so Sphinx's own "more than one target" warning
     assert "refs.rst:10: WARNING: more than one target found for 'any'" in lines[1]
     assert lines[1].count(":qdq:node:") == 2 and lines[1].endswith("[ref.any]")
+    assert "refs.rst:12: WARNING: qdq parameter 'input_scale' is ambiguous" in lines[2]
+    assert "tiny:input_scale (one)" in lines[2] and "twin:input_scale (two)" in lines[2]
     refs = result.outdir / "refs.html"
     hrefs = re.findall(r'<a class="reference internal" href="([^"]+)"',
                        refs.read_text(encoding="utf-8"))

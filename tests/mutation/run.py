@@ -135,6 +135,10 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
      "return (quantize_multiplier(inputs[ -1].scales[0] / (s_y * (pool_size or 1))),)"):
         "a pool has one input: inputs[-1] is inputs[0]",
+    ("resolution", "QdqDomain._resolve_graph_fallback",
+     'refnode = nodes.reference("", "", contnode, internal=True,'):
+        "the reference made for a graph link is only read for its refuri by the graph's "
+        "visitors; it is never written out, so its internal flag is never seen",
 }
 
 
