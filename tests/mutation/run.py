@@ -453,12 +453,12 @@ def report(outcomes: list[Outcome], command: str) -> str:
         f"non-equivalent mutants killed ({total} mutants, {equivalent} equivalent; "
         f"{score(killed, total)} counting the equivalent ones as survivors)."),
         "",
-        "How: cosmic-ray lists the mutants of each module (its operators, with binary and "
+        ("How: cosmic-ray lists the mutants of each module (its operators, with binary and "
         "comparison replacements cut to the nearest neighbour, boundary and negation); "
         "those outside the named functions and constants are skipped; each remaining "
         "mutant is swapped into the live module in a forked child, which runs only the "
         "target's tests (pytest, stopping at the first failure). A mutant is killed when "
-        "a test fails, errors or runs out of time.",
+        "a test fails, errors or runs out of time."),
         "",
         "| target | module | mutants | killed | equivalent | survived | not run | score |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
