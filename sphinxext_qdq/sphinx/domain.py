@@ -174,11 +174,6 @@ class QdqDomain(Domain):
         return sorted((t for (kind, _), t in self.objects.items()
                        if kind == objtype and t.name == target), key=lambda t: t.model)
 
-    def find(self, objtype: str, target: str) -> QdqTarget | None:
-        """Exact ``model:name`` first, then a name unique across models."""
-        matches = self.candidates(objtype, target)
-        return matches[0] if len(matches) == 1 else None
-
     def resolve_xref(
         self,
         env: BuildEnvironment,

@@ -87,7 +87,7 @@ TARGETS = (
             "external or location or symlink or folder or drive or offset or data_files"),
            note="external data must stay inside the model's folder"),
     Target("resolution", "sphinxext_qdq/sphinx/domain.py",
-           ("warn_ambiguous", "QdqDomain.candidates", "QdqDomain.find",
+           ("warn_ambiguous", "QdqDomain.candidates",
             "QdqDomain.resolve_xref", "QdqDomain._resolve_graph_fallback",
             "QdqDomain.resolve_any_xref"),
            ("tests/test_sphinx_params.py", "tests/test_sphinx_graph.py", "-k",
@@ -135,6 +135,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
      "return (quantize_multiplier(inputs[ -1].scales[0] / (s_y * (pool_size or 1))),)"):
         "a pool has one input: inputs[-1] is inputs[0]",
+    ("resolution", "QdqDomain.resolve_xref",
+     "found = matches[ -1] if len(matches) == 1 else None"):
+        "with exactly one match, matches[-1] is matches[0]",
     ("resolution", "QdqDomain._resolve_graph_fallback",
      'refnode = nodes.reference("", "", contnode, internal=True,'):
         "the reference made for a graph link is only read for its refuri by the graph's "
