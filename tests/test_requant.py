@@ -47,6 +47,7 @@ def test_quantize_multiplier_on_values_worked_by_hand(real: float, multiplier: i
                                                       shift: int) -> None:
     m = quantize_multiplier(real)
     assert (m.multiplier, m.shift) == (multiplier, shift)
+    assert m.total_shift == 31 + shift  # the bits dropped after the 64-bit product
     assert m.applied == real and m.relative_error == 0
 
 
@@ -201,7 +202,11 @@ def test_recipes_of_an_ort_quantized_model_use_its_scales(tmp_path: Path, per_ch
     s_x, _ = inits.dq_of(inits.nodes["pool"].input[0])
     s_y, _ = inits.output_q("pool")
     assert pool.multipliers[0].real == pytest.approx(float(s_x) / (float(s_y) * 64), rel=1e-15)
-    assert recipes["flatten"].kind == "rescale"
+    flatten = recipes["flatten"]
+    assert flatten.kind == "rescale"
+    s_x, _ = inits.dq_of(inits.nodes["flatten"].input[0])
+    s_y, _ = inits.output_q("flatten")
+    assert [m.real for m in flatten.multipliers] == [float(s_x) / float(s_y)]
 
 
 def test_resnet8_recipes_against_its_initializers() -> None:

@@ -135,6 +135,9 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
      "return (quantize_multiplier(inputs[ -1].scales[0] / (s_y * (pool_size or 1))),)"):
         "a pool has one input: inputs[-1] is inputs[0]",
+    ("requantization", "_multipliers",
+     "return (quantize_multiplier(inputs[ -1].scales[0] / s_y),)"):
+        "a rescaling op (Relu, Reshape, Flatten ...) has one input: inputs[-1] is inputs[0]",
     ("resolution", "QdqDomain.resolve_xref",
      "found = matches[ -1] if len(matches) == 1 else None"):
         "with exactly one match, matches[-1] is matches[0]",
@@ -145,6 +148,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
 }
 
 
+PER_TENSOR = ("[0] and [-1] differ only for a per-axis activation scale; activations are "
+              "quantized per tensor in every model the recipes are made for (the integer "
+              "reference refuses per-channel activations), where one multiplier per output "
+              "would not even be defined")
+
 #: Survivors that are not equivalent but left alone, with the reason (same keys).
 LEFT_ALONE: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
@@ -152,6 +160,20 @@ LEFT_ALONE: dict[tuple[str, str, str], str] = {
         "`or 1` only acts on a window of 0 elements (an unknown window blocks the recipe "
         "before): AveragePool with kernel_shape 0 or a spatial dimension 0, which ONNX "
         "does not allow",
+    ("requantization", "_multipliers",
+     "return (quantize_multiplier(inputs[0].scales[0] / (s_y * (pool_size or 0))),)"):
+        "as `or 2` above: only a window of 0 elements, which ONNX does not allow",
+    **{("requantization", symbol, line): PER_TENSOR for symbol, line in (
+        ("_multipliers", "s_y = output.scales[ -1]"),
+        ("_multipliers", "s_x = inputs[0].scales[ -1]"),
+        ("_multipliers",
+         "return (quantize_multiplier(inputs[0].scales[ -1] / (s_y * (pool_size or 1))),)"),
+        ("_multipliers", "return (quantize_multiplier(inputs[0].scales[ -1] / s_y),)"),
+        ("_bias", "exact = [activation.scales[ -1] * s_w for s_w in weight.scales]"))},
+    ("requantization", "_multipliers", 'if kind == "matmul" or weight is not None:'):
+        "differs only for a group that is not a Conv / Gemm / MatMul but has a weight-role "
+        "DequantizeLinear input (an Add of a quantized constant, say); no test model has "
+        "one, and what its recipe should be is an open question (noted in the report)",
 }
 
 
