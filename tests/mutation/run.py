@@ -421,11 +421,18 @@ def outcome_from_session(target: Target, seconds: float = 0.0) -> Outcome:
                 outcome.killed += 1
                 outcome.timeouts += result.worker_outcome == WorkerOutcome.ABNORMAL
                 continue
-            line = mutation.start_pos[0]
-            symbol = symbol_at(line, ranges) or "?"
             added = [text[1:].strip() for text in (result.diff or "").splitlines()
                      if text.startswith("+") and not text.startswith("+++")]
-            position = tuple(mutation.start_pos)
+            removed = [text[1:].strip() for text in (result.diff or "").splitlines()
+                       if text.startswith("-") and not text.startswith("---")]
+            # the mutated line in today's source (the module may have moved since the run)
+            line = mutation.start_pos[0]
+            same = [number for number, text in enumerate(lines, 1)
+                    if removed and text.strip() == removed[0]]
+            shift = min(same, key=lambda number: abs(number - line)) - line if same else 0
+            line += shift
+            symbol = symbol_at(line, ranges) or "?"
+            position = (line, mutation.start_pos[1])
             in_annotation = any(start <= position < end for start, end in annotations)
             outcome.survivors.append({
                 "symbol": symbol, "line": line, "operator": mutation.operator_name,
