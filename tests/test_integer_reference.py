@@ -323,3 +323,39 @@ def test_the_accumulator_may_reach_both_int32_limits_but_not_pass_them(
     else:
         with pytest.raises(IntegerReferenceError, match="INT32"):
             program.run(inputs)
+
+
+def add_model(scale_a: float, scale_b: float) -> onnx.ModelProto:
+    """``y = a + b`` through DQ -> Add -> Q; *a* and *b* quantized with their own scales."""
+    nodes = [*qdq("a", "a", "sa", "z"), *qdq("b", "b", "sb", "z"),
+             helper.make_node("Add", ["a_dq", "b_dq"], ["sum"], name="add"),
+             *qdq("y", "sum", "sy", "z")]
+    initializers = [factories.scalar("sa", scale_a), factories.scalar("sb", scale_b),
+                    factories.scalar("sy", 1.0), factories.scalar("z", 0, TensorProto.INT8)]
+    return factories.make_model(nodes, [factories.tensor_input("a", [1, 2]),
+                                        factories.tensor_input("b", [1, 2])],
+                                [factories.tensor_input("y_dq", [1, 2])], initializers)
+
+
+def test_an_add_whose_scales_differ_beyond_a_64_bit_grid_is_refused(tmp_path: Path) -> None:
+    """The two rescaled inputs are summed on one fixed-point grid in int64: scales 2^40
+    apart would overflow it, and are refused rather than wrapped around."""
+    inputs = {"a": np.array([[100.0, -100.0]], np.float32),
+              "b": np.array([[2.0 ** -34, 0.0]], np.float32)}
+    near = build_integer_program(factories.save(add_model(1.0, 2.0 ** -8), tmp_path / "n.onnx"))
+    assert near.run(inputs)["y_q"].tolist() == [[100, -100]]
+    far = build_integer_program(factories.save(add_model(1.0, 2.0 ** -40), tmp_path / "f.onnx"))
+    with pytest.raises(IntegerReferenceError, match="64-bit common grid"):
+        far.run(inputs)
+
+
+@pytest.mark.parametrize(("options", "why"), [
+    ({"scale": [0.1, 0.2, 0.3, 0.4], "zero_point": 0, "axis": 1}, "per-axis scale"),
+    ({"scale": 0.1, "zero_point": 0, "scale_from": "input"}, "scale known at run time only"),
+])
+def test_an_input_quantization_the_reference_cannot_apply_is_refused(
+        tmp_path: Path, options: dict, why: str) -> None:
+    model = factories.qdq_pair_model(zp_dtype=TensorProto.INT8, **options)
+    program = build_integer_program(factories.save(model, tmp_path / "q.onnx"))
+    with pytest.raises(IntegerReferenceError, match="only a known per-tensor quantization"):
+        program.quantize_inputs(np.zeros((1, 4), np.float32))

@@ -138,6 +138,13 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
      "return (quantize_multiplier(inputs[ -1].scales[0] / s_y),)"):
         "a rescaling op (Relu, Reshape, Flatten ...) has one input: inputs[-1] is inputs[0]",
+    ("integer-kernels", "_matmul_kernel", "acc = accumulate(step, inputs[ -1])"):
+        "a Conv / Gemm / MatMul step has one activation input (the weight and bias are "
+        "constants of the step): inputs[-1] is inputs[0]",
+    ("integer-kernels", "_pool_kernel", "centred = _centred(inputs[ -1], recipe.inputs[0])"):
+        "a pool has one input: inputs[-1] is inputs[0]",
+    ("integer-kernels", "_centred", "return np.asarray(x, np.int64) - side.zero_points[ -1]"):
+        "_centred refuses a per-channel side just before, so the zero point is one value",
     ("resolution", "QdqDomain.resolve_xref",
      "found = matches[ -1] if len(matches) == 1 else None"):
         "with exactly one match, matches[-1] is matches[0]",
@@ -170,6 +177,11 @@ LEFT_ALONE: dict[tuple[str, str, str], str] = {
          "return (quantize_multiplier(inputs[0].scales[ -1] / (s_y * (pool_size or 1))),)"),
         ("_multipliers", "return (quantize_multiplier(inputs[0].scales[ -1] / s_y),)"),
         ("_bias", "exact = [activation.scales[ -1] * s_w for s_w in weight.scales]"))},
+    ("integer-kernels", "_centred_weight", "axis = side.axis if side.axis is not None else 1"):
+        "the analysis gives every per-axis Q/DQ its axis (ONNX's default 1 when absent), so "
+        "the fallback is reached only by a per-axis zero point with a per-tensor scale, "
+        "which ONNX does not allow (the fallback 0 also disagrees with ONNX's default 1: "
+        "noted in the report)",
     ("requantization", "_multipliers", 'if kind == "matmul" or weight is not None:'):
         "differs only for a group that is not a Conv / Gemm / MatMul but has a weight-role "
         "DequantizeLinear input (an Add of a quantized constant, say); no test model has "
