@@ -325,13 +325,13 @@ def test_the_accumulator_may_reach_both_int32_limits_but_not_pass_them(
             program.run(inputs)
 
 
-def add_model(scale_a: float, scale_b: float) -> onnx.ModelProto:
+def add_model(scale_a: float, scale_b: float, scale_y: float = 1.0) -> onnx.ModelProto:
     """``y = a + b`` through DQ -> Add -> Q; *a* and *b* quantized with their own scales."""
     nodes = [*qdq("a", "a", "sa", "z"), *qdq("b", "b", "sb", "z"),
              helper.make_node("Add", ["a_dq", "b_dq"], ["sum"], name="add"),
              *qdq("y", "sum", "sy", "z")]
     initializers = [factories.scalar("sa", scale_a), factories.scalar("sb", scale_b),
-                    factories.scalar("sy", 1.0), factories.scalar("z", 0, TensorProto.INT8)]
+                    factories.scalar("sy", scale_y), factories.scalar("z", 0, TensorProto.INT8)]
     return factories.make_model(nodes, [factories.tensor_input("a", [1, 2]),
                                         factories.tensor_input("b", [1, 2])],
                                 [factories.tensor_input("y_dq", [1, 2])], initializers)
@@ -359,3 +359,10 @@ def test_an_input_quantization_the_reference_cannot_apply_is_refused(
     program = build_integer_program(factories.save(model, tmp_path / "q.onnx"))
     with pytest.raises(IntegerReferenceError, match="only a known per-tensor quantization"):
         program.quantize_inputs(np.zeros((1, 4), np.float32))
+
+
+def test_an_add_landing_on_a_tie_rounds_half_to_even(tmp_path: Path) -> None:
+    """(a + b) / 2 with integers: ties at .5 go to the even integer, as QuantizeLinear does."""
+    program = build_integer_program(factories.save(add_model(1.0, 1.0, 2.0), tmp_path / "t.onnx"))
+    inputs = {"a": np.array([[1.0, 3.0]], np.float32), "b": np.array([[0.0, 2.0]], np.float32)}
+    assert program.run(inputs)["y_q"].tolist() == [[0, 2]]  # 0.5 -> 0, 2.5 -> 2

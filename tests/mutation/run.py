@@ -145,6 +145,11 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
         "a pool has one input: inputs[-1] is inputs[0]",
     ("integer-kernels", "_centred", "return np.asarray(x, np.int64) - side.zero_points[ -1]"):
         "_centred refuses a per-channel side just before, so the zero point is one value",
+    ("integer-kernels", "_rescale_kernel",
+     "moved = move_values(step, _centred(inputs[ -1], recipe.inputs[0]))"):
+        "a rescaling op has one input: inputs[-1] is inputs[0]",
+    ("integer-kernels", "accumulate", "assert weight is not None or recipe.weight is not None"):
+        "an invariant of every matmul step (both are set together when the step is built)",
     ("resolution", "QdqDomain.resolve_xref",
      "found = matches[ -1] if len(matches) == 1 else None"):
         "with exactly one match, matches[-1] is matches[0]",
@@ -177,6 +182,12 @@ LEFT_ALONE: dict[tuple[str, str, str], str] = {
          "return (quantize_multiplier(inputs[0].scales[ -1] / (s_y * (pool_size or 1))),)"),
         ("_multipliers", "return (quantize_multiplier(inputs[0].scales[ -1] / s_y),)"),
         ("_bias", "exact = [activation.scales[ -1] * s_w for s_w in weight.scales]"))},
+    ("integer-kernels", "_matmul_kernel", ("return requantize(acc, multipliers, shifts, "
+     "rounding) + step.recipe.output.zero_points[ -1]")): PER_TENSOR,
+    ("integer-kernels", "_add_kernel",
+     "bound = int(np.abs(centred).max(initial= -1)) * m.multiplier * (1 << extra)"):
+        "the initial value only matters for an empty input tensor, where there is nothing "
+        "to overflow",
     ("integer-kernels", "_centred_weight", "axis = side.axis if side.axis is not None else 1"):
         "the analysis gives every per-axis Q/DQ its axis (ONNX's default 1 when absent), so "
         "the fallback is reached only by a per-axis zero point with a per-tensor scale, "
