@@ -622,8 +622,11 @@ def main(argv: list[str] | None = None) -> int:
         (only,) = outcomes
         args.json.write_text(json.dumps(outcome_json(only)), encoding="utf-8")
         return 0
-    command = "make mutate" if not args.targets else \
-        "python tests/mutation/run.py " + " ".join(args.targets)
+    command = ("python tests/mutation/run.py " + " ".join(
+        [*args.targets, *(["--again"] if args.again else []),
+         *(["--report-only"] if args.report_only else [])])).rstrip()
+    if command == "python tests/mutation/run.py":
+        command = "make mutate"
     args.output.write_text(report(outcomes, command), encoding="utf-8")
     print(f"mutate: results in {args.output}")
     return 0
