@@ -367,9 +367,10 @@ def run_target(target: Target, count_only: bool = False, again: bool = False) ->
     from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
 
     started = time.monotonic()
-    config = WORK / f"{target.name}.toml"
-    session = WORK / f"{target.name}.sqlite"
-    stamp = WORK / f"{target.name}.source"
+    suffix = ".count" if count_only else ""  # counting never replaces a run's session
+    config = WORK / f"{target.name}{suffix}.toml"
+    session = WORK / f"{target.name}{suffix}.sqlite"
+    stamp = WORK / f"{target.name}{suffix}.source"
     source = (REPOSITORY / target.module).read_text(encoding="utf-8")
     signature = hashlib.sha256((source + config_text(target)).encode()).hexdigest()
     again = again and session.exists() and stamp.exists() and stamp.read_text() == signature
