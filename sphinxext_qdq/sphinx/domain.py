@@ -108,7 +108,7 @@ class QdqDomain(Domain):
         "param": XRefRole(warn_dangling=True),
         "node": XRefRole(warn_dangling=True),
     }
-    initial_data: ClassVar[dict[str, Any]] = {"objects": {}}
+    initial_data: ClassVar[dict[str, Any]] = {"objects": {}, "stems": {}}
     dangling_warnings: ClassVar[dict[str, str]] = {
         "op": "undefined label: qdq operator %(target)s",
         "param": "undefined label: qdq parameter %(target)s",
@@ -118,6 +118,16 @@ class QdqDomain(Domain):
     @property
     def objects(self) -> dict[tuple[str, str], QdqTarget]:
         return self.data.setdefault("objects", {})
+
+    @property
+    def stems(self) -> dict[str, dict[str, str]]:
+        """docname -> {file stem of a model: its ``qdq_models`` name} for the models
+        the page used under a name: roles may name a model either way."""
+        return self.data.setdefault("stems", {})
+
+    def note_model_stem(self, stem: str, key: str) -> None:
+        if stem != key:
+            self.stems.setdefault(self.env.docname, {})[stem] = key
 
     def note_object(self, objtype: str, model: str, name: str, anchor: str) -> None:
         self.objects[objtype, full_name(model, name)] = QdqTarget(
@@ -138,8 +148,11 @@ class QdqDomain(Domain):
         for key, target in list(self.objects.items()):
             if target.docname == docname:
                 del self.objects[key]
+        self.stems.pop(docname, None)
 
     def merge_domaindata(self, docnames: AbstractSet[str], otherdata: dict[str, Any]) -> None:
+        self.stems.update((doc, stems) for doc, stems in otherdata.get("stems", {}).items()
+                          if doc in docnames)
         warned: set[tuple[str, str, str]] = set()
         for key, target in otherdata["objects"].items():
             if target.docname not in docnames:
@@ -154,10 +167,17 @@ class QdqDomain(Domain):
                 warn_duplicate(key[0], target.model or key[1], mine.docname, target.docname)
 
     def find(self, objtype: str, target: str) -> QdqTarget | None:
-        """Exact ``model:name`` first, then a name unique across models."""
+        """Exact ``model:name`` first, then ``stem:name`` for a model documented under a
+        ``qdq_models`` name, then a name unique across models."""
         found = self.objects.get((objtype, target))
         if found is not None or objtype == "op":
             return found
+        model, _, name = target.partition(":")
+        for stems in self.stems.values():
+            if model in stems:
+                found = self.objects.get((objtype, full_name(stems[model], name)))
+                if found is not None:
+                    return found
         matches = [t for (kind, _), t in self.objects.items() if kind == objtype and t.name == target]
         return matches[0] if len(matches) == 1 else None
 
