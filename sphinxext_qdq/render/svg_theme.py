@@ -104,8 +104,14 @@ def _dark_rules(palette: Mapping[str, str]) -> list[tuple[str, str]]:
 
 def theme_style(palette: Mapping[str, str] | None) -> str:
     """The CSS text of the SVG's ``<style>``; ``palette`` None: light drawing only."""
-    lines = ["#graph0 > polygon:first-of-type { fill: transparent; }"]
+    # The colour scheme of the SVG must be the one of the <object> showing it: where
+    # they differ, browsers paint an opaque backdrop (white or black) behind the SVG.
+    lines = ["#graph0 > polygon:first-of-type { fill: transparent; }",
+             ":root { color-scheme: light; }"]
     if palette:
+        lines += [":root { color-scheme: light dark; }",
+                  f":root:has(#{DARK_ID}:target) {{ color-scheme: dark; }}",
+                  f":root:has(#{LIGHT_ID}:target) {{ color-scheme: light; }}"]
         rules = _dark_rules(palette)
         scoped = [(", ".join(f"#{DARK_ID}:target ~ g {part.strip()}"
                              for part in selector.split(", ")), body)

@@ -48,11 +48,16 @@
       var object = objects[i];
       var data = object.getAttribute("data");
       if (!data) continue;
-      var wanted = data.split("#")[0] + (pageIsDark(object) ? "#qdq-dark" : "#qdq-light");
-      if (wanted === data) continue;
+      var dark = pageIsDark(object);
+      var wanted = data.split("#")[0] + (dark ? "#qdq-dark" : "#qdq-light");
+      // The object and the SVG in it get the same colour scheme (the SVG's style sets
+      // it from the fragment): else the browser paints an opaque backdrop behind it.
+      var scheme = dark ? "dark" : "light";
+      if (wanted === data && object.style.colorScheme === scheme) continue;
       // Chromium does not reload an <object> whose data changes: replace it.
       var fresh = object.cloneNode(true);
       fresh.setAttribute("data", wanted);
+      fresh.style.colorScheme = scheme;
       object.parentNode.replaceChild(fresh, object);
     }
   }
