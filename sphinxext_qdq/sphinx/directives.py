@@ -37,8 +37,8 @@ from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
-from sphinxext_qdq.sphinx.tables import (
 from sphinxext_qdq.sphinx.presentation import table_box
+from sphinxext_qdq.sphinx.tables import (
     AGREEMENT_HEADERS,
     AGREEMENT_WIDTHS,
     NODE_HEADERS,
