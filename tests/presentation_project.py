@@ -87,7 +87,7 @@ REFS = """\
 The input scale {qdq:param}`small:input_scale` (by the `qdq_models` name) is also
 {qdq:param}`tiny:input_scale` (by the file stem). The node
 {qdq:node}`small:input_QuantizeLinear`, the convolution {qdq:node}`tiny:conv1`, the
-operators {qdq:op}`QuantizeLinear` and {qdq:op}`Conv`, and the table {numref}`params-table`.
+operators {qdq:op}`QuantizeLinear` and {qdq:op}`Conv`.
 """
 
 PAGES = {"conf.py": CONF, "index.rst": INDEX, "ops.rst": OPS, "graphs.rst": GRAPHS,

@@ -51,6 +51,15 @@ def make_anchor(objtype: str, model: str, name: str) -> str:
     return f"qdq-{objtype}-{slug}-{digest}"
 
 
+def qdq_refnode(builder: Builder, fromdocname: str, todocname: str, anchor: str,
+                contnode: Element | list[Element], title: str) -> nodes.reference:
+    """``make_refnode``, except in ``singlehtml``: every page is one page there, and
+    Sphinx 9's ``#document-<page>#<anchor>`` (two fragments) reaches nothing."""
+    if builder.name == "singlehtml":
+        return make_refnode(builder, todocname, todocname, anchor, contnode, title)
+    return make_refnode(builder, fromdocname, todocname, anchor, contnode, title)
+
+
 def full_name(model: str, name: str) -> str:
     return f"{model}:{name}" if model else name
 
@@ -194,7 +203,7 @@ class QdqDomain(Domain):
         found = self.find(typ, target)
         if found is None:
             return self._resolve_graph_fallback(env, typ, target, node, contnode)
-        refnode = make_refnode(builder, fromdocname, found.docname, found.anchor, contnode,
+        refnode = qdq_refnode(builder, fromdocname, found.docname, found.anchor, contnode,
                                full_name(found.model, found.name))
         if node.get("qdq_link_key"):
             refnode["qdq_link_key"] = node["qdq_link_key"]
@@ -229,7 +238,7 @@ class QdqDomain(Domain):
         for typ in ("param", "node", "op"):
             found = self.find(typ, target)
             if found is not None:
-                ref = make_refnode(builder, fromdocname, found.docname, found.anchor,
+                ref = qdq_refnode(builder, fromdocname, found.docname, found.anchor,
                                    contnode, target)
                 results.append((f"qdq:{typ}", ref))
         return results
