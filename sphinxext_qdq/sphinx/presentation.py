@@ -28,8 +28,9 @@ LATEX_PACKAGE = "sphinxqdq"
 #: Class of the box around each table (scrolls in HTML; narrower gaps in LaTeX).
 TABLE_BOX = "qdq-table-box"
 
-#: After these characters a long model name may break.
-_BREAK_AFTER = re.compile(r"(?<=[/_.:])(?=[^/_.:])")
+#: Where a long model name may break: after ``/``, ``_``, ``.``, ``:``, and between the
+#: words of a CamelCase name (``Dequantize|Linear``).
+_BREAK_AFTER = re.compile(r"(?<=[/_.:])(?=[^/_.:])|(?<=[a-z])(?=[A-Z][a-z])")
 
 
 class qdq_wbr(nodes.Inline, nodes.Element):
@@ -38,7 +39,7 @@ class qdq_wbr(nodes.Inline, nodes.Element):
 
 def breakable_text(text: str) -> list[nodes.Node]:
     """*text* as Text nodes with a :class:`qdq_wbr` after each ``/``, ``_``, ``.``
-    and ``:`` followed by more name (``stack2/conv_1.weight``)."""
+    and ``:`` followed by more name (``stack2/conv_1.weight``), and inside CamelCase."""
     pieces = _BREAK_AFTER.split(text)
     result: list[nodes.Node] = []
     for number, piece in enumerate(pieces):

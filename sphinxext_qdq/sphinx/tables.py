@@ -99,7 +99,7 @@ def code(text: str) -> nodes.literal:
 def op_link(op_type: str) -> addnodes.pending_xref:
     """An op cell: links to the page documenting the op, else to the ONNX reference."""
     return addnodes.pending_xref(
-        "", nodes.literal(op_type, op_type), refdomain="qdq", reftype="op",
+        "", code(op_type), refdomain="qdq", reftype="op",
         reftarget=op_type, refexplicit=False, refwarn=False, qdq_link_key=f"op:{op_type}",
     )
 
