@@ -76,7 +76,6 @@ latex_documents = [
 latex_elements = {
     "papersize": "a4paper",
     "sphinxsetup": "hmargin={2cm,2cm}, vmargin={2.5cm,2.5cm}",
-    "preamble": (ROOT / "docs" / "_ext" / "latex-preamble.tex").read_text(encoding="utf-8"),
 }
 
 logger = logging.getLogger("conf")

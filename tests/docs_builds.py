@@ -27,7 +27,7 @@ PAGES = ("docs/index", "docs/quantization/01-boundary-operations",
          "docs/quantization/02-qlinearconv", "docs/quantization/03-qlinearmatmul",
          "docs/quantization/04-architecture", "docs/quantization/05-integer-pipeline",
          "docs/quantization/06-numerics", "docs/quantization/07-formats",
-         "docs/reference", "docs/performance")
+         "docs/using", "docs/reference", "docs/performance")
 
 
 @dataclass(frozen=True)
