@@ -411,3 +411,26 @@ def _overfull_widths(log: str) -> list[float]:
     """Overfull boxes wider than 5 pt (a table or a graph past the margin)."""
     return [float(value) for value in re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide", log)
             if float(value) > 5]
+
+
+def test_another_project_links_to_the_tables_with_intersphinx(project: Path,
+                                                               tmp_path: Path) -> None:
+    """objects.inv lists the qdq objects: intersphinx links another project to them."""
+    from sphinx_helpers import make_project
+
+    docs = html_dir(site(project, "alabaster", "html"))
+    page = ("Other\n=====\n\nThe scale :qdq:param:`stock:small:input_scale`, the node "
+            ":qdq:node:`stock:small:input_QuantizeLinear` and the operator "
+            ":external+stock:qdq:op:`QuantizeLinear`.\n")
+    src = make_project(tmp_path / "other", root=None, pages={"index.rst": page},
+                       conf="extensions.append('sphinx.ext.intersphinx')\n"
+                            f"intersphinx_mapping = {{'stock': ({docs.as_uri() + '/'!r}, "
+                            f"{str(docs / 'objects.inv')!r})}}")
+    result = build(src, "html")
+    assert result.warnings == ""
+    html = (result.outdir / "index.html").read_text(encoding="utf-8")
+    links = re.findall(r'href="(file://[^"]+)"', html)
+    assert len(links) == 3
+    for link in links:
+        target, fragment = unquote(urlsplit(link).path), urlsplit(link).fragment
+        assert fragment in _parse(Path(target)).ids
