@@ -135,6 +135,7 @@ def html_text(path: Path) -> str:
     """The visible text of a page, whitespace collapsed."""
     html = path.read_text(encoding="utf-8")
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL)
+    html = html.replace("<wbr>", "")  # a break point inside a name, not a space
     text = re.sub(r"<[^>]+>", " ", html)
     for entity, char in (("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&#8212;", "—"),
                          ("&nbsp;", " ")):
