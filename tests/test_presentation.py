@@ -434,3 +434,35 @@ def test_another_project_links_to_the_tables_with_intersphinx(project: Path,
     for link in links:
         target, fragment = unquote(urlsplit(link).path), urlsplit(link).fragment
         assert fragment in _parse(Path(target)).ids
+
+
+@pytest.mark.parametrize(("palette", "warning", "dark_rules"), [
+    ({"#ffffff": "#101010", "text": "#fafafa"}, "", "#101010"),
+    ({"#ffffff": "red;} svg{display:none"}, "is not a colour", "#23262d"),
+    (None, "", None),
+])
+def test_dark_palette_is_configurable(tmp_path: Path, palette, warning: str,
+                                      dark_rules: str | None) -> None:
+    """``qdq_graph_dark_palette`` changes the dark colours; a value that is not a colour
+    never reaches the SVG's CSS (a located warning, the built-in palette); None: no dark
+    mode, the background stays transparent."""
+    from sphinx_helpers import make_project
+
+    src = make_project(tmp_path / "src", root=None,
+                       pages={"index.rst": "Graph\n=====\n\n.. qdq-graph:: tiny\n"},
+                       conf=f"qdq_graph_dark_palette = {palette!r}")
+    result = build(src, "html")
+    if warning:
+        assert warning in result.warnings and "index.rst:4" in result.warnings
+        assert result.warnings.rstrip().endswith("[qdq.palette]")
+    else:
+        assert result.warnings == ""
+    [svg] = (result.outdir / "_images").glob("qdq-*.svg")
+    style = ET.parse(svg).getroot().find("svg:style", SVG_NS).text
+    assert "fill: transparent" in style
+    assert "display:none" not in style
+    if dark_rules is None:
+        assert "qdq-dark" not in style and "prefers-color-scheme" not in style
+    else:
+        assert f'#qdq-dark:target ~ g polygon[fill="#ffffff"]' in style
+        assert f"fill: {dark_rules}" in style

@@ -86,7 +86,7 @@ def table_box(table: nodes.table, widths: list[int]) -> nodes.container:
 def copy_latex_package(app: Sphinx, exception: Exception | None) -> None:
     """``build-finished``: ``sphinxqdq.sty`` next to the ``.tex`` files."""
     if exception is None and app.builder.format == "latex":
-        copy_asset_file(TEXINPUTS / f"{LATEX_PACKAGE}.sty", app.outdir)
+        copy_asset_file(TEXINPUTS / f"{LATEX_PACKAGE}.sty", app.outdir, force=True)
 
 
 def setup_presentation(app: Sphinx) -> None:
