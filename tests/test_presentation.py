@@ -464,5 +464,5 @@ def test_dark_palette_is_configurable(tmp_path: Path, palette, warning: str,
     if dark_rules is None:
         assert "qdq-dark" not in style and "prefers-color-scheme" not in style
     else:
-        assert f'#qdq-dark:target ~ g polygon[fill="#ffffff"]' in style
+        assert '#qdq-dark:target ~ g polygon[fill="#ffffff"]' in style
         assert f"fill: {dark_rules}" in style
