@@ -244,11 +244,10 @@ def test_pages_fit_and_graphs_follow_the_theme(project: Path, chromium, theme: s
                 assert data.endswith("#qdq-dark" if dark else "#qdq-light"), data
                 fill = _graph_fill(page, index)
                 assert (fill != "rgb(255, 255, 255)") == dark, fill
-                if index == 0:
+                if index == 0 and dark:  # what the reader sees behind the drawing
                     red, green, blue = _pixel(page, index)
-                    if dark:
-                        assert red + green + blue < 3 * 128, (red, green, blue)
-            if "tables" in path.as_posix() or builder == "singlehtml":
+                    assert red + green + blue < 3 * 128, (red, green, blue)
+            if "tables" in path.as_posix() and builder == "html":
                 SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                 page.locator("table.qdq-table").first.scroll_into_view_if_needed()
                 page.screenshot(path=str(SCREENSHOTS / f"{theme}-{builder}-{scheme}.png"))
