@@ -102,7 +102,7 @@ def package_fragments() -> dict[str, str]:
             for folder, name, doc in package_map.module_table(modules)]
     return {"package-map.dot": package_map.folder_dot(modules),
             "package-modules.md": fragments.table(["Folder", "Module", "What it owns"], rows,
-                                                  widths=[14, 16, 70])}
+                                                  widths=[22, 20, 58])}
 
 
 def setup(app: object) -> None:

@@ -15,6 +15,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from docs_builds import REPOSITORY, build
@@ -92,8 +93,10 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
 
 def graph_frames(page: Page) -> dict[str, Frame]:
     """``{absolute SVG URL: frame}`` for every graph object of the page (an SVG inside
-    ``<object>`` is its own frame; ``content_frame()`` does not reach it)."""
-    return {frame.url: frame for frame in page.frames if frame.url.endswith(".svg")}
+    ``<object>`` is its own frame; ``content_frame()`` does not reach it). The URL ends
+    with the ``#qdq-light`` / ``#qdq-dark`` the page's theme script gives it."""
+    return {frame.url: frame for frame in page.frames
+            if urlsplit(frame.url).path.endswith(".svg")}
 
 
 def object_urls(page: Page) -> list[str]:
@@ -103,6 +106,9 @@ def object_urls(page: Page) -> list[str]:
 
 def open_architecture(page: Page, site: str) -> None:
     page.goto(site + ARCHITECTURE, wait_until="load")
+    # the theme script has given every graph the page's mode (it replaces the objects)
+    page.wait_for_function("() => [...document.querySelectorAll('object.qdq-graph')]"
+                           ".every(o => /#qdq-(dark|light)$/.test(o.getAttribute('data')))")
     urls = object_urls(page)
     page.wait_for_function(
         "count => [...document.querySelectorAll('object.qdq-graph')]"

@@ -493,3 +493,20 @@ def test_dark_palette_is_configurable(tmp_path: Path, palette, warning: str,
     else:
         assert '#qdq-dark:target ~ g polygon[fill="#ffffff"]' in style
         assert f"fill: {dark_rules}" in style
+
+
+def test_break_points_of_names_and_values() -> None:
+    """Names break after / _ . : and between CamelCase words; values only after the
+    '..' of a range, never inside a number."""
+    from sphinxext_qdq.sphinx.presentation import breakable_text, breakable_values, qdq_wbr
+
+    def pieces(nodes_: list) -> list[str]:
+        return ["|" if isinstance(n, qdq_wbr) else n.astext() for n in nodes_]
+
+    assert pieces(breakable_text("model/conv2d_1/BiasAdd:0")) == [
+        "model/", "|", "conv2d_", "|", "1/", "|", "Bias", "|", "Add:", "|", "0"]
+    assert pieces(breakable_text("a__b")) == ["a__", "|", "b"]
+    assert pieces(breakable_text("QLinearConv")) == ["QLinear", "|", "Conv"]
+    assert pieces(breakable_values("16× 0.0013490843..0.0031005258")) == [
+        "16× 0.0013490843..", "|", "0.0031005258"]
+    assert pieces(breakable_values("0.0027245493")) == ["0.0027245493"]
