@@ -49,21 +49,6 @@ def breakable_text(text: str) -> list[nodes.Node]:
     return result
 
 
-#: Where a list of values may break: after the ``..`` of a range (``0.00134..0.00310``).
-_VALUE_BREAK = re.compile(r"(?<=\.\.)(?=[^.])")
-
-
-def breakable_values(text: str) -> list[nodes.Node]:
-    """Values as Text nodes that may break after the ``..`` of a range (never inside a
-    number)."""
-    result: list[nodes.Node] = []
-    for number, piece in enumerate(_VALUE_BREAK.split(text)):
-        if number:
-            result.append(qdq_wbr())
-        result.append(nodes.Text(piece))
-    return result
-
-
 def _html_wbr(self: nodes.NodeVisitor, node: qdq_wbr) -> None:
     self.body.append("<wbr>")  # type: ignore[attr-defined]
     raise nodes.SkipNode

@@ -17,7 +17,7 @@ from sphinxext_qdq.render.text import (
     format_values,
 )
 from sphinxext_qdq.sphinx.domain import full_name, make_anchor
-from sphinxext_qdq.sphinx.presentation import breakable_text, breakable_values
+from sphinxext_qdq.sphinx.presentation import breakable_text
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import (
@@ -108,7 +108,7 @@ def param_cell(param: QuantParam | None, name: str | None, *, full: bool) -> Lin
     """Name on one line, value(s) on the next."""
     if name is None:
         return Lines([[nodes.Text("absent (0)")]])
-    return Lines([[code(name)], breakable_values(format_values(param, full=full))])
+    return Lines([[code(name)], [nodes.Text(format_values(param, full=full))]])
 
 
 def node_cell(name: str, graph: str) -> Lines:
@@ -220,7 +220,7 @@ def param_rows(model: QdqModel, params: list[QuantParam], *, full: bool) -> list
             cells=[
                 [code(param.name)],
                 "scale" if param.kind == "scale" else "zero point",
-                breakable_values(format_values(param, full=full)),
+                format_values(param, full=full),
                 dtype_label(param.dtype),
                 format_shape(param.shape),
                 format_granularity(first_user) if first_user else "unknown",
