@@ -184,10 +184,10 @@ def chromium() -> Iterator[object]:
 
 
 def _wait_for_graphs(page) -> None:
-    """Every graph object has its SVG frame, with the fragment the bridge gave it."""
+    """Every graph object has its SVG frame, shown in the mode the bridge gave it."""
     page.wait_for_function(
         "() => [...document.querySelectorAll('object.qdq-graph')].every(o => "
-        "/#qdq-(dark|light)$/.test(o.getAttribute('data')))")
+        "o.dataset.qdqMode)")
     count = page.locator("object.qdq-graph").count()
     page.wait_for_function(
         f"() => {count} === 0 || [...document.querySelectorAll('object.qdq-graph')]"
@@ -200,8 +200,11 @@ def _wait_for_graphs(page) -> None:
 
 def _graph_fill(page, index: int) -> str:
     """The computed fill of the first operator box of graph *index* (in its own frame)."""
-    data = page.locator("object.qdq-graph").nth(index).get_attribute("data")
-    frame = next(f for f in page.frames if f.url.endswith(data.split("/")[-1]))
+    graph = page.locator("object.qdq-graph").nth(index)
+    name = graph.get_attribute("data").split("/")[-1]
+    fragment = "#qdq-" + graph.get_attribute("data-qdq-mode")
+    frame = next(f for f in page.frames
+                 if urlsplit(f.url).path.endswith(name) and f.url.endswith(fragment))
     return frame.evaluate(
         "() => getComputedStyle(document.querySelector('g.node polygon[fill=\"#ffffff\"]'))"
         ".fill")
@@ -223,21 +226,21 @@ def _check_graphs(page, dark: bool) -> int:
     """Every graph of the page has the fragment and the palette of the page's mode (the
     bridge may still be replacing an object: wait for it); on a dark page, what shows
     behind the drawing is dark. Returns the number of graphs."""
-    fragment = "#qdq-dark" if dark else "#qdq-light"
+    mode = "dark" if dark else "light"
     page.wait_for_function(
-        "f => [...document.querySelectorAll('object.qdq-graph')]"
-        ".every(o => o.getAttribute('data').endsWith(f))", arg=fragment)
+        "m => [...document.querySelectorAll('object.qdq-graph')]"
+        ".every(o => o.dataset.qdqMode === m)", arg=mode)
     _wait_for_graphs(page)
     objects = page.locator("object.qdq-graph")
     for index in range(objects.count()):
         fill = "not loaded"
-        for _ in range(50):  # a replaced object loads its SVG again
+        for _ in range(50):  # the frame may not be at its new fragment yet
             try:
                 fill = _graph_fill(page, index)
                 break
             except (StopIteration, Exception):  # noqa: BLE001 (its frame is not there yet)
                 page.wait_for_timeout(100)
-        assert (fill != "rgb(255, 255, 255)") == dark, (fragment, fill)
+        assert (fill != "rgb(255, 255, 255)") == dark, (mode, fill)
         if index == 0 and dark:  # what the reader sees behind the drawing
             red, green, blue = _pixel(page, index)
             assert red + green + blue < 3 * 128, (red, green, blue)
@@ -299,15 +302,13 @@ def test_switching_the_theme_switches_the_graph(project: Path, chromium, theme: 
         page.goto((html_dir(result) / "graphs.html").as_uri(), wait_until="load")
         _wait_for_graphs(page)
         assert _graph_fill(page, 0) == "rgb(255, 255, 255)"
-        for mode, fragment in (("dark", "#qdq-dark"), ("light", "#qdq-light")):
+        page.evaluate("() => { document.querySelector('object.qdq-graph').qdqMark = 1; }")
+        for mode in ("dark", "light"):
             page.evaluate(f"() => {element}.setAttribute('data-theme', '{mode}')")
             page.wait_for_function(
-                f"() => document.querySelector('object.qdq-graph').getAttribute('data')"
-                f".endsWith('{fragment}')")
-            _wait_for_graphs(page)
-            page.wait_for_function(
-                "f => [...document.querySelectorAll('object.qdq-graph')].length > 0", arg=0)
-            for _ in range(50):  # the replaced object loads its SVG again
+                f"() => document.querySelector('object.qdq-graph').dataset.qdqMode "
+                f"=== '{mode}'")
+            for _ in range(50):  # the frame moves to its new fragment
                 try:
                     fill = _graph_fill(page, 0)
                     if (fill != "rgb(255, 255, 255)") == (mode == "dark"):
@@ -316,6 +317,9 @@ def test_switching_the_theme_switches_the_graph(project: Path, chromium, theme: 
                     fill = "not loaded"
                 page.wait_for_timeout(100)
             assert (fill != "rgb(255, 255, 255)") == (mode == "dark"), (mode, fill)
+        # the same element all along (qdq-zoom.js keeps its hold on it)
+        assert page.evaluate("() => document.querySelector('object.qdq-graph').qdqMark") == 1
+        assert page.evaluate("() => !!document.querySelector('div.qdq-zoom object.qdq-graph')")
     finally:
         context.close()
 

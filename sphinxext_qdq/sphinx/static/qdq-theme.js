@@ -1,8 +1,9 @@
 /* sphinxext_qdq: hands the page's light or dark mode to the qdq-graph pictures.
  *
  * A graph is an SVG in an <object>: the page's CSS does not reach it, and on file://
- * its document cannot be touched from the page. So the mode travels in the URL: the
- * SVG carries its dark palette for "#qdq-dark" and its light one for "#qdq-light"
+ * its document cannot be touched from the page. So the mode travels in the URL's
+ * fragment (a navigation the page may make even then): the SVG carries its dark
+ * palette for "#qdq-dark" and its light one for "#qdq-light"
  * (and, without either, follows prefers-color-scheme). The mode is read from the
  * theme's own switch (furo: body[data-theme]; pydata-sphinx-theme and
  * sphinx-book-theme: html[data-theme]; "auto": the system setting) or, for a theme
@@ -42,28 +43,38 @@
     return backgroundIsDark(element);
   }
 
+  function absolute(url) {
+    return new URL(url, document.baseURI).href.split("#")[0];
+  }
+
+  /* Show one graph in the page's mode: a fragment navigation inside the <object> (no
+   * reload, the element stays: qdq-zoom.js keeps its hold on it), and the same colour
+   * scheme on the object as inside the SVG, else the browser paints an opaque backdrop
+   * behind it. Also allowed on file://, where the SVG's document is out of reach. */
+  function show(object) {
+    var data = object.getAttribute("data");
+    if (!data || !object.contentWindow) return;
+    var mode = pageIsDark(object) ? "dark" : "light";
+    if (object.dataset.qdqMode === mode) return;
+    object.style.colorScheme = mode;
+    object.contentWindow.location.replace(absolute(data) + "#qdq-" + mode);
+    object.dataset.qdqMode = mode;
+  }
+
   function update() {
     var objects = document.querySelectorAll(SELECTOR);
-    for (var i = 0; i < objects.length; i++) {
-      var object = objects[i];
-      var data = object.getAttribute("data");
-      if (!data) continue;
-      var dark = pageIsDark(object);
-      var wanted = data.split("#")[0] + (dark ? "#qdq-dark" : "#qdq-light");
-      // The object and the SVG in it get the same colour scheme (the SVG's style sets
-      // it from the fragment): else the browser paints an opaque backdrop behind it.
-      var scheme = dark ? "dark" : "light";
-      if (wanted === data && object.style.colorScheme === scheme) continue;
-      // Chromium does not reload an <object> whose data changes: replace it.
-      var fresh = object.cloneNode(true);
-      fresh.setAttribute("data", wanted);
-      fresh.style.colorScheme = scheme;
-      object.parentNode.replaceChild(fresh, object);
-    }
+    for (var i = 0; i < objects.length; i++) show(objects[i]);
   }
 
   function start() {
-    update();
+    var objects = document.querySelectorAll(SELECTOR);
+    for (var i = 0; i < objects.length; i++) {
+      // (re)loaded: its fragment is gone
+      objects[i].addEventListener("load", function (event) {
+        delete event.target.dataset.qdqMode;
+        show(event.target);
+      });
+    }
     var observer = new MutationObserver(update);
     var watched = {attributes: true, attributeFilter: ["data-theme", "data-mode", "class"]};
     observer.observe(document.documentElement, watched);
@@ -79,4 +90,8 @@
   } else {
     start();
   }
+  // every picture has loaded: give each its mode (an <object> still loading would lose
+  // the fragment to its own load)
+  if (document.readyState === "complete") update();
+  else window.addEventListener("load", update);
 })();
