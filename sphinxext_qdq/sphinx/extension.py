@@ -45,7 +45,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def add_static_files(app: Sphinx) -> None:
-    """HTML builders copy ``static/`` (qdq-zoom.js, qdq-zoom.css) into ``_static``."""
+    """HTML builders copy ``static/`` (qdq-zoom.js, qdq-zoom.css, qdq.css, qdq-theme.js)
+    into ``_static``."""
     if app.builder.format == "html" and str(STATIC) not in app.config.html_static_path:
         app.config.html_static_path.append(str(STATIC))
 

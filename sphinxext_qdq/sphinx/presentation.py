@@ -19,7 +19,6 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 HERE = Path(__file__).resolve().parent
-STATIC = HERE / "static"
 TEXINPUTS = HERE / "texinputs"
 CSS_FILE = "qdq.css"
 THEME_SCRIPT = "qdq-theme.js"
