@@ -76,7 +76,6 @@ latex_documents = [
 latex_elements = {
     "papersize": "a4paper",
     "sphinxsetup": "hmargin={2cm,2cm}, vmargin={2.5cm,2.5cm}",
-    "preamble": (ROOT / "docs" / "_ext" / "latex-preamble.tex").read_text(encoding="utf-8"),
 }
 
 logger = logging.getLogger("conf")
@@ -103,7 +102,7 @@ def package_fragments() -> dict[str, str]:
             for folder, name, doc in package_map.module_table(modules)]
     return {"package-map.dot": package_map.folder_dot(modules),
             "package-modules.md": fragments.table(["Folder", "Module", "What it owns"], rows,
-                                                  widths=[14, 16, 70])}
+                                                  widths=[22, 20, 58])}
 
 
 def setup(app: object) -> None:

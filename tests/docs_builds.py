@@ -27,7 +27,7 @@ PAGES = ("docs/index", "docs/quantization/01-boundary-operations",
          "docs/quantization/02-qlinearconv", "docs/quantization/03-qlinearmatmul",
          "docs/quantization/04-architecture", "docs/quantization/05-integer-pipeline",
          "docs/quantization/06-numerics", "docs/quantization/07-formats",
-         "docs/reference", "docs/performance")
+         "docs/using", "docs/reference", "docs/performance")
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,7 @@ def html_text(path: Path) -> str:
     """The visible text of a page, whitespace collapsed."""
     html = path.read_text(encoding="utf-8")
     html = re.sub(r"<(script|style)\b.*?</\1>", " ", html, flags=re.DOTALL)
+    html = html.replace("<wbr>", "")  # a break point inside a name, not a space
     text = re.sub(r"<[^>]+>", " ", html)
     for entity, char in (("&amp;", "&"), ("&lt;", "<"), ("&gt;", ">"), ("&#8212;", "—"),
                          ("&nbsp;", " ")):

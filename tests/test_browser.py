@@ -15,6 +15,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from docs_builds import REPOSITORY, build
@@ -92,17 +93,24 @@ def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
 
 def graph_frames(page: Page) -> dict[str, Frame]:
     """``{absolute SVG URL: frame}`` for every graph object of the page (an SVG inside
-    ``<object>`` is its own frame; ``content_frame()`` does not reach it)."""
-    return {frame.url: frame for frame in page.frames if frame.url.endswith(".svg")}
+    ``<object>`` is its own frame; ``content_frame()`` does not reach it). The frame's
+    URL has the ``#qdq-light`` / ``#qdq-dark`` the page's theme script gives it: the keys
+    are without it."""
+    return {frame.url.split("#")[0]: frame for frame in page.frames
+            if urlsplit(frame.url).path.endswith(".svg")}
 
 
 def object_urls(page: Page) -> list[str]:
     return page.eval_on_selector_all(
-        "object.qdq-graph", "objects => objects.map(o => new URL(o.data, document.baseURI).href)")
+        "object.qdq-graph",
+        "objects => objects.map(o => new URL(o.data, document.baseURI).href.split('#')[0])")
 
 
 def open_architecture(page: Page, site: str) -> None:
     page.goto(site + ARCHITECTURE, wait_until="load")
+    # the theme script has shown every graph in the page's mode
+    page.wait_for_function("() => [...document.querySelectorAll('object.qdq-graph')]"
+                           ".every(o => o.dataset.qdqMode)")
     urls = object_urls(page)
     page.wait_for_function(
         "count => [...document.querySelectorAll('object.qdq-graph')]"

@@ -81,7 +81,8 @@ def open_page(browser: Browser, base: str, width: int = 1280) -> Page:
 
 def main_frame(page: Page) -> Frame:
     src = page.eval_on_selector("div.qdq-zoom object", "o => o.data")
-    return next(frame for frame in page.frames if frame.url == src)
+    # qdq-theme.js shows the SVG as <src>#qdq-light or #qdq-dark (the page's mode)
+    return next(frame for frame in page.frames if frame.url.split("#")[0] == src)
 
 
 def on_screen_box(page: Page, frame: Frame, selector: str) -> dict[str, float]:

@@ -353,7 +353,7 @@ REQUANT_PAGE = """# Requantization
 ```
 
 ```{qdq-requant} tiny
-:ops: Conv
+:compute-ops: Conv
 :values: full
 :no-index:
 ```

@@ -112,11 +112,15 @@ def test_roles_resolve_from_a_subfolder_to_the_rows(params_build):
     assert {t.name for t, _ in targets} == {"params.html", "ops.html"}
 
 
-def test_rows_appear_in_the_general_index(params_build):
+def test_tables_appear_in_the_general_index_once_per_model(params_build):
+    """Default ``qdq_index_entries = "model"``: one entry per table under the model's
+    name (not one per row), and one per documented operator."""
     _src, result = params_build
     genindex = (result.outdir / "genindex.html").read_text()
-    assert "input_scale (scale)" in genindex
-    assert "input_QuantizeLinear (QuantizeLinear)" in genindex
+    assert "tiny (quantized model)" in genindex
+    assert "scales and zero points" in genindex
+    assert "input_scale (scale)" not in genindex
+    assert "input_QuantizeLinear (QuantizeLinear)" not in genindex
     assert "QuantizeLinear (ONNX operator)" in genindex
 
 
@@ -179,7 +183,7 @@ def test_filter_matching_nothing_is_a_located_warning(tmp_path):
 def test_filters_select_rows(tmp_path):
     src = make_project(tmp_path / "src", root=None, pages={
         "index.rst": PAGE + ".. qdq-params:: tiny\n   :nodes: ^conv\n   :roles: weight\n\n"
-                     ".. qdq-params:: tiny\n   :ops: QuantizeLinear\n   :limit: 2\n   :no-index:\n"})
+                     ".. qdq-params:: tiny\n   :qdq-ops: QuantizeLinear\n   :limit: 2\n   :no-index:\n"})
     result = build(src, "html")
     assert result.warnings == ""
     doctree = result.app.env.get_doctree("index")

@@ -49,6 +49,13 @@ CONFIG_MEANINGS = {
     "qdq_max_scope_drawings": "At most this many expanded drawings of collapsed scopes are "
                               "added below one `qdq-graph` in HTML; further boxes are not "
                               "linked.",
+    "qdq_graph_dark_palette": ("Colours of an SVG graph on a dark page, `{light colour: dark "
+                               "colour}` (as dot writes them, `#rrggbb`) over the built-in "
+                               "palette; the key `text` is the colour of uncoloured text. "
+                               "`None`: the graph keeps its light colours on dark pages."),
+    "qdq_index_entries": ("General-index entries of `qdq-params` and `qdq-requant` tables: "
+                          "`model` (one per table, under the model's name), `rows` (one per "
+                          "row) or `none`. The rows stay cross-reference targets."),
 }
 
 COMMON_OPTIONS = {
@@ -113,16 +120,20 @@ DIRECTIVE_OPTIONS = {
         "nodes": ("regular expression", ("Keep the Q/DQ nodes, and the operands of the "
                                         "quantized operators, whose node name matches "
                                         "(`re.search`).")),
-        "ops": ("op types, comma-separated", ("Keep `QuantizeLinear` and / or "
+        "qdq-ops": ("op types, comma-separated", ("Keep `QuantizeLinear` and / or "
                                              "`DequantizeLinear` nodes, or the operands of "
                                              "quantized operators of these types "
                                              "(`QLinearConv`, `MatMulInteger`, "
                                              "`MatMulNBits` …).")),
+        "ops": ("op types, comma-separated", ("Deprecated name of `:qdq-ops:` (a "
+                                             "`qdq.deprecated` warning).")),
         "roles": ("roles, comma-separated", "Keep the nodes of these roles: "
                   + ", ".join(f"`{role.value}`" for role in Role) + "."),
         "limit": ("positive integer", "At most this many rows."),
         "no-index": ("flag", ("Rows are not cross-reference targets (for a second table of "
                              "the same model).")),
+        "no-index-entry": ("flag", ("No general-index entry; the rows stay targets "
+                                   "(see `qdq_index_entries`).")),
         **COMMON_OPTIONS,
     },
     "qdq-summary": dict(COMMON_OPTIONS),
@@ -133,10 +144,14 @@ DIRECTIVE_OPTIONS = {
                  "output element computed step by step; `agreement`: the integer reference "
                  "against ONNX Runtime on real inputs.")),
         "nodes": ("regular expression", "Keep the groups whose compute node name matches."),
-        "ops": ("op types, comma-separated", "Keep the groups of these compute op types."),
+        "compute-ops": ("op types, comma-separated",
+                        "Keep the groups of these compute op types (`Conv`, `Gemm`, …)."),
+        "ops": ("op types, comma-separated", ("Deprecated name of `:compute-ops:` (a "
+                                             "`qdq.deprecated` warning).")),
         "values": ("`summary` or `full`", "As for `qdq-params`."),
         "limit": ("positive integer", "At most this many rows."),
         "no-index": ("flag", "Rows are not cross-reference targets."),
+        "no-index-entry": ("flag", "No general-index entry; the rows stay targets."),
         "node": ("node name", "The Conv or Gemm node of `:show: example`."),
         "inputs": ("`module:attribute` or a `.npy` file",
                    "Float model inputs for `example` and `agreement`."),
@@ -201,8 +216,9 @@ OBJECT_OPTIONS = {
 
 ROLE_MEANINGS = {
     "op": ("`QuantizeLinear`", "The `qdq:op` description of an operator."),
-    "param": ("`resnet8:input_scale`", ("The table row of a scale or zero point (model key, "
-                                       "colon, initializer name).")),
+    "param": ("`resnet8:input_scale`", ("The table row of a scale or zero point (model: its "
+                                       "`qdq_models` name or its file stem; colon; "
+                                       "initializer name).")),
     "node": ("`resnet8:input_QuantizeLinear`", ("The table row of a QuantizeLinear / "
                                                "DequantizeLinear node, of an operand of a "
                                                "quantized operator (`<node>:weight`, "
@@ -214,9 +230,13 @@ GLUE_SUBTYPE_MEANINGS = {
     "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
              "(`qdq_max_model_bytes`).",
     "filter": "The filters of `qdq-params`, `qdq-requant` or `qdq-histogram` (`:nodes:`, "
-              "`:ops:`, `:roles:`, `:tensors:`) match nothing in a model that has such rows: "
+              "`:qdq-ops:`, `:compute-ops:`, `:roles:`, `:tensors:`) match nothing in a model that has such rows: "
               "no table. (A model with nothing to table at all is reported once, by its own "
               "warning.)",
+    "deprecated": "An option under its old name (`:ops:`, now `:qdq-ops:` in `qdq-params` "
+                  "and `:compute-ops:` in `qdq-requant`); it still works.",
+    "palette": "An entry of `qdq_graph_dark_palette` is not a colour; the built-in palette "
+               "is used.",
     "duplicate": "The same operator or the same model's parameters are documented as "
                  "targets on two pages; add `:no-index:` to one.",
     "ambiguous": "A `qdq:param` / `qdq:node` reference without a model key names an "

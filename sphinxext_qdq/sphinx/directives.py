@@ -37,6 +37,7 @@ from sphinxext_qdq.render.scopes import scope_paths
 from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
+from sphinxext_qdq.sphinx.presentation import table_box
 from sphinxext_qdq.sphinx.tables import (
     AGREEMENT_HEADERS,
     AGREEMENT_WIDTHS,
@@ -181,6 +182,7 @@ class QdqModelDirective(SphinxDirective):
             return None
         page_record(self.env).inputs[str(path)] = file_state(path, analysis.content_hash,
                                                              signature)
+        self.qdq_domain.note_model_stem(path.stem, key)
         for data_file in analysis.data_files:
             self.env.note_dependency(data_file)
             page_record(self.env).inputs[data_file] = file_state(data_file)
@@ -413,10 +415,12 @@ class QdqParamsDirective(QdqModelDirective):
         "layout": lambda arg: directives.choice(arg, ("node", "initializer")),
         "values": lambda arg: directives.choice(arg, ("summary", "full")),
         "nodes": regex_option,
-        "ops": name_list,
+        "qdq-ops": name_list,
+        "ops": name_list,  # deprecated: :qdq-ops:
         "roles": role_list,
         "limit": directives.positive_int,
         "no-index": directives.flag,
+        "no-index-entry": directives.flag,
         "caption": directives.unchanged,
         "name": directives.unchanged,
         "class": directives.class_option,
@@ -442,7 +446,20 @@ class QdqParamsDirective(QdqModelDirective):
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
-        return [self.index_node(loaded.key, rows, anchors), table]
+        return [self.index_node(loaded.key, rows, anchors, "scales and zero points"),
+                table_box(table, widths)]
+
+    #: What ``:ops:`` was renamed to here (it filtered Q/DQ op types in qdq-params but
+    #: compute op types in qdq-requant); ``:ops:`` still works, with a warning.
+    ops_option: ClassVar[str] = "qdq-ops"
+
+    def op_filter(self) -> list[str] | None:
+        """The op-type filter, from its current name or (with a warning) ``:ops:``."""
+        if "ops" in self.options:
+            self.warn(f"{self.name}: :ops: is deprecated, write :{self.ops_option}: (the "
+                      "same filter)", "deprecated")
+            return self.options.get(self.ops_option) or self.options["ops"]
+        return self.options.get(self.ops_option)
 
     def selected_qdq_nodes(self, analysis: QdqModel) -> list[QdqNode | QuantOperand]:
         """Q/DQ nodes and operands of quantized operators passing ``:nodes:`` (on the
@@ -450,7 +467,7 @@ class QdqParamsDirective(QdqModelDirective):
         matching nothing warns only when the model has such rows at all (a model
         without any is reported once, by the model's own warning)."""
         pattern = self.options.get("nodes")
-        ops = self.options.get("ops")
+        ops = self.op_filter()
         roles = self.options.get("roles")
         order = {node.key: position for position, node in enumerate(analysis.nodes)}
         candidates = sorted([*analysis.qdq_nodes, *analysis.operands],
@@ -493,9 +510,21 @@ class QdqParamsDirective(QdqModelDirective):
                     domain.note_object(objtype, model_key, name, ids[0])
         return anchors
 
-    def index_node(self, model_key: str, rows: list[Row], anchors: list[list[str]]) -> Node:
-        entries = [("single", f"{row.index_text}; {model_key}", ids[0], "", None)
-                   for row, ids in zip(rows, anchors) if ids]
+    def index_node(self, model_key: str, rows: list[Row], anchors: list[list[str]],
+                   what: str) -> Node:
+        """General-index entries: none with ``:no-index-entry:``; else as
+        ``qdq_index_entries`` says (``model``: one for the table, under the model's
+        name; ``rows``: one per row; ``none``)."""
+        style = self.qdq_config("qdq_index_entries")
+        targets = [(row, ids[0]) for row, ids in zip(rows, anchors) if ids]
+        if "no-index-entry" in self.options or style == "none" or not targets:
+            entries = []
+        elif style == "rows":
+            entries = [("single", f"{row.index_text}; {model_key}", anchor, "", None)
+                       for row, anchor in targets]
+        else:
+            entries = [("single", f"{model_key} (quantized model); {what}", targets[0][1],
+                        "", None)]
         return addnodes.index(entries=entries, classes=["qdq-index"])
 
 
@@ -518,7 +547,7 @@ class QdqSummaryDirective(QdqModelDirective):
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
-        return [table]
+        return [table_box(table, [30, 70])]
 
 
 # -- qdq-requant ------------------------------------------------------------------------------
@@ -548,10 +577,12 @@ class QdqRequantDirective(QdqParamsDirective):
     option_spec: ClassVar[OptionSpec] = {
         "show": lambda arg: directives.choice(arg, ("table", "example", "agreement")),
         "nodes": regex_option,
-        "ops": name_list,
+        "compute-ops": name_list,
+        "ops": name_list,  # deprecated: :compute-ops:
         "values": lambda arg: directives.choice(arg, ("summary", "full")),
         "limit": directives.positive_int,
         "no-index": directives.flag,
+        "no-index-entry": directives.flag,
         "node": directives.unchanged_required,
         "inputs": directives.unchanged_required,
         "images": directives.positive_int,
@@ -562,6 +593,7 @@ class QdqRequantDirective(QdqParamsDirective):
         "name": directives.unchanged,
         "class": directives.class_option,
     }
+    ops_option: ClassVar[str] = "compute-ops"
 
     def run(self) -> list[Node]:
         show = self.options.get("show", "table")
@@ -594,22 +626,23 @@ class QdqRequantDirective(QdqParamsDirective):
             return self.nothing_to_show(loaded, "requantization recipe")
         rows = requant_rows(loaded.key, recipes, full=self.options.get("values") == "full")
         anchors = self.register_targets(loaded.key, rows)
-        return [self.index_node(loaded.key, rows, anchors),
+        return [self.index_node(loaded.key, rows, anchors, "requantization"),
                 self.table(REQUANT_HEADERS, rows, REQUANT_WIDTHS, "qdq-requant", anchors)]
 
     def table(self, headers: list[str], rows: list[Row], widths: list[int], css: str,
-              anchors: list[list[str]] | None = None) -> nodes.table:
+              anchors: list[list[str]] | None = None) -> nodes.container:
+        """The table, in its box (see :func:`presentation.table_box`)."""
         table = build_table(headers, rows, widths, anchors=anchors,
                             classes=[css, *self.options.get("class", [])],
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
-        return table
+        return table_box(table, widths)
 
     def selected_recipes(self, analysis: QdqModel) -> list[RequantRecipe]:
         """Recipes passing ``:nodes:`` (on compute node names), ``:ops:`` and ``:limit:``."""
         pattern = self.options.get("nodes")
-        ops = self.options.get("ops")
+        ops = self.op_filter()
         recipes = requant_recipes(analysis)
         selected = [recipe for recipe in recipes
                     if (pattern is None or pattern.search(recipe.name))

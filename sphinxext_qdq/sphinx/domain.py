@@ -51,6 +51,15 @@ def make_anchor(objtype: str, model: str, name: str) -> str:
     return f"qdq-{objtype}-{slug}-{digest}"
 
 
+def qdq_refnode(builder: Builder, fromdocname: str, todocname: str, anchor: str,
+                contnode: Element | list[Element], title: str) -> nodes.reference:
+    """``make_refnode``, except in ``singlehtml``: every page is one page there, and
+    Sphinx 9's ``#document-<page>#<anchor>`` (two fragments) reaches nothing."""
+    if builder.name == "singlehtml":
+        return make_refnode(builder, todocname, todocname, anchor, contnode, title)
+    return make_refnode(builder, fromdocname, todocname, anchor, contnode, title)
+
+
 def full_name(model: str, name: str) -> str:
     return f"{model}:{name}" if model else name
 
@@ -118,7 +127,7 @@ class QdqDomain(Domain):
         "param": XRefRole(warn_dangling=True),
         "node": XRefRole(warn_dangling=True),
     }
-    initial_data: ClassVar[dict[str, Any]] = {"objects": {}}
+    initial_data: ClassVar[dict[str, Any]] = {"objects": {}, "stems": {}}
     dangling_warnings: ClassVar[dict[str, str]] = {
         "op": "undefined label: qdq operator %(target)s",
         "param": "undefined label: qdq parameter %(target)s",
@@ -128,6 +137,16 @@ class QdqDomain(Domain):
     @property
     def objects(self) -> dict[tuple[str, str], QdqTarget]:
         return self.data.setdefault("objects", {})
+
+    @property
+    def stems(self) -> dict[str, dict[str, str]]:
+        """docname -> {file stem of a model: its ``qdq_models`` name} for the models
+        the page used under a name: roles may name a model either way."""
+        return self.data.setdefault("stems", {})
+
+    def note_model_stem(self, stem: str, key: str) -> None:
+        if stem != key:
+            self.stems.setdefault(self.env.docname, {})[stem] = key
 
     def note_object(self, objtype: str, model: str, name: str, anchor: str) -> None:
         self.objects[objtype, full_name(model, name)] = QdqTarget(
@@ -148,8 +167,11 @@ class QdqDomain(Domain):
         for key, target in list(self.objects.items()):
             if target.docname == docname:
                 del self.objects[key]
+        self.stems.pop(docname, None)
 
     def merge_domaindata(self, docnames: AbstractSet[str], otherdata: dict[str, Any]) -> None:
+        self.stems.update((doc, stems) for doc, stems in otherdata.get("stems", {}).items()
+                          if doc in docnames)
         warned: set[tuple[str, str, str]] = set()
         for key, target in otherdata["objects"].items():
             if target.docname not in docnames:
@@ -164,13 +186,20 @@ class QdqDomain(Domain):
                 warn_duplicate(key[0], target.model or key[1], mine.docname, target.docname)
 
     def candidates(self, objtype: str, target: str) -> list[QdqTarget]:
-        """The exact ``model:name``, else every model's object of that bare name
-        (sorted by model: more than one is an ambiguous reference)."""
+        """The exact ``model:name``; else ``stem:name`` for a model documented under a
+        ``qdq_models`` name; else every model's object of that bare name (sorted by model:
+        more than one is an ambiguous reference)."""
         found = self.objects.get((objtype, target))
         if found is not None:
             return [found]
         if objtype == "op":
             return []
+        model, _, name = target.partition(":")
+        for stems in self.stems.values():
+            if model in stems:
+                found = self.objects.get((objtype, full_name(stems[model], name)))
+                if found is not None:
+                    return [found]
         return sorted((t for (kind, _), t in self.objects.items()
                        if kind == objtype and t.name == target), key=lambda t: t.model)
 
@@ -191,7 +220,7 @@ class QdqDomain(Domain):
         found = matches[0] if len(matches) == 1 else None
         if found is None:
             return self._resolve_graph_fallback(env, typ, target, node, contnode)
-        refnode = make_refnode(builder, fromdocname, found.docname, found.anchor, contnode,
+        refnode = qdq_refnode(builder, fromdocname, found.docname, found.anchor, contnode,
                                full_name(found.model, found.name))
         if node.get("qdq_link_key"):
             refnode["qdq_link_key"] = node["qdq_link_key"]
@@ -225,7 +254,7 @@ class QdqDomain(Domain):
         results = []
         for typ in ("param", "node", "op"):
             for found in self.candidates(typ, target):  # several: Sphinx's "more than one"
-                ref = make_refnode(builder, fromdocname, found.docname, found.anchor,
+                ref = qdq_refnode(builder, fromdocname, found.docname, found.anchor,
                                    contnode, target)
                 results.append((f"qdq:{typ}", ref))
         return results

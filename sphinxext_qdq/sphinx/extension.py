@@ -24,13 +24,14 @@ from sphinxext_qdq.sphinx.numerics import (
     QdqHistogramDirective,
     qdq_plot,
 )
+from sphinxext_qdq.sphinx.presentation import setup_presentation
 from sphinxext_qdq.sphinx.tables import PdflatexModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 #: Bump when the pickled environment data (domain records, node attributes) changes shape.
-ENV_VERSION = 3
+ENV_VERSION = 4
 
 #: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
 DEFAULT_MAX_GRAPH_NODES = 2000
@@ -44,7 +45,8 @@ STATIC = Path(__file__).resolve().parent / "static"
 
 
 def add_static_files(app: Sphinx) -> None:
-    """HTML builders copy ``static/`` (qdq-zoom.js, qdq-zoom.css) into ``_static``."""
+    """HTML builders copy ``static/`` (qdq-zoom.js, qdq-zoom.css, qdq.css, qdq-theme.js)
+    into ``_static``."""
     if app.builder.format == "html" and str(STATIC) not in app.config.html_static_path:
         app.config.html_static_path.append(str(STATIC))
 
@@ -89,10 +91,20 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
                          types=frozenset({int, float, type(None)}),
                          description="seconds dot may take for one graph; None: no limit")
+    app.add_config_value("qdq_graph_dark_palette", {}, "html",
+                         types=frozenset({dict, type(None)}),
+                         description="colours of the graph on a dark page, {light colour: "
+                                     "dark colour} over the built-in palette; None: the "
+                                     "graph keeps its light colours")
+    app.add_config_value("qdq_index_entries", "model", "", types=frozenset({str}),
+                         description="general-index entries of qdq-params / qdq-requant "
+                                     "tables: model (one per table), rows (one per row) "
+                                     "or none")
     app.add_node(qdq_graph, **VISITORS)
     app.connect("builder-inited", add_static_files)
     app.add_js_file("qdq-zoom.js")
     app.add_css_file("qdq-zoom.css")
+    setup_presentation(app)
     app.add_node(qdq_plot, **PLOT_VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)

@@ -38,6 +38,12 @@ from sphinxext_qdq.render.dot import render_dot as qdq_dot
 from sphinxext_qdq.render.graphviz import DotRunError, draw_files
 from sphinxext_qdq.render.outline import outline
 from sphinxext_qdq.render.scopes import scope_paths
+from sphinxext_qdq.render.svg_theme import (
+    PaletteError,
+    add_theme_style,
+    dark_palette,
+    theme_style,
+)
 from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:
@@ -56,6 +62,10 @@ PREFIX = "qdq"
 #: Pages whose graphs failed while being written, read again by the next build
 #: (one line per page, appended by every writing process).
 WRITE_PROBLEMS_FILE = "qdq-write-problems.txt"
+
+
+#: Key of a graph's options holding the CSS put inside its SVG (render.svg_theme).
+SVG_STYLE = "qdq_svg_style"
 
 
 class qdq_graph(graphviz):
@@ -168,6 +178,8 @@ def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
         if fmt == "svg":
             try:
                 fix_svg_relative_paths(translator, written[target])
+                if SVG_STYLE in options:
+                    add_theme_style(str(written[target]), options[SVG_STYLE])
             except ElementTree.ParseError as error:
                 raise DotRunError("invalid", f"dot wrote an SVG that is not valid XML "
                                              f"({error})") from None
@@ -242,13 +254,31 @@ def dot_problem_note(translator: Any, model: QdqModel, options: DotOptions,
     return lines
 
 
+def graph_palette(translator: Any, node: qdq_graph) -> dict[str, str] | None:
+    """The dark palette of an SVG (``qdq_graph_dark_palette``; None: no dark mode);
+    a wrong entry is a located warning and the default palette is used."""
+    overrides = translator.builder.config.qdq_graph_dark_palette
+    if overrides is None:
+        return None
+    try:
+        return dark_palette(overrides)
+    except PaletteError as exc:
+        logger.warning("qdq_graph_dark_palette: %s; the default palette is used", exc,
+                       location=node, type="qdq", subtype="palette")
+        return dark_palette({})
+
+
 def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
     model = graph_model(self, node)
     urls = resolved_links(node)
-    if self.builder.config.graphviz_output_format == "svg":
-        urls = {key: svg_href(self, url) for key, url in urls.items()}
-    code = qdq_dot(model, node["qdq_options"], urls)
     fmt = self.builder.config.graphviz_output_format
+    if fmt == "svg":
+        urls = {key: svg_href(self, url) for key, url in urls.items()}
+        # the light / dark style inside the SVG is part of the picture (it names the
+        # file too): the options of this page's copy of the node carry it to draw_picture
+        node["options"] = {**node["options"],
+                           SVG_STYLE: theme_style(graph_palette(self, node))}
+    code = qdq_dot(model, node["qdq_options"], urls)
     code = render_checked(self, node, code, fmt, model)
     if fmt != "svg":
         render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",

@@ -31,6 +31,7 @@ from sphinxext_qdq.sphinx.directives import (
     regex_option,
     role_list,
 )
+from sphinxext_qdq.sphinx.presentation import table_box
 from sphinxext_qdq.sphinx.tables import Row, build_table, code, node_link
 
 if TYPE_CHECKING:
@@ -310,7 +311,7 @@ class QdqErrorDirective(NumericsDirective):
 
     def error_table(self, key: str, model: QdqModel, report: ErrorReport,
                     other: tuple[LoadedModel, LoadedModel, ErrorReport] | None = None
-                    ) -> nodes.table:
+                    ) -> nodes.container:
         rows = []
         others = {row.tensor: row for row in other[2].tensors} if other else {}
         for row in report.tensors:
@@ -338,7 +339,7 @@ class QdqErrorDirective(NumericsDirective):
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
-        return table
+        return table_box(table, widths)
 
     def error_figure(self, key: str, float_key: str, report: ErrorReport,
                      other: tuple[LoadedModel, LoadedModel, ErrorReport] | None = None
@@ -489,7 +490,7 @@ class QdqHistogramDirective(NumericsDirective):
         return None
 
     def histogram_table(self, key: str, model: QdqModel, stats: list[GridStats]
-                        ) -> nodes.table:
+                        ) -> nodes.container:
         rows = []
         for item in stats:
             granularity = item.granularity + (f", {len(item.channels)} ch."
@@ -513,7 +514,7 @@ class QdqHistogramDirective(NumericsDirective):
                             title=self.options.get("caption"))
         self.set_source_info(table)
         self.add_name(table)
-        return table
+        return table_box(table, HISTOGRAM_WIDTHS)
 
     def histogram_figure(self, key: str, stats: GridStats) -> nodes.figure:
         return histogram_figure(key, stats, self.options.get("layout", "row"),

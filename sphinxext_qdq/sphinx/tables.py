@@ -17,6 +17,7 @@ from sphinxext_qdq.render.text import (
     format_values,
 )
 from sphinxext_qdq.sphinx.domain import full_name, make_anchor
+from sphinxext_qdq.sphinx.presentation import breakable_text
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import (
@@ -51,9 +52,11 @@ def build_table(
     headers: list[str], rows: list[Row], widths: list[int], *, classes: list[str],
     anchors: list[list[str]] | None = None, title: str | None = None,
 ) -> nodes.table:
-    """A docutils table; ``anchors[i]`` are the ids given to row *i* (its first cell)."""
-    # colwidths-given: LaTeX and HTML use the colspec widths (wrapping p{} columns)
-    table = nodes.table(classes=["qdq-table", "longtable", "colwidths-given", *classes])
+    """A docutils table; ``anchors[i]`` are the ids of row *i* (a target at the start of
+    its first cell: every builder, LaTeX included, makes them link targets)."""
+    # colwidths-auto: the browser sizes the columns; LaTeX gets a column spec from
+    # presentation.table_box (the colspec widths)
+    table = nodes.table(classes=["qdq-table", "longtable", "colwidths-auto", *classes])
     if title:
         table += nodes.title(title, title)
     group = nodes.tgroup(cols=len(headers))
@@ -67,7 +70,7 @@ def build_table(
     for number, row in enumerate(rows):
         entry_row = _row([_inline(cell) for cell in row.cells])
         if anchors and anchors[number]:
-            entry_row[0][0]["ids"].extend(anchors[number])
+            entry_row[0][0].insert(0, nodes.target("", "", ids=list(anchors[number])))
         body += entry_row
     group += body
     return table
@@ -89,13 +92,14 @@ def _inline(cell: str | list[nodes.Node] | Lines) -> Lines:
 
 
 def code(text: str) -> nodes.literal:
-    return nodes.literal(text, text)
+    """A name from the model as code that may break after ``/``, ``_``, ``.``."""
+    return nodes.literal(text, "", *breakable_text(text))
 
 
 def op_link(op_type: str) -> addnodes.pending_xref:
     """An op cell: links to the page documenting the op, else to the ONNX reference."""
     return addnodes.pending_xref(
-        "", nodes.literal(op_type, op_type), refdomain="qdq", reftype="op",
+        "", code(op_type), refdomain="qdq", reftype="op",
         reftarget=op_type, refexplicit=False, refwarn=False, qdq_link_key=f"op:{op_type}",
     )
 
