@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -86,10 +87,18 @@ def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | 
 
 
 def file_hash(path: str | os.PathLike[str]) -> str | None:
-    """SHA-256 of a file's content; ``None`` when it cannot be read."""
+    """SHA-256 of a file's content; ``None`` when it cannot be read or is not a regular
+    file."""
     digest = hashlib.sha256()
+    try:  # without blocking, and only a regular file: a FIFO or /dev/zero would never end
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                             | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError, TypeError):
+        return None
     try:
-        with open(path, "rb") as stream:
+        with os.fdopen(descriptor, "rb") as stream:
+            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                return None
             while chunk := stream.read(_CHUNK):
                 digest.update(chunk)
     except (OSError, ValueError):

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
 from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
@@ -70,6 +70,11 @@ def setup(app: Sphinx) -> dict[str, Any]:
                                      "None: no link")
     app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "", types=frozenset({int}),
                          description="larger model files are refused with a warning")
+    app.add_config_value("qdq_max_elements", DEFAULT_MAX_ELEMENTS, "", types=frozenset({int}),
+                         description="largest array (elements) the integer reference "
+                                     "allocates from a size the model declares (input "
+                                     "shapes, weights); larger ones are refused with a "
+                                     "warning")
     app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "",
                          types=frozenset({int}),
                          description="larger drawings are replaced by a note asking for "
