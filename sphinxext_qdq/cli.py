@@ -418,7 +418,7 @@ def _float_inputs(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     try:
         return reference.load_input_file(path, max_bytes)
     except QdqModelError as error:
-        raise CliError(str(error)) from None
+        raise CliError(f"{path}: not a readable .npy array ({error.reason})") from None
     except (OSError, ValueError, EOFError) as error:
         raise CliError(f"{path}: not a readable .npy array ({one_line(error)})") from None
 
