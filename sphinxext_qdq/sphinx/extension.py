@@ -24,7 +24,7 @@ from sphinxext_qdq.sphinx.numerics import (
     QdqHistogramDirective,
     qdq_plot,
 )
-from sphinxext_qdq.sphinx.tables import PdflatexModelText
+from sphinxext_qdq.sphinx.tables import PdflatexModelText, PlainModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -101,6 +101,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(qdq_plot, **PLOT_VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
+    app.add_post_transform(PlainModelText)
     app.add_env_collector(QdqCollector)
     app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)

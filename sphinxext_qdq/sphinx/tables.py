@@ -507,6 +507,23 @@ def latex_pieces(text: str, size: int = LATEX_PIECE) -> list[nodes.Node]:
     return pieces
 
 
+class PlainModelText(SphinxPostTransform):
+    """Model strings in the tables of plain-text outputs (text, man, texinfo) shortened
+    like LaTeX's: the text writer wraps every cell with ``textwrap``, whose time grows
+    with the square of a word's length (a 100,000-character name: minutes)."""
+
+    default_priority = 900
+    formats = ("text", "man", "texinfo")
+
+    def run(self, **kwargs: object) -> None:
+        for table in self.document.findall(nodes.table):
+            if "qdq-table" not in table["classes"]:
+                continue
+            for text in list(table.findall(nodes.Text)):
+                if len(text) > LATEX_TEXT_LIMIT:
+                    text.parent.replace(text, nodes.Text(latex_shortened(text.astext())))
+
+
 class PdflatexModelText(SphinxPostTransform):
     """Model strings in LaTeX tables and index entries: long ones are shortened and broken
     into pieces (any engine: one ``.tex`` line over TeX's buffer, or a cell taller than a
