@@ -12,13 +12,14 @@ SPHINXOPTS ?=
 
 APT_TEX := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended tex-gyre
 
-.PHONY: docs pdf test bench models clean venv-docs venv-test need-graphviz need-tex need-chromium help
+.PHONY: docs pdf test bench fuzz models clean venv-docs venv-test need-graphviz need-tex need-chromium help
 
 help:
 	@echo "make docs    build the HTML documentation into $(BUILDDIR)/html"
 	@echo "make pdf     build the PDF documentation into $(BUILDDIR)/latex"
 	@echo "make test    run the whole test suite"
 	@echo "make bench   run the benchmarks (not part of make test)"
+	@echo "make fuzz    the long fuzz run (not part of make test): tests/fuzz/RESULTS.md"
 	@echo "make models  rebuild the ResNet8 showcase models (needs torch)"
 
 $(PY):
@@ -70,6 +71,10 @@ test: venv-test need-graphviz need-tex need-chromium
 bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/large.py time
+
+# FUZZ_ARGS: e.g. --inputs 2000, --minutes 60, --seed 100000 (see tests/fuzz/run.py).
+fuzz: venv-test need-graphviz
+	nice -n 15 $(PY) tests/fuzz/run.py $(FUZZ_ARGS)
 
 models: $(VENV)/.stamp-docs+test+model
 	$(PY) scripts/build_resnet8.py
