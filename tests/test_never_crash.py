@@ -352,3 +352,19 @@ def test_module_inputs_must_come_from_a_regular_file(tmp_path: Path,
     (tmp_path / "big_inputs_module.py").write_text("values = [[1.0]]\n" + "#" * 100)
     with pytest.raises(ValueError, match="more than the limit"):
         reference.load_named_inputs("big_inputs_module:values", max_bytes=50)
+
+
+def test_value_lists_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A scale with more values than the cap is a qdq.value diagnostic, never a list."""
+    from sphinxext_qdq.analysis import patterns
+    from sphinxext_qdq.analysis.loader import clear_cache, load_qdq_model
+
+    monkeypatch.setattr(patterns, "MAX_PARAM_VALUES", 3)
+    clear_cache()
+    path = factories.save(factories.qdq_pair_model([0.5, 0.25, 0.125, 2.0], 0, axis=1),
+                          tmp_path / "m.onnx")
+    analysis = load_qdq_model(path)
+    clear_cache()
+    assert {p.name: p.values for p in analysis.params} == {"scale": None, "zero_point": None}
+    assert [d.subtype for d in analysis.diagnostics] == ["value", "value"]
+    assert "more than the 3" in analysis.diagnostics[0].message
