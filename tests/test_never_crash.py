@@ -14,6 +14,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,12 +164,26 @@ def page(case: Hostile) -> tuple[str, list[int]]:
     return "\n".join(lines), positions
 
 
+def all_page() -> tuple[str, list[int]]:
+    """One page holding every hostile model (``:no-index:`` on the tables: the case pages
+    document the same rows), and the line of each directive."""
+    lines = ["Every hostile model", "=" * 40, ""]
+    for case in CASES:
+        for line in page(case)[0].splitlines()[3:]:
+            lines.append(line)
+            if line.startswith(".. qdq-params::"):
+                lines.append("   :no-index:")
+    positions = [number + 1 for number, line in enumerate(lines) if line.startswith(".. qdq-")]
+    return "\n".join(lines), positions
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     src = tmp_path_factory.mktemp("never-crash") / "src"
-    pages = {"index.rst": "Hostile\n=======\n\n.. toctree::\n\n"
+    pages = {"index.rst": "Hostile\n=======\n\n.. toctree::\n\n   all\n"
              + "".join(f"   cases/{case.name}\n" for case in CASES)}
     pages.update({f"cases/{case.name}.rst": page(case)[0] for case in CASES})
+    pages["all.rst"] = all_page()[0]
     make_project(src, None, pages, conf="latex_documents = [('index', 'hostile.tex', "
                                         "'Hostile', 'qdq', 'manual')]")
     for case in CASES:
@@ -210,6 +225,27 @@ def test_every_problem_is_one_located_warning(html, case: Hostile) -> None:
     for fragment in case.fragments:
         assert fragment in text
     assert "Traceback" not in html.warnings and "Exception occurred" not in html.status
+
+
+def test_keep_going_build_of_every_hostile_model(project: Path, tmp_path: Path) -> None:
+    """``sphinx-build -W --keep-going`` on the page holding every hostile model: the build
+    ends (status 1: warnings are errors), every page is written, and every warning of the
+    page is one line at one of its directives."""
+    done = subprocess.run([str(Path(sys.executable).parent / "sphinx-build"), "-b", "html",
+                           "-W", "--keep-going", "-q", str(project), str(tmp_path / "out")],
+                          check=False, capture_output=True, text=True, timeout=HANG_SECONDS)
+    assert done.returncode == 1, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "Exception occurred" not in done.stderr
+    assert (tmp_path / "out" / "all.html").is_file()
+    for case in CASES:
+        assert (tmp_path / "out" / "cases" / f"{case.name}.html").is_file()
+    _text, positions = all_page()
+    warnings = [w for w in parse_warnings(done.stderr) if w.level == "WARNING"]
+    on_page = [w for w in warnings if Path(w.file).name == "all.rst"]
+    assert on_page and all(w.line in positions and w.subtype and not w.continuation
+                           for w in on_page), on_page
+    subtypes = {w.subtype for w in on_page}
+    assert set().union(*(case.subtypes for case in CASES)) <= subtypes
 
 
 def test_odd_parameter_tensors_are_tabulated(html) -> None:
