@@ -51,7 +51,7 @@ BUILDERS = ("html", "text", "latex")
 
 @dataclass
 class Failure:
-    kind: str  # "traceback" | "hang" | "exit" | "page"
+    kind: str  # "traceback" | "hang" | "exit" | "page" | "harness" (a bug of the harness)
     entry: str
     seeds: list[int]
     detail: str
@@ -231,7 +231,7 @@ def _child(job: dict, connection) -> None:
         else:
             run_sphinx_batch(job["seeds"], folder, job["kind"], job["timeout"], tally)
     except BaseException:  # noqa: BLE001  (the harness itself: still reported)
-        tally.failures.append(Failure("traceback", f"harness-{job['kind']}", job["seeds"],
+        tally.failures.append(Failure("harness", f"harness-{job['kind']}", job["seeds"],
                                       traceback.format_exc()[-2000:]))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

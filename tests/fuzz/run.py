@@ -47,6 +47,8 @@ def report(tally: harness.Tally, args: argparse.Namespace, finished: bool) -> st
         f"- Hangs (per-input timeout {args.timeout:g} s): **{tally.count('hang')}**",
         f"- CLI exits other than 0/2: **{tally.count('exit')}**",
         f"- Pages not written: **{tally.count('page')}**",
+        (f"- Errors of the harness itself (inputs lost, not counted above): "
+        f"{tally.count('harness')}"),
         (f"- Peak RSS of a child: **{peak_mib:.0f} MiB** (limit for done: 1024 MiB; address "
         f"space limit {args.memory_gib:g} GiB)"),
         f"- Warnings emitted by the builds: {tally.warnings}",
