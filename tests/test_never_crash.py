@@ -173,7 +173,9 @@ def all_page() -> tuple[str, list[int]]:
             lines.append(line)
             if line.startswith(".. qdq-params::"):
                 lines.append("   :no-index:")
+        lines.append("")  # the next case's first directive starts a new block
     positions = [number + 1 for number, line in enumerate(lines) if line.startswith(".. qdq-")]
+    assert len(positions) == 5 * len(CASES)
     return "\n".join(lines), positions
 
 
