@@ -11,12 +11,15 @@ import errno
 import hashlib
 import os
 import stat
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from sphinxext_qdq.onnxio.proto import QdqModelError, parse_lean, repair_text_fields
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     import onnx
 
 #: Largest model file :func:`load_qdq_model` accepts unless told otherwise (512 MiB).
@@ -105,24 +108,38 @@ def checked_stat(path: Path, max_bytes: int) -> os.stat_result:
     return status
 
 
-def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
-    """The bytes of a file :func:`regular_file` accepted. The file is opened without
-    blocking and checked again once open (it may have been replaced by a FIFO or a
-    device since): never more than *max_bytes* are read."""
+@contextmanager
+def opened_regular(path: str | os.PathLike[str]) -> Iterator[tuple[BinaryIO, os.stat_result]]:
+    """*path* open for reading with its status, refused unless it is a regular file. It is
+    opened without blocking (a FIFO without a writer would block the ``open`` for ever)
+    and checked once open (it may have been replaced since an earlier check); reading
+    errors become :class:`QdqModelError`."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
                              | getattr(os, "O_BINARY", 0))
-    except OSError as error:
+    except (OSError, ValueError, TypeError) as error:
         raise QdqModelError(path, f"cannot be read ({_reason(error)})") from None
+    try:
+        status = os.fstat(descriptor)  # before fdopen, which refuses a folder with a traceback
+    except OSError as error:
+        os.close(descriptor)
+        raise QdqModelError(path, f"cannot be read ({_reason(error)})") from None
+    if not stat.S_ISREG(status.st_mode):
+        os.close(descriptor)
+        what = "directory" if stat.S_ISDIR(status.st_mode) else _kind(status.st_mode)
+        raise QdqModelError(path, f"is a {what}, not a regular file")
     with os.fdopen(descriptor, "rb") as stream:
         try:
-            status = os.fstat(stream.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise QdqModelError(path, f"is a {_kind(status.st_mode)}, not a regular file")
-            limit = status.st_size if max_bytes is None else min(status.st_size, max_bytes)
-            data = stream.read(limit + 1)
+            yield stream, status
         except OSError as error:
             raise QdqModelError(path, f"cannot be read ({_reason(error)})") from None
+
+
+def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
+    """The bytes of a regular file (checked once open: never more than *max_bytes*)."""
+    with opened_regular(path) as (stream, status):
+        limit = status.st_size if max_bytes is None else min(status.st_size, max_bytes)
+        data = stream.read(limit + 1)
     if max_bytes is not None and len(data) > max_bytes:
         raise QdqModelError(path, f"the file grew above the limit of {max_bytes} bytes "
                                   "while it was read")
@@ -130,24 +147,22 @@ def read_bytes(path: Path, max_bytes: int | None = None) -> bytes:
 
 
 def read_range(path: Path, offset: int, length: int) -> bytes:
-    """*length* bytes at *offset* of a regular file (checked again once open)."""
-    try:
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                             | getattr(os, "O_BINARY", 0))
-    except OSError as error:
-        raise QdqModelError(path, f"cannot be read ({_reason(error)})") from None
-    with os.fdopen(descriptor, "rb") as stream:
-        try:
-            status = os.fstat(stream.fileno())
-            if not stat.S_ISREG(status.st_mode):
-                raise QdqModelError(path, f"is a {_kind(status.st_mode)}, not a regular file")
-            if offset + length > status.st_size:
-                raise QdqModelError(path, f"[{offset}, {offset + length}) lies beyond the end "
-                                          f"of the file ({status.st_size} bytes)")
-            stream.seek(offset)
-            return stream.read(length)
-        except OSError as error:
-            raise QdqModelError(path, f"cannot be read ({_reason(error)})") from None
+    """*length* bytes at *offset* of a regular file (checked once open)."""
+    with opened_regular(path) as (stream, status):
+        if offset + length > status.st_size:
+            raise QdqModelError(path, f"[{offset}, {offset + length}) lies beyond the end "
+                                      f"of the file ({status.st_size} bytes)")
+        stream.seek(offset)
+        return stream.read(length)
+
+
+def hash_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """SHA-256 of a regular file's content, read in *chunk* pieces."""
+    digest = hashlib.sha256()
+    with opened_regular(path) as (stream, _status):
+        while piece := stream.read(chunk):
+            digest.update(piece)
+    return digest.hexdigest()
 
 
 def content_hash_of(data: bytes) -> str:

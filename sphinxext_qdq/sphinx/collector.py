@@ -20,15 +20,15 @@ different hash (or a file that appeared or disappeared) makes the page outdated.
 
 from __future__ import annotations
 
-import hashlib
 import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sphinx.environment.collectors import EnvironmentCollector
 
+from sphinxext_qdq.onnxio.files import hash_file
+from sphinxext_qdq.onnxio.proto import QdqModelError
 from sphinxext_qdq.sphinx.nodes import WRITE_PROBLEMS_FILE
 
 if TYPE_CHECKING:
@@ -88,22 +88,12 @@ def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | 
 
 def file_hash(path: str | os.PathLike[str]) -> str | None:
     """SHA-256 of a file's content; ``None`` when it cannot be read or is not a regular
-    file."""
-    digest = hashlib.sha256()
-    try:  # without blocking, and only a regular file: a FIFO or /dev/zero would never end
-        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
-                             | getattr(os, "O_BINARY", 0))
-    except (OSError, ValueError, TypeError):
-        return None
+    file (a FIFO or ``/dev/zero`` would never end: :func:`~sphinxext_qdq.onnxio.files.
+    hash_file` checks before it reads)."""
     try:
-        with os.fdopen(descriptor, "rb") as stream:
-            if not stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
-                return None
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-    except (OSError, ValueError):
+        return hash_file(path, _CHUNK)
+    except QdqModelError:
         return None
-    return digest.hexdigest()
 
 
 def file_state(path: str | os.PathLike[str], content_hash: str | None = None,
