@@ -398,8 +398,14 @@ def run_vectors(argv: Sequence[str]) -> int:
     except Exception as error:  # noqa: BLE001  (the one boundary of the integer reference)
         raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
     base = args.name or reference.c_identifier(step.recipe.name)
-    for path in write_vectors(vectors, output_folder(args.output_dir), base,
-                              source=Path(args.model).name):
+    try:
+        written = write_vectors(vectors, output_folder(args.output_dir), base,
+                                source=Path(args.model).name)
+    except CliError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the header is the reference's too)
+        raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
+    for path in written:
         print(path)
     return 0
 

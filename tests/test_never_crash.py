@@ -406,3 +406,22 @@ def test_value_lists_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert {p.name: p.values for p in analysis.params} == {"scale": None, "zero_point": None}
     assert [d.subtype for d in analysis.diagnostics] == ["value", "value"]
     assert "more than the 3" in analysis.diagnostics[0].message
+
+
+def test_vectors_of_a_packed_4_bit_weight(tmp_path: Path, capsys: pytest.CaptureFixture
+                                          ) -> None:
+    """A UINT4 weight (found by the fuzz run, seed 471): the C header had no type for it
+    and the command ended with "unexpected KeyError"; it is written as uint8."""
+    model = conv()
+    for tensor in model.graph.initializer:
+        if tensor.name == "w_int8":
+            tensor.CopyFrom(helper.make_tensor("w_int8", onnx.TensorProto.UINT4, [4, 3, 1, 1],
+                                               list(range(12))))
+        if tensor.name == "w_zero_point":
+            tensor.CopyFrom(helper.make_tensor("w_zero_point", onnx.TensorProto.UINT4, [], [8]))
+    path = factories.save(model, tmp_path / "model.onnx")
+    status, err = run_vectors(capsys, path, "--node", "conv", "-o", tmp_path / "out")
+    assert status == 0, err
+    weight = np.load(tmp_path / "out" / "conv_weight.npy")
+    assert weight.dtype == np.uint8 and weight.ravel().tolist() == list(range(12))
+    assert "static const uint8_t conv_weight[12]" in (tmp_path / "out" / "conv.h").read_text()

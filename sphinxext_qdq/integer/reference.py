@@ -897,7 +897,7 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
     names = ["input"] if len(inputs) == 1 else [f"input{i}" for i in range(len(inputs))]
     arrays: dict[str, np.ndarray] = {name: np.asarray(x) for name, x in zip(names, inputs)}
     if step.weight is not None:
-        arrays["weight"] = np.asarray(step.weight)
+        arrays["weight"] = _c_typed(np.asarray(step.weight))
     if step.bias is not None:
         arrays["bias"] = np.asarray(step.bias, np.int32)
     arrays["multiplier"] = np.array([m.multiplier for m in recipe.multipliers], np.int32)
@@ -913,6 +913,18 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
     if recipe.pool_size:
         constants["pool_size"] = recipe.pool_size
     return KernelVectors(step=step, arrays=arrays, constants=constants, rounding=rounding)
+
+
+def _c_typed(array: np.ndarray) -> np.ndarray:
+    """*array* in a numpy integer type C has (a packed INT4 / UINT4 weight widened to
+    int8 / uint8, values unchanged)."""
+    try:
+        c_type_of(array.dtype)
+        return array
+    except KeyError:
+        signed = array.size == 0 or int(np.asarray(array, np.int64).min()) < 0 or \
+            not str(array.dtype).startswith("u")
+        return np.asarray(array, np.int64).astype(np.int8 if signed else np.uint8)
 
 
 def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1, *,
