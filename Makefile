@@ -12,7 +12,7 @@ SPHINXOPTS ?=
 
 APT_TEX := latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended tex-gyre
 
-.PHONY: docs pdf test test-random mutate bench models clean venv-docs venv-test need-graphviz need-tex need-chromium help
+.PHONY: docs pdf test test-random mutate bench fuzz models clean venv-docs venv-test need-graphviz need-tex need-chromium help
 
 help:
 	@echo "make docs    build the HTML documentation into $(BUILDDIR)/html"
@@ -21,6 +21,7 @@ help:
 	@echo "make test-random  the suite in a random order (SEED=n repeats an order)"
 	@echo "make mutate  mutation testing of the critical modules (not part of make test)"
 	@echo "make bench   run the benchmarks (not part of make test)"
+	@echo "make fuzz    the long fuzz run (not part of make test): tests/fuzz/RESULTS.md"
 	@echo "make models  rebuild the ResNet8 showcase models (needs torch)"
 
 $(PY):
@@ -83,6 +84,10 @@ mutate: venv-test need-graphviz
 bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/large.py time
+
+# FUZZ_ARGS: e.g. --inputs 2000, --minutes 60, --seed 100000 (see tests/fuzz/run.py).
+fuzz: venv-test need-graphviz
+	nice -n 15 $(PY) tests/fuzz/run.py $(FUZZ_ARGS)
 
 models: $(VENV)/.stamp-docs+test+model
 	$(PY) scripts/build_resnet8.py

@@ -35,6 +35,7 @@ from sphinxext_qdq.analysis.loader import (
 from sphinxext_qdq.analysis.queries import QdqSelectionError, select_region
 from sphinxext_qdq.analysis.records import Diagnostic, QdqModel
 from sphinxext_qdq.integer import reference
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_ELEMENTS
 from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET, choose_depth
 from sphinxext_qdq.render.dot import (
     MODES,
@@ -366,7 +367,11 @@ def vectors_parser() -> argparse.ArgumentParser:
     parser.add_argument("--name", metavar="BASE", type=_base_name,
                         help="base name of the files (default: the node name as a C identifier)")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
-                        help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+                        help=f"largest model (or .npy) file to read (default: {DEFAULT_MAX_BYTES})")
+    parser.add_argument("--max-elements", metavar="N", type=_positive_int,
+                        default=DEFAULT_MAX_ELEMENTS,
+                        help="largest array (elements) allocated from a size the model "
+                             f"declares: input shapes, weights (default: {DEFAULT_MAX_ELEMENTS})")
     return parser
 
 
@@ -376,20 +381,31 @@ def run_vectors(argv: Sequence[str]) -> int:
     model = load_model(args.model, args.max_bytes)
     try:
         program = reference.build_integer_program(args.model, max_bytes=args.max_bytes,
-                                                  strict=args.inputs is not None)
+                                                  strict=args.inputs is not None,
+                                                  max_elements=args.max_elements)
         step = _vectors_step(program, args.node, args.model)
         if args.inputs is not None:
-            values = program.run(_float_inputs(args.inputs), rounding=args.rounding)
+            values = program.run(_float_inputs(args.inputs, args.max_bytes),
+                                 rounding=args.rounding)
             inputs = [values[name] for name in step.inputs]
         else:
-            shapes = reference.group_input_shapes(model, step, args.batch)
+            shapes = reference.group_input_shapes(model, step, args.batch,
+                                                  max_elements=args.max_elements)
             inputs = reference.random_group_inputs(step, shapes, args.seed)
         vectors = reference.kernel_vectors(step, inputs, rounding=args.rounding)
-    except (reference.IntegerReferenceError, ValueError) as error:
-        raise CliError(f"{args.model}: {error}") from None
+    except CliError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the one boundary of the integer reference)
+        raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
     base = args.name or reference.c_identifier(step.recipe.name)
-    for path in write_vectors(vectors, output_folder(args.output_dir), base,
-                              source=Path(args.model).name):
+    try:
+        written = write_vectors(vectors, output_folder(args.output_dir), base,
+                                source=Path(args.model).name)
+    except CliError:
+        raise
+    except Exception as error:  # noqa: BLE001  (the header is the reference's too)
+        raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
+    for path in written:
         print(path)
     return 0
 
@@ -404,11 +420,13 @@ def _vectors_step(program: reference.IntegerProgram, node: str, model_path: str
                        f"the integer reference runs (choose from: {names or 'none'})") from None
 
 
-def _float_inputs(path: Path) -> np.ndarray:
+def _float_inputs(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     try:
-        return np.asarray(np.load(path, allow_pickle=False), np.float32)
-    except (OSError, ValueError) as error:
-        raise CliError(f"{path}: not a readable .npy array ({error})") from None
+        return reference.load_input_file(path, max_bytes)
+    except QdqModelError as error:
+        raise CliError(f"{path}: not a readable .npy array ({error.reason})") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise CliError(f"{path}: not a readable .npy array ({one_line(error)})") from None
 
 
 def write_vectors(vectors: reference.KernelVectors, folder: Path, base: str, *,

@@ -36,6 +36,10 @@ CONFIG_MEANINGS = {
                            "`None`: no link.",
     "qdq_max_model_bytes": "Model files larger than this many bytes are refused with a "
                            "`qdq.model` warning.",
+    "qdq_max_elements": "Largest array (number of elements) the integer reference of "
+                        "`qdq-requant` allocates from a size the model declares (an input "
+                        "shape, a weight): a larger one is a `qdq.reference` warning. The "
+                        "command line's `--max-elements` is the same cap.",
     "qdq_max_graph_nodes": "A drawing with more nodes than this is replaced by a short note "
                            "asking for `:from:` / `:to:`.",
     "qdq_dot_timeout": "Seconds Graphviz `dot` may take for one graph before it is stopped "
@@ -228,7 +232,8 @@ ROLE_MEANINGS = {
 #: Warning subtypes raised by the Sphinx glue (the analysis ones are DIAGNOSTIC_SUBTYPES).
 GLUE_SUBTYPE_MEANINGS = {
     "model": "The model file cannot be used: missing, unreadable, not ONNX, too large "
-             "(`qdq_max_model_bytes`).",
+             "(`qdq_max_model_bytes`), not a regular file (a FIFO, a device, a folder) or "
+             "a loop of symbolic links.",
     "filter": "The filters of `qdq-params`, `qdq-requant` or `qdq-histogram` (`:nodes:`, "
               "`:qdq-ops:`, `:compute-ops:`, `:roles:`, `:tensors:`) match nothing in a model that has such rows: "
               "no table. (A model with nothing to table at all is reported once, by its own "
@@ -251,8 +256,13 @@ GLUE_SUBTYPE_MEANINGS = {
                 "failing on the inputs, a scale unknown from the file.",
     "plot": "A `qdq-histogram` or `qdq-error` picture could not be drawn (matplotlib missing "
             "or failing); its alternative text is shown instead.",
-    "reference": "`qdq-requant` could not run the integer reference: unreadable inputs, "
-                 "a missing package (ONNX Runtime), a node that is not a Conv or Gemm.",
+    "reference": "`qdq-requant` could not run the integer reference: unreadable inputs "
+                 "(`.npy` files and `module:attribute` modules must be regular files within "
+                 "`qdq_max_model_bytes`), a missing package (ONNX Runtime), a node that is "
+                 "not a Conv or Gemm, a model the reference cannot run (a weight whose data "
+                 "does not match its shape, a per-channel axis outside the weight, an "
+                 "attribute referring to a function attribute, an array above "
+                 "`qdq_max_elements`).",
 }
 
 

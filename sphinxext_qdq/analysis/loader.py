@@ -86,9 +86,7 @@ def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
     if cached is not None:
         return cached
     read_at = time.time_ns()
-    data = read_bytes(resolved)
-    if len(data) > max_bytes:  # the file grew after the check
-        checked_stat(resolved, max_bytes)
+    data = read_bytes(resolved, max_bytes)  # checked again once open, never above the limit
     if _seen_before(where, len(data), mtime_ns):
         content_hash = content_hash_of(data)
         key = _CacheKey(where, len(data), mtime_ns, content_hash)

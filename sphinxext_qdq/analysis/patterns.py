@@ -561,6 +561,12 @@ class _Analysis:
         values = _inline_values(tensor, data_type, dims)
         if values is not None:
             return values
+        count = math.prod(dims) if all(d >= 0 for d in dims) else 0
+        if count > MAX_PARAM_VALUES:  # a value list of this size is no scale: not read
+            self.unreadable[name] = ("value", (f"it has {count:,} values, more than the "
+                                              f"{MAX_PARAM_VALUES:,} a scale or zero point "
+                                              "is read with"))
+            return None
         if uses_external_data(tensor):
             data_file = external_data_file(tensor, self.model_dir)
             if data_file is not None:
@@ -1054,6 +1060,10 @@ def _is_stored(name: str, graph: _Graph) -> bool:
 
 
 _INLINE_VALUES_LIMIT = 4096
+
+#: Most values read for one scale or zero point (a per-channel scale has thousands at
+#: most): a larger tensor is reported (``qdq.value``), never turned into a value list.
+MAX_PARAM_VALUES = 1 << 20
 
 
 def _inline_values(tensor: onnx.TensorProto, data_type: int, dims: tuple[int, ...]

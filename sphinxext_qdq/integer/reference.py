@@ -32,8 +32,12 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import importlib.util
+import io
 import math
+import os
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -58,11 +62,17 @@ from sphinxext_qdq.integer.requant import (
     side_of,
 )
 from sphinxext_qdq.onnxio.dtypes import c_type_of, integer_range, numpy_integer
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
-from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    read_checked,
+    read_model_proto,
+    regular_file,
+)
+from sphinxext_qdq.onnxio.proto import QdqModelError, read_tensor_array
+from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Iterable, Sequence
 
     import onnx
@@ -173,21 +183,22 @@ class IntegerProgram:
 
 # -- building ---------------------------------------------------------------------------
 def build_integer_program(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                          strict: bool = True) -> IntegerProgram:
+                          strict: bool = True, max_elements: int = DEFAULT_MAX_ELEMENTS
+                          ) -> IntegerProgram:
     """Read the model at *path* (analysis cached by the loader) into an integer program.
 
     *strict*: every group must be runnable and the whole path from the inputs to the
     outputs integer; otherwise groups the reference cannot run are left out."""
     model = load_qdq_model(path, max_bytes=max_bytes)
-    proto = parse_model_bytes(Path(path).read_bytes(), path)
-    return program_from(model, proto, Path(path).parent, strict=strict)
+    resolved, proto = read_model_proto(path, max_bytes)  # the loader's checks and repair
+    return program_from(model, proto, resolved.parent, strict=strict, max_elements=max_elements)
 
 
 def program_from(model: QdqModel, proto: onnx.ModelProto,
-                 model_dir: str | os.PathLike[str] | None, *, strict: bool = True
-                 ) -> IntegerProgram:
+                 model_dir: str | os.PathLike[str] | None, *, strict: bool = True,
+                 max_elements: int = DEFAULT_MAX_ELEMENTS) -> IntegerProgram:
     """The integer program of an analysed model and its protobuf (main graph only)."""
-    constants = _Constants(proto, model_dir)
+    constants = _Constants(proto, model_dir, max_elements)
     nodes = {node.key: proto.graph.node[node.index] for node in model.main_nodes}
     steps = []
     for recipe in requant_recipes(model):
@@ -228,8 +239,10 @@ def _unsupported(recipe: RequantRecipe) -> str:
 class _Constants:
     """Initializer and Constant values of the main graph, read on demand."""
 
-    def __init__(self, proto: onnx.ModelProto, model_dir: str | os.PathLike[str] | None) -> None:
+    def __init__(self, proto: onnx.ModelProto, model_dir: str | os.PathLike[str] | None,
+                 max_elements: int = DEFAULT_MAX_ELEMENTS) -> None:
         self.model_dir = model_dir
+        self.max_elements = max_elements
         self.tensors = {t.name: t for t in proto.graph.initializer}
         for node in proto.graph.node:
             if node.op_type == "Constant" and node.output:
@@ -240,7 +253,18 @@ class _Constants:
     def array(self, name: str, what: str) -> np.ndarray:
         if name not in self.tensors:
             raise IntegerReferenceError(f"{what} {name!r} is not a constant of the model")
-        return read_tensor_array(self.tensors[name], self.model_dir)
+        tensor = self.tensors[name]
+        count = math.prod(tensor.dims)
+        if count > self.max_elements:
+            raise IntegerReferenceError(f"{what} {name!r} has {count} elements, more than the "
+                                        f"limit of {self.max_elements}")
+        try:
+            return read_tensor_array(tensor, self.model_dir)
+        except QdqModelError as error:
+            raise IntegerReferenceError(f"{what} {name!r}: {error.reason}") from None
+        except (ValueError, TypeError, KeyError) as error:  # data not matching dims or type
+            raise IntegerReferenceError(f"{what} {name!r} cannot be read: its data does not "
+                                        f"match its type and shape ({error})") from None
 
 
 def _step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto,
@@ -254,7 +278,9 @@ def _step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto,
         bias = constants.array(model.qdq(group.bias_dq).input, "bias").astype(np.int64)
     if recipe.op_type == "Reshape":
         shape = constants.array(node.input[1], "Reshape shape")
-    attributes = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attributes = _attributes(recipe, node)
+    if weight is not None:
+        _check_weight(recipe, weight)
     outputs = tuple(model.qdq(key).output for key in group.output_qs)
     return IntegerStep(recipe=recipe, inputs=tuple(side.tensor for side in recipe.inputs),
                        outputs=outputs, weight=weight, bias=bias, attributes=attributes,
@@ -311,6 +337,39 @@ def _moves(model: QdqModel, entries: tuple[EntryQuantizer, ...], steps: list[Int
             shape=shape))
         sides[output.tensor] = output
     return moves
+
+
+def _attributes(recipe: RequantRecipe, node: onnx.NodeProto) -> dict[str, Any]:
+    """The node's attribute values; one referring to a function's attribute (outside
+    any function here) or of no known type is refused."""
+    attributes = {}
+    for attribute in node.attribute:
+        if attribute.ref_attr_name:
+            raise IntegerReferenceError(f"{recipe.name}: attribute {attribute.name!r} refers to "
+                                        f"the function attribute {attribute.ref_attr_name!r} "
+                                        "outside a function")
+        try:
+            attributes[attribute.name] = helper.get_attribute_value(attribute)
+        except (ValueError, TypeError) as error:
+            raise IntegerReferenceError(f"{recipe.name}: attribute {attribute.name!r} has no "
+                                        f"usable value ({error})") from None
+    return attributes
+
+
+def _check_weight(recipe: RequantRecipe, weight: np.ndarray) -> None:
+    """A weight the kernel can index: per-channel constants along an existing axis, one
+    per channel."""
+    side = recipe.weight
+    if side is None or not side.per_channel and len(side.zero_points) <= 1:
+        return
+    axis = side.axis if side.axis is not None else 0
+    if not 0 <= axis < weight.ndim:
+        raise IntegerReferenceError(f"{recipe.name}: the weight's per-channel axis {axis} is "
+                                    f"outside its rank {weight.ndim}")
+    for label, values in (("scales", side.scales), ("zero points", side.zero_points)):
+        if len(values) > 1 and len(values) != weight.shape[axis]:
+            raise IntegerReferenceError(f"{recipe.name}: {len(values)} weight {label} for "
+                                        f"{weight.shape[axis]} channels on axis {axis}")
 
 
 def _entries(model: QdqModel) -> tuple[EntryQuantizer, ...]:
@@ -600,7 +659,9 @@ def layer_agreement(node: str, op_type: str, tensor: str, ours: np.ndarray, thei
 
 def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *,
                              rounding: str = "half_even", batch_size: int = 16,
-                             session_config: dict[str, str] | None = None) -> AgreementReport:
+                             session_config: dict[str, str] | None = None,
+                             max_bytes: int = DEFAULT_MAX_BYTES,
+                             max_elements: int = DEFAULT_MAX_ELEMENTS) -> AgreementReport:
     """Run the integer reference and ONNX Runtime (CPU, default optimisations) on
     *inputs*; compare every integer tensor and the top-1 class.
 
@@ -611,9 +672,9 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
 
     config = dict(session_config or {})
 
-    program = build_integer_program(path)
+    program = build_integer_program(path, max_bytes=max_bytes, max_elements=max_elements)
     ours = program.run(inputs, rounding=rounding, batch_size=batch_size)
-    proto = parse_model_bytes(Path(path).read_bytes(), path)
+    _resolved, proto = read_model_proto(path, max_bytes)
     feeds = {program.entries[0].graph_input: np.asarray(inputs, np.float32)}
     final_float = _ort_run(proto, feeds, [e.graph_output for e in program.exits], config=config)
     final = []
@@ -836,7 +897,7 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
     names = ["input"] if len(inputs) == 1 else [f"input{i}" for i in range(len(inputs))]
     arrays: dict[str, np.ndarray] = {name: np.asarray(x) for name, x in zip(names, inputs)}
     if step.weight is not None:
-        arrays["weight"] = np.asarray(step.weight)
+        arrays["weight"] = _c_typed(np.asarray(step.weight))
     if step.bias is not None:
         arrays["bias"] = np.asarray(step.bias, np.int32)
     arrays["multiplier"] = np.array([m.multiplier for m in recipe.multipliers], np.int32)
@@ -854,9 +915,22 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
     return KernelVectors(step=step, arrays=arrays, constants=constants, rounding=rounding)
 
 
-def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1
-                       ) -> list[tuple[int, ...]]:
-    """Shapes of a step's integer inputs with *batch* as the first (batch) dimension."""
+def _c_typed(array: np.ndarray) -> np.ndarray:
+    """*array* in a numpy integer type C has (a packed INT4 / UINT4 weight widened to
+    int8 / uint8, values unchanged)."""
+    try:
+        c_type_of(array.dtype)
+        return array
+    except KeyError:
+        signed = array.size == 0 or int(np.asarray(array, np.int64).min()) < 0 or \
+            not str(array.dtype).startswith("u")
+        return np.asarray(array, np.int64).astype(np.int8 if signed else np.uint8)
+
+
+def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1, *,
+                       max_elements: int = DEFAULT_MAX_ELEMENTS) -> list[tuple[int, ...]]:
+    """Shapes of a step's integer inputs with *batch* as the first (batch) dimension;
+    refused when the model declares a shape of more than *max_elements* elements."""
     shapes = []
     for name in step.inputs:
         tensor = model.tensors.get(name)
@@ -864,7 +938,16 @@ def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1
                 isinstance(d, int) for d in tensor.shape[1:]):
             raise IntegerReferenceError(f"{step.recipe.name}: the shape of {name!r} is unknown; "
                                         "give model inputs instead")
-        shapes.append((batch, *tensor.shape[1:]))
+        shape = (batch, *tensor.shape[1:])
+        if any(d < 0 for d in shape):  # type: ignore[operator]
+            raise IntegerReferenceError(f"{step.recipe.name}: {name!r} has a negative "
+                                        f"dimension in its declared shape {list(shape)}")
+        count = math.prod(shape)  # type: ignore[arg-type]
+        if count > max_elements:
+            raise IntegerReferenceError(f"{step.recipe.name}: {name!r} would have {count} "
+                                        f"elements (declared shape {list(shape)}), more than "
+                                        f"the limit of {max_elements}")
+        shapes.append(shape)
     return shapes
 
 
@@ -962,7 +1045,7 @@ _INPUT_SPEC = re.compile(r"^(?P<module>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*):"
                          r"(?P<path>[A-Za-z_]\w*(?:\(\))?(?:\.[A-Za-z_]\w*(?:\(\))?)*)$")
 
 
-def load_named_inputs(spec: str) -> np.ndarray:
+def load_named_inputs(spec: str, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     """Float inputs named ``module:attribute`` (like a console-script entry point).
 
     The attribute path may call functions without arguments, e.g.
@@ -972,6 +1055,7 @@ def load_named_inputs(spec: str) -> np.ndarray:
     match = _INPUT_SPEC.match(spec.strip())
     if match is None:
         raise ValueError(f"{spec!r} is not 'module:attribute' (attributes may end in '()')")
+    _check_module_file(match["module"], max_bytes)
     value: Any = importlib.import_module(match["module"])
     for part in match["path"].split("."):
         call = part.endswith("()")
@@ -981,6 +1065,39 @@ def load_named_inputs(spec: str) -> np.ndarray:
     return np.asarray(value, np.float32)
 
 
-def load_input_file(path: str | os.PathLike[str]) -> np.ndarray:
-    """Float model inputs from a ``.npy`` file (no pickles)."""
-    return np.asarray(np.load(path, allow_pickle=False), np.float32)
+def _check_module_file(module: str, max_bytes: int) -> None:
+    """The source of *module* (when it is a file) is a regular file within *max_bytes*."""
+    if module in sys.modules:
+        return
+    spec = importlib.util.find_spec(module)
+    if spec is None:
+        raise ValueError(f"no module named {module!r}")
+    if spec.origin and spec.has_location:
+        regular_file(spec.origin, "a Python module")
+        size = os.stat(spec.origin).st_size
+        if size > max_bytes:
+            raise ValueError(f"module {module!r} is {size} bytes, more than the limit of "
+                             f"{max_bytes} bytes")
+
+
+def load_input_file(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
+                    ) -> np.ndarray:
+    """Float model inputs from a ``.npy`` file (a regular file within *max_bytes*, no
+    pickles)."""
+    data = read_checked(path, max_bytes, "a .npy file")
+    return np.asarray(np.load(io.BytesIO(data), allow_pickle=False), np.float32)
+
+
+# -- failures ----------------------------------------------------------------------------------
+def describe_failure(error: BaseException) -> str:
+    """One line saying why the integer reference could not run on a model: the one place
+    that turns any failure of the reference into a message (directive and command line)."""
+    if isinstance(error, (IntegerReferenceError, QdqModelError)):
+        return one_line(error)
+    if isinstance(error, KeyError):
+        return f"no quantized-op group {one_line(error.args[0] if error.args else '')!r}"
+    if isinstance(error, MemoryError):
+        return "the integer reference needs more memory than is available"
+    return (f"the integer reference cannot run this model ({type(error).__name__}: "
+            f"{one_line(error, 200)})")
+

@@ -342,7 +342,8 @@ def side_of(model: QdqModel, qdq: QdqNode) -> TensorQuantization:
     scales = tuple(float(v) for v in scale.values) if scale is not None and scale.known else ()
     if qdq.zero_point is None:
         zero_points: tuple[int, ...] = (0,)
-    elif zero_point is not None and zero_point.known:
+    elif zero_point is not None and zero_point.known and all(
+            math.isfinite(v) for v in zero_point.values):  # a float8 zero point may be NaN
         zero_points = tuple(int(v) for v in zero_point.values)
     else:
         zero_points = ()
@@ -389,7 +390,9 @@ def _bias(model: QdqModel, group: QuantGroup, activation: TensorQuantization,
     if weight is not None and activation.known and weight.known and side.known:
         exact = [activation.scales[0] * s_w for s_w in weight.scales]
         scales = side.scales if len(side.scales) == len(exact) else side.scales * len(exact)
-        difference = max(abs(s_b / e - 1) for s_b, e in zip(scales, exact))
+        # a zero (or NaN) scale is reported by the analysis (qdq.scale): no ratio then
+        difference = max((abs(s_b / e - 1) if e else math.inf
+                          for s_b, e in zip(scales, exact)), default=math.nan)
     return BiasQuantization(tensor=side.tensor, qdq=side.qdq, scale_name=side.scale_name,
                             scales=side.scales, zero_points=side.zero_points, dtype=side.dtype,
                             relative_difference=difference)

@@ -9,6 +9,7 @@ Everything here works on bytes and ``onnx`` messages and knows nothing of the an
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import threading
@@ -207,19 +208,24 @@ def _inline_external_tensor(tensor: onnx.TensorProto, model_dir: str | os.PathLi
     if length != expected:
         raise QdqModelError(where, f"external data length {length} does not match the "
                                    f"{expected} bytes its type and shape need")
-    file_size = data_file.stat().st_size
-    if offset + length > file_size:
-        raise QdqModelError(where, f"external data [{offset}, {offset + length}) lies beyond "
-                                   f"the end of {data_file.name} ({file_size} bytes)")
-    with open(data_file, "rb") as stream:
-        stream.seek(offset)
-        raw = stream.read(length)
+    from sphinxext_qdq.onnxio.files import read_range
+
+    try:
+        raw = read_range(data_file, offset, length)
+    except QdqModelError as error:
+        raise QdqModelError(where, f"external data {location_of(tensor)!r}: {error.reason}"
+                            ) from None
     inline = onnx.TensorProto()
     inline.name = tensor.name
     inline.data_type = tensor.data_type
     inline.dims.extend(tensor.dims)
     inline.raw_data = raw
     return inline
+
+
+def location_of(tensor: onnx.TensorProto) -> str:
+    """The ``location`` entry of a tensor's external data ("" when there is none)."""
+    return next((e.value for e in tensor.external_data if e.key == "location"), "")
 
 
 def external_data_file(tensor: onnx.TensorProto, model_dir: str | os.PathLike[str] | None
@@ -237,10 +243,14 @@ def external_data_file(tensor: onnx.TensorProto, model_dir: str | os.PathLike[st
 
 def _contained_data_file(location: str, model_dir: Path, where: str) -> Path:
     """The external data file named by *location*, refused unless inside *model_dir*."""
+    from sphinxext_qdq.onnxio.files import regular_file
+
     candidate = _contained_location(location, model_dir, where)
-    if not candidate.is_file():
-        raise QdqModelError(where, f"external data file {location!r} does not exist")
-    return candidate
+    try:
+        return regular_file(candidate, "an external data file")
+    except QdqModelError as error:
+        reason = "does not exist" if error.reason == "no such file" else error.reason
+        raise QdqModelError(where, f"external data file {location!r} {reason}") from None
 
 
 def _contained_location(location: str, model_dir: Path, where: str) -> Path:
@@ -256,8 +266,14 @@ def _contained_location(location: str, model_dir: Path, where: str) -> Path:
     if ".." in location.replace("\\", "/").split("/"):
         raise QdqModelError(where, f"external data location {location!r} contains '..'; "
                                    "only files inside the model's folder are read")
-    folder = model_dir.resolve()
-    candidate = (folder / location).resolve()
+    try:
+        folder = model_dir.resolve()
+        candidate = (folder / location).resolve()
+    except (OSError, RuntimeError) as error:  # a loop of symbolic links (RuntimeError < 3.13)
+        looped = isinstance(error, RuntimeError) or getattr(error, "errno", 0) == errno.ELOOP
+        raise QdqModelError(where, f"external data location {location!r} cannot be resolved ("
+                                   f"{'a loop of symbolic links' if looped else error})"
+                            ) from None
     if candidate != folder and folder not in candidate.parents:
         raise QdqModelError(where, f"external data location {location!r} leaves the model's "
                                    "folder (through a symbolic link)")

@@ -20,7 +20,6 @@ different hash (or a file that appeared or disappeared) makes the page outdated.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sphinx.environment.collectors import EnvironmentCollector
 
+from sphinxext_qdq.onnxio.files import hash_file
+from sphinxext_qdq.onnxio.proto import QdqModelError
 from sphinxext_qdq.sphinx.nodes import WRITE_PROBLEMS_FILE
 
 if TYPE_CHECKING:
@@ -86,15 +87,13 @@ def file_signature(path: str | os.PathLike[str]) -> tuple[int, int, int, int] | 
 
 
 def file_hash(path: str | os.PathLike[str]) -> str | None:
-    """SHA-256 of a file's content; ``None`` when it cannot be read."""
-    digest = hashlib.sha256()
+    """SHA-256 of a file's content; ``None`` when it cannot be read or is not a regular
+    file (a FIFO or ``/dev/zero`` would never end: :func:`~sphinxext_qdq.onnxio.files.
+    hash_file` checks before it reads)."""
     try:
-        with open(path, "rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
-    except (OSError, ValueError):
+        return hash_file(path, _CHUNK)
+    except QdqModelError:
         return None
-    return digest.hexdigest()
 
 
 def file_state(path: str | os.PathLike[str], content_hash: str | None = None,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from docutils import nodes
-from docutils.parsers.rst import directives
+from docutils.parsers.rst import DirectiveError, directives
 from sphinx import addnodes
 from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
@@ -126,6 +127,15 @@ def scope_option(argument: str | None) -> tuple[str, ...]:
     return parts
 
 
+def resolved_path(path: str | Path) -> Path:
+    """*path* with its symbolic links resolved; as given (absolute) when they cannot be
+    (a loop): the loader then refuses it with a located warning."""
+    try:
+        return Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        return Path(os.path.abspath(path))
+
+
 class QdqModelDirective(SphinxDirective):
     """Shared argument handling: a path (page-relative or ``/``-rooted) or a
     ``qdq_models`` name."""
@@ -156,16 +166,26 @@ class QdqModelDirective(SphinxDirective):
         registry: dict[str, str] = self.qdq_config("qdq_models")
         if argument in registry:
             return argument, self.registered_path(registry[argument])
-        _rel, absolute = self.env.relfn2path(argument, self.env.docname)
-        path = Path(absolute).resolve()
+        path = resolved_path(self.page_relative_path(argument))
         for key, registered in sorted(registry.items()):
             if self.registered_path(registered) == path:
                 return key, path
         return path.stem, path
 
+    def page_relative_path(self, argument: str) -> str:
+        """``env.relfn2path``'s absolute path, also for a path it cannot resolve (a loop
+        of symbolic links makes it raise)."""
+        try:
+            return self.env.relfn2path(argument, self.env.docname)[1]
+        except (OSError, RuntimeError, ValueError):
+            if argument.startswith("/"):
+                return os.path.join(self.env.srcdir, argument.lstrip("/"))
+            folder = os.path.dirname(self.env.doc2path(self.env.docname))
+            return os.path.normpath(os.path.join(folder, argument))
+
     def registered_path(self, value: str) -> Path:
         """A ``qdq_models`` path: absolute, or relative to the source directory."""
-        return (Path(self.env.srcdir) / value).resolve()
+        return resolved_path(Path(self.env.srcdir) / value)
 
     def load_model(self, argument: str | None = None, *, diagnose: bool = True
                    ) -> LoadedModel | None:
@@ -608,13 +628,13 @@ class QdqRequantDirective(QdqParamsDirective):
         if show == "table":
             return self.recipe_table(loaded)
         try:
-            reference = _reference()
             return self.example(loaded) if show == "example" else self.agreement(loaded)
+        except DirectiveError:
+            raise  # a malformed option: docutils reports it at the directive
         except ImportError as exc:
             self.warn_reference(f"the integer reference needs {exc.name or exc}")
-            return []
-        except (reference.IntegerReferenceError, QdqModelError, KeyError) as exc:
-            self.warn_reference(f"{loaded.key}: {exc}")
+        except Exception as exc:  # noqa: BLE001  (the one boundary of the integer reference)
+            self.warn_reference(f"{loaded.key}: {_reference().describe_failure(exc)}")
         return []
 
     def warn_reference(self, message: str) -> None:
@@ -657,11 +677,12 @@ class QdqRequantDirective(QdqParamsDirective):
         spec = self.options["inputs"].strip()
         try:
             if spec.endswith(".npy"):
-                _rel, path = self.env.relfn2path(spec, self.env.docname)
+                path = self.page_relative_path(spec)
                 self.env.note_dependency(path)
-                return _reference().load_input_file(path)
+                return _reference().load_input_file(path, self.qdq_config("qdq_max_model_bytes"))
             if spec not in _named_inputs_cache:
-                _named_inputs_cache[spec] = _reference().load_named_inputs(spec)
+                _named_inputs_cache[spec] = _reference().load_named_inputs(
+                    spec, self.qdq_config("qdq_max_model_bytes"))
             return _named_inputs_cache[spec]
         except ImportError:
             raise
@@ -677,8 +698,9 @@ class QdqRequantDirective(QdqParamsDirective):
         if image >= len(inputs):
             raise _reference().IntegerReferenceError(f":image: {image} but only {len(inputs)} "
                                                   "inputs")
-        program = _reference().build_integer_program(loaded.path,
-                                                  max_bytes=self.config.qdq_max_model_bytes)
+        program = _reference().build_integer_program(
+            loaded.path, max_bytes=self.qdq_config("qdq_max_model_bytes"),
+            max_elements=self.qdq_config("qdq_max_elements"))
         rounding = self.options.get("rounding", "half_even")
         values = program.run(inputs[:image + 1], rounding=rounding)
         step = program.step(self.options["node"])
@@ -687,6 +709,8 @@ class QdqRequantDirective(QdqParamsDirective):
                                                rounding=rounding,
                                                position=self.options.get("position"))
         except IndexError:
+            if "position" not in self.options:
+                raise  # not the reader's position: the model's (a warning, below)
             raise self.error(f"qdq-requant: :position: {self.options['position']} lies outside "
                              f"the output of {step.recipe.name}") from None
         per_line = step.weight.shape[-1] * step.weight.shape[-2] \
@@ -703,8 +727,10 @@ class QdqRequantDirective(QdqParamsDirective):
         key = (loaded.analysis.content_hash, self.options["inputs"], count, rounding)
         report = _agreement_cache.get(key)
         if report is None:
-            report = _reference().compare_with_onnxruntime(loaded.path, inputs[:count],
-                                                        rounding=rounding)
+            report = _reference().compare_with_onnxruntime(
+                loaded.path, inputs[:count], rounding=rounding,
+                max_bytes=self.qdq_config("qdq_max_model_bytes"),
+                max_elements=self.qdq_config("qdq_max_elements"))
             _agreement_cache[key] = report
         rows = agreement_rows(loaded.key, report)
         summary = nodes.paragraph("", nodes.Text(

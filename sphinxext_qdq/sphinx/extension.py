@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
 from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
@@ -25,7 +25,7 @@ from sphinxext_qdq.sphinx.numerics import (
     qdq_plot,
 )
 from sphinxext_qdq.sphinx.presentation import setup_presentation
-from sphinxext_qdq.sphinx.tables import PdflatexModelText
+from sphinxext_qdq.sphinx.tables import PdflatexModelText, PlainModelText
 
 if TYPE_CHECKING:
     from sphinx.application import Sphinx
@@ -72,6 +72,11 @@ def setup(app: Sphinx) -> dict[str, Any]:
                                      "None: no link")
     app.add_config_value("qdq_max_model_bytes", DEFAULT_MAX_BYTES, "", types=frozenset({int}),
                          description="larger model files are refused with a warning")
+    app.add_config_value("qdq_max_elements", DEFAULT_MAX_ELEMENTS, "", types=frozenset({int}),
+                         description="largest array (elements) the integer reference "
+                                     "allocates from a size the model declares (input "
+                                     "shapes, weights); larger ones are refused with a "
+                                     "warning")
     app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "",
                          types=frozenset({int}),
                          description="larger drawings are replaced by a note asking for "
@@ -108,6 +113,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_node(qdq_plot, **PLOT_VISITORS)
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
+    app.add_post_transform(PlainModelText)
     app.add_env_collector(QdqCollector)
     app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)

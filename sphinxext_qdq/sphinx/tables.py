@@ -477,25 +477,87 @@ def pdflatex_text(text: str) -> str:
     return "".join(ch if typesets(ch) else f"[U+{ord(ch):04X}]" for ch in text)
 
 
+#: Longest model string a LaTeX table shows whole; longer ones keep their start and end.
+LATEX_TEXT_LIMIT = 400
+#: Characters between two break points (``\\allowbreak`` and a source line end) in LaTeX.
+LATEX_PIECE = 40
+#: Longest part (between ``;``) of an index entry made from a model, in LaTeX.
+LATEX_INDEX_LIMIT = 80
+
+
+def latex_shortened(text: str, limit: int = LATEX_TEXT_LIMIT) -> str:
+    """*text*, or its start and end around an ellipsis and its length when longer than
+    *limit* (a cell of 100,000 characters is taller than any page)."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 80]}…{text[-40:]} ({len(text):,} characters)"
+
+
+def latex_index_text(text: str, limit: int = LATEX_INDEX_LIMIT) -> str:
+    """An index entry with each ``;``-separated part cut at *limit* with an ellipsis."""
+    return "; ".join(part if len(part) <= limit else part[:limit - 1] + "…"
+                     for part in text.split("; "))
+
+
+def latex_pieces(text: str, size: int = LATEX_PIECE) -> list[nodes.Node]:
+    """*text* as Text pieces of *size* characters joined by a LaTeX break point that also
+    ends the ``.tex`` source line (``%`` keeps it from becoming a space): no line of the
+    file outgrows TeX's input buffer and a long name wraps inside its column."""
+    pieces: list[nodes.Node] = []
+    for start in range(0, len(text), size):
+        if pieces:
+            pieces.append(nodes.raw("", "\\allowbreak{}%\n", format="latex"))
+        pieces.append(nodes.Text(text[start:start + size]))
+    return pieces
+
+
+class PlainModelText(SphinxPostTransform):
+    """Model strings in the tables of plain-text outputs (text, man, texinfo) shortened
+    like LaTeX's: the text writer wraps every cell with ``textwrap``, whose time grows
+    with the square of a word's length (a 100,000-character name: minutes)."""
+
+    default_priority = 900
+    formats = ("text", "man", "texinfo")
+
+    def run(self, **kwargs: object) -> None:
+        for table in self.document.findall(nodes.table):
+            if "qdq-table" not in table["classes"]:
+                continue
+            for text in list(table.findall(nodes.Text)):
+                if len(text) > LATEX_TEXT_LIMIT:
+                    text.parent.replace(text, nodes.Text(latex_shortened(text.astext())))
+
+
 class PdflatexModelText(SphinxPostTransform):
-    """pdflatex stops at the first character it has no glyph for (a Chinese or Greek node
-    name, an emoji, a control character): in the tables and index entries made from a
-    model, such characters are written ``[U+XXXX]`` when ``latex_engine`` is pdflatex."""
+    """Model strings in LaTeX tables and index entries: long ones are shortened and broken
+    into pieces (any engine: one ``.tex`` line over TeX's buffer, or a cell taller than a
+    page, stops the PDF), and with pdflatex, which stops at the first character it has no
+    glyph for (a Chinese or Greek node name, an emoji, a control character), such
+    characters are written ``[U+XXXX]``."""
 
     default_priority = 900
     formats = ("latex",)
 
     def run(self, **kwargs: object) -> None:
-        if self.config.latex_engine != "pdflatex":
-            return
+        pdflatex = self.config.latex_engine == "pdflatex"
         for table in self.document.findall(nodes.table):
             if "qdq-table" not in table["classes"]:
                 continue
             for text in list(table.findall(nodes.Text)):
-                safe = pdflatex_text(text.astext())
-                if safe != text.astext():
+                original = text.astext()
+                safe = latex_shortened(original)
+                safe = pdflatex_text(safe) if pdflatex else safe
+                if len(safe) > LATEX_PIECE:
+                    parent = text.parent
+                    position = parent.index(text)
+                    parent.remove(text)
+                    for offset, piece in enumerate(latex_pieces(safe)):
+                        parent.insert(position + offset, piece)
+                elif safe != original:
                     text.parent.replace(text, nodes.Text(safe))
         for index in self.document.findall(addnodes.index):
             if "qdq-index" in index.get("classes", []):
-                index["entries"] = [(kind, pdflatex_text(value), *rest)
-                                    for kind, value, *rest in index["entries"]]
+                index["entries"] = [
+                    (kind, pdflatex_text(latex_index_text(value)) if pdflatex
+                     else latex_index_text(value), *rest)
+                    for kind, value, *rest in index["entries"]]
