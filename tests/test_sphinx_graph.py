@@ -246,12 +246,12 @@ def test_bad_pairs_config_is_a_located_error(tmp_path):
 
 
 class Counters:
-    """Counts model loads asked by directives and dot processes started."""
+    """Counts model loads (asked by directives and node visitors) and dot processes started."""
 
     def __init__(self, monkeypatch):
         self.loads = 0
         self.dot_runs = 0
-        real_load, real_run = sphinxext_qdq.sphinx.directives.load_qdq_model, subprocess.run
+        real_load, real_run = sphinxext_qdq.sphinx.backend.load_qdq_model, subprocess.run
 
         def counting_load(*args, **kwargs):
             self.loads += 1
@@ -262,7 +262,7 @@ class Counters:
                 self.dot_runs += 1
             return real_run(args, *rest, **kwargs)
 
-        monkeypatch.setattr(sphinxext_qdq.sphinx.directives, "load_qdq_model", counting_load)
+        monkeypatch.setattr(sphinxext_qdq.sphinx.backend, "load_qdq_model", counting_load)
         monkeypatch.setattr(sphinx.ext.graphviz.subprocess, "run", counting_run)
 
 

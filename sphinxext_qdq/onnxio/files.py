@@ -2,7 +2,7 @@
 
 Every path the extension opens goes through here first: a missing file, a directory, a
 FIFO or device, a symbolic-link loop or a file above the size limit is a
-:class:`~sphinxext_qdq.onnxio.proto.QdqModelError`, never a hang or a traceback.
+:class:`~sphinxext_qdq.onnxio.errors.QdqModelError`, never a hang or a traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.onnxio.errors import QdqModelError
 
 #: Largest model file :func:`load_qdq_model` accepts unless told otherwise (512 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024

@@ -20,6 +20,7 @@ from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
 from sphinxext_qdq.onnxio import dtypes
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.wire import without_bulk_data
 
 #: Files at least this large are parsed without their bulk data (:mod:`.wire`); a smaller
@@ -28,17 +29,6 @@ LEAN_PARSE_BYTES = 16 * 1024 * 1024
 
 #: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
 _MAX_IR_VERSION = 64
-
-
-class QdqModelError(Exception):
-    """A model file that cannot be used: the message names the file and the reason."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
 
 _lock = threading.Lock()
 _parse_count = 0

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
-from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
+from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (

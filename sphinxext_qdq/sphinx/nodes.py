@@ -29,16 +29,10 @@ from sphinx.ext.graphviz import (
 )
 from sphinx.util import logging
 
-from sphinxext_qdq.analysis.loader import load_qdq_model
-from sphinxext_qdq.onnxio.proto import QdqModelError
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.render.cost import layout_shape
-from sphinxext_qdq.render.depth import choose_depth
-from sphinxext_qdq.render.dot import DotOptions, drawing_graph, render_note
-from sphinxext_qdq.render.dot import render_dot as qdq_dot
 from sphinxext_qdq.render.graphviz import DotRunError, draw_files
-from sphinxext_qdq.render.outline import outline
-from sphinxext_qdq.render.scopes import scope_paths
-from sphinxext_qdq.render.text import one_line
+from sphinxext_qdq.sphinx import backend
 
 if TYPE_CHECKING:
     from sphinx.writers.html5 import HTML5Translator
@@ -48,6 +42,7 @@ if TYPE_CHECKING:
     from sphinx.writers.text import TextTranslator
 
     from sphinxext_qdq.analysis.records import QdqModel
+    from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +81,7 @@ def graph_model(translator: object, node: qdq_graph) -> QdqModel:
     """The analysis behind a graph (from the loader's cache); warn and skip on failure."""
     config = translator.builder.config  # type: ignore[attr-defined]
     try:
-        return load_qdq_model(node["qdq_path"], max_bytes=config.qdq_max_model_bytes)
+        return backend.load_qdq_model(node["qdq_path"], max_bytes=config.qdq_max_model_bytes)
     except QdqModelError as exc:
         warn_at_graph(translator, node, str(exc), "model")
         raise nodes.SkipNode from exc
@@ -195,8 +190,8 @@ def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
         return code
     except (DotProblem, GraphvizError) as exc:
         warn_at_graph(translator, node, f"the graph of {node['qdq_model']} is not drawn: "
-                                        f"{one_line(str(exc))}", "dot")
-        note = render_note(model, node["qdq_options"], dot_problem_note(
+                                        f"{backend.one_line(str(exc))}", "dot")
+        note = backend.render_note(model, node["qdq_options"], dot_problem_note(
             translator, model, node["qdq_options"], exc))
         limit = translator.builder.config.qdq_dot_timeout
         try:  # a note and a few ellipses: a tiny time limit is the drawing's, not the note's
@@ -225,17 +220,17 @@ def dot_problem_note(translator: Any, model: QdqModel, options: DotOptions,
                      exc: Exception) -> list[str]:
     """Lines for the reader: what happened to the drawing, and what to write instead."""
     config = translator.builder.config
-    count, edges = drawing_graph(model, options)
+    count, edges = backend.drawing_graph(model, options)
     estimate = layout_shape(count, edges, labelled=options.depth == 0).seconds
     drawn = "every node" if not options.depth else f"depth {options.depth}"
     timeout = "took longer than" in str(exc)
     lines = [("dot ran out of time on this drawing" if timeout
               else "dot could not draw this graph"),
-             one_line(str(exc), 80),
+             backend.one_line(str(exc), 80),
              f"({count} graph nodes, {len(edges)} edges, {drawn};",
              f"estimated layout time {estimate:.3g} s).", "Instead, write"]
     budget = min(float(config.qdq_layout_budget), float(config.qdq_dot_timeout or 60) / 4)
-    smaller = choose_depth(model, dataclasses.replace(options, depth=0), budget)
+    smaller = backend.choose_depth(model, dataclasses.replace(options, depth=0), budget)
     if smaller.depth and smaller.depth != options.depth:
         lines.append(f":depth: {smaller.depth} (estimated {smaller.estimate:.2g} s),")
     lines += ["a region with :from: and :to:,", "or raise qdq_dot_timeout."]
@@ -247,7 +242,7 @@ def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
     urls = resolved_links(node)
     if self.builder.config.graphviz_output_format == "svg":
         urls = {key: svg_href(self, url) for key, url in urls.items()}
-    code = qdq_dot(model, node["qdq_options"], urls)
+    code = backend.render_dot(model, node["qdq_options"], urls)
     fmt = self.builder.config.graphviz_output_format
     code = render_checked(self, node, code, fmt, model)
     if fmt != "svg":
@@ -298,13 +293,13 @@ def css_length(value: str) -> str:
 def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
     # LaTeX drops links inside included PDF images: draw without them.
     model = graph_model(self, node)
-    code = render_checked(self, node, qdq_dot(model, node["qdq_options"], {}), "pdf", model)
+    code = render_checked(self, node, backend.render_dot(model, node["qdq_options"], {}), "pdf", model)
     render_dot_latex(self, node, code, node["options"], PREFIX)
 
 
 def texinfo_visit_qdq_graph(self: TexinfoTranslator, node: qdq_graph) -> None:
     model = graph_model(self, node)
-    code = render_checked(self, node, qdq_dot(model, node["qdq_options"], {}), "png", model)
+    code = render_checked(self, node, backend.render_dot(model, node["qdq_options"], {}), "png", model)
     render_dot_texinfo(self, node, code, node["options"], PREFIX)
 
 
@@ -315,9 +310,9 @@ def outline_visit_qdq_graph(self: TextTranslator | ManualPageTranslator, node: q
     options: DotOptions = node["qdq_options"]
     selection = options.selection
     if options.scope:
-        inside = scope_paths(model).members(options.scope)
+        inside = backend.scope_paths(model).members(options.scope)
         selection = inside if selection is None else selection & inside
-    text = "\n".join(outline(model, selection))
+    text = "\n".join(backend.outline(model, selection))
     block = nodes.literal_block(text, text)
     block.document = node.document
     block.walkabout(self)
