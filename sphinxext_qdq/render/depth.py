@@ -10,10 +10,11 @@ import dataclasses
 from dataclasses import dataclass
 
 from sphinxext_qdq.analysis.records import QdqModel
-from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET as DEFAULT_LAYOUT_BUDGET  # re-exported
-from sphinxext_qdq.render.cost import layout_shape
+from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET, layout_shape
 from sphinxext_qdq.render.dot import DotOptions, drawing_graph
 from sphinxext_qdq.render.scopes import scope_paths
+
+__all__ = ["DEFAULT_LAYOUT_BUDGET", "MAX_BOXES", "DepthChoice", "choose_depth", "estimate"]
 
 #: At most this many nodes (boxes included) in a drawing chosen by ``auto``.
 MAX_BOXES = 300

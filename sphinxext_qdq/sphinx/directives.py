@@ -16,7 +16,13 @@ from sphinx.util.docutils import SphinxDirective
 
 from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.sphinx import backend
-from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
+from sphinxext_qdq.sphinx.collector import (
+    file_signature,
+    file_state,
+    known_states,
+    note_input,
+    page_record,
+)
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
 from sphinxext_qdq.sphinx.tables import (
@@ -159,24 +165,30 @@ class QdqModelDirective(SphinxDirective):
             analysis = backend.load_qdq_model(path,
                                               max_bytes=self.qdq_config("qdq_max_model_bytes"))
         except QdqModelError as exc:
-            page_record(self.env).inputs[str(path)] = file_state(path, signature=signature)
+            self.note_input(str(path), signature=signature)
             self.warn(str(exc), "model")
             return None
-        page_record(self.env).inputs[str(path)] = file_state(path, analysis.content_hash,
-                                                             signature)
+        self.note_input(str(path), analysis.content_hash or None, signature)
         for data_file in analysis.data_files:
             self.env.note_dependency(data_file)
-            page_record(self.env).inputs[data_file] = file_state(data_file)
+            self.note_input(data_file)
         if diagnose:
             self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
 
+    def note_input(self, path: str, content_hash: str | None = None,
+                   signature: tuple[int, int, int, int, int] | None = None) -> None:
+        """Record that this page read *path*; its content is hashed only when neither the
+        loader nor an earlier read with the same signature gives the hash."""
+        note_input(self.env, path, file_state(path, content_hash, signature,
+                                               known=known_states(self.env)))
+
     def report_diagnostics(self, key: str, analysis: QdqModel) -> None:
         """Each problem of a model once per page, at the first directive using it."""
         reported = self.env.temp_data.setdefault("qdq_diagnosed", set())
-        if analysis.content_hash in reported:
+        if (analysis.path, analysis.file_status) in reported:
             return
-        reported.add(analysis.content_hash)
+        reported.add((analysis.path, analysis.file_status))
         for diagnostic in analysis.diagnostics:
             where = f" (node {diagnostic.node!r})" if diagnostic.node else ""
             self.warn(f"{key}{where}: {diagnostic.message}", diagnostic.subtype)
@@ -648,7 +660,8 @@ class QdqRequantDirective(QdqParamsDirective):
             return []
         count = self.options.get("images")
         rounding = self.options.get("rounding", "half_even")
-        key = (loaded.analysis.content_hash, self.options["inputs"], count, rounding)
+        key = (loaded.analysis.path, loaded.analysis.file_status, self.options["inputs"], count,
+               rounding)
         report = _agreement_cache.get(key)
         if report is None:
             report = _reference().compare_with_onnxruntime(loaded.path, inputs[:count],

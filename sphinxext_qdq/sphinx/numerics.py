@@ -160,7 +160,8 @@ def error_report(directive: QdqModelDirective, loaded: LoadedModel, float_argume
     inputs = read_inputs(directive, spec, images)
     if inputs is None:
         return None
-    key = (reference.analysis.content_hash, loaded.analysis.content_hash, inputs_hash(inputs))
+    key = (reference.analysis.path, reference.analysis.file_status, loaded.analysis.path,
+           loaded.analysis.file_status, inputs_hash(inputs))
     report = _error_cache.get(key)
     if report is None:
         try:
