@@ -338,3 +338,42 @@ def test_texinfo_includes_the_graph_as_png(tmp_path):
     assert len(images) == 2  # the reST and the MyST page
     name = images[0].split("{")[1].split(",")[0]
     assert (result.outdir / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path):
+    """``retarget_svg_links`` (a regular expression over dot's text) gives every link the
+    value ``sphinx.ext.graphviz.fix_svg_relative_paths`` (an XML tree) gives it."""
+    from types import SimpleNamespace
+
+    from sphinx.ext.graphviz import fix_svg_relative_paths
+
+    from sphinxext_qdq.render.graphviz import DotRunError
+    from sphinxext_qdq.sphinx.nodes import retarget_svg_links
+
+    hrefs = ["../params.html#qdq-param-a&amp;b", "#local", "../../up.html",
+             "https://onnx.ai/x.html#y", "sub%20dir/page.html?q=1&amp;r=2#f",
+             "&#39;quoted&#39;.html"]
+    svg = ('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+           'xmlns:xlink="http://www.w3.org/1999/xlink">'
+           + "".join(f'<g><a xlink:href="{h}" xlink:title="t"><text>n</text></a></g>'
+                     for h in hrefs) + "</svg>\n")
+    env = SimpleNamespace(path2doc=lambda source: "sub/graph")
+    translator = SimpleNamespace(
+        document={"source": str(tmp_path / "src" / "sub" / "graph.rst")},
+        builder=SimpleNamespace(env=env, outdir=tmp_path / "out", imgpath="../_images"))
+    ours, sphinx_way = tmp_path / "ours.svg", tmp_path / "sphinx.svg"
+    ours.write_text(svg, encoding="utf-8")
+    sphinx_way.write_text(svg, encoding="utf-8")
+    retarget_svg_links(translator, ours)
+    fix_svg_relative_paths(translator, sphinx_way)
+
+    def links(path):
+        return [a.get("{http://www.w3.org/1999/xlink}href") for a in ElementTree.parse(path).getroot().iter(
+            "{http://www.w3.org/2000/svg}a")]
+
+    assert links(ours) == links(sphinx_way)
+    assert links(ours)[0] == "../params.html#qdq-param-a&b"
+    broken = tmp_path / "broken.svg"
+    broken.write_text(svg[:-10], encoding="utf-8")
+    with pytest.raises(DotRunError, match="not valid XML"):
+        retarget_svg_links(translator, broken)

@@ -360,13 +360,15 @@ class QdqGraphDirective(QdqModelDirective):
 
 
 def link_requests(model_key: str, keys: list[str]) -> list[addnodes.pending_xref]:
-    """One ``pending_xref`` per link a graph can carry; Sphinx resolves them."""
+    """One ``pending_xref`` per link a graph can carry; Sphinx resolves them. Each holds an
+    empty ``inline`` (Sphinx wants a content node, nothing shows it): a graph has a link per
+    node, and every transform, and the search index, walks every text node of the page."""
     requests = []
     for link_key in keys:
         kind, _, name = link_key.partition(":")
         target = name if kind == "op" else full_name(model_key, name)
         xref = addnodes.pending_xref(
-            "", nodes.inline("", link_key), refdomain="qdq", reftype=kind,
+            "", nodes.inline(), refdomain="qdq", reftype=kind,
             reftarget=target, refexplicit=False, refwarn=False, qdq_link_key=link_key,
         )
         requests.append(xref)
