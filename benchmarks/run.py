@@ -289,9 +289,11 @@ def bench_peers(paths: dict[str, Path], work: Path, runs: int) -> list[dict]:
         for _ in range(min(runs, PEER_RUNS)):
             for tool, command in commands.items():
                 start = time.perf_counter()
-                subprocess.run(command(paths[name]), check=True, capture_output=True,
-                               env=ENVIRONMENT, cwd=ROOT)
+                done = subprocess.run(command(paths[name]), check=False, capture_output=True,
+                                      text=True, env=ENVIRONMENT, cwd=ROOT)
                 row[tool].append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise RuntimeError(f"{tool} on {name} failed:\n{done.stderr[-2000:]}")
         row["to_dot_speedup"] = median(row["to_dot"]) / median(row["ours"])
         row["net_drawer_speedup"] = median(row["net_drawer"]) / median(row["ours"])
         log(f"peers {name}: ours {median(row['ours']):.2f} s, to_dot "
