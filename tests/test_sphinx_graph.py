@@ -377,3 +377,32 @@ def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path
     broken.write_text(svg[:-10], encoding="utf-8")
     with pytest.raises(DotRunError, match="not valid XML"):
         retarget_svg_links(translator, broken)
+
+
+def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):
+    """A graph's ``pending_xref`` children (one per link: most of a large page's nodes)
+    are added at ``doctree-read`` (emitted by a transform of priority 880), so the read
+    transforms before it do not walk them; the page still carries every one of them when
+    Sphinx resolves references."""
+    from docutils.transforms import Transform
+    from sphinx import addnodes
+
+    seen_by_transforms: list[int] = []
+
+    class CountLinkRequests(Transform):
+        default_priority = 879  # just before Sphinx's DoctreeReadEvent (880)
+
+        def apply(self) -> None:
+            seen_by_transforms.append(sum(
+                1 for graph in self.document.findall(qdq_graph)
+                for _ in graph.findall(addnodes.pending_xref)))
+
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": "Index\n=====\n\n.. qdq-graph:: tiny\n"})
+    result = build(src, "html", on_app=lambda app: app.add_transform(CountLinkRequests))
+    doctree = result.app.env.get_doctree("index")
+    graph = next(iter(doctree.findall(qdq_graph)))
+    stored = list(graph.findall(addnodes.pending_xref))
+    assert seen_by_transforms == [0]
+    assert len(stored) > 5 and "qdq_link_keys" not in graph
+    assert all(len(ref.children) == 1 and ref.astext() == "" for ref in stored)

@@ -247,8 +247,8 @@ class QdqGraphDirective(QdqModelDirective):
             if name in self.options:
                 node[f"qdq_{name}"] = self.options[name]
         keys = backend.link_keys(loaded.analysis, options)
-        node.extend(link_requests(loaded.key, [key for key in keys
-                                               if not key.startswith("scope:")]))
+        # the pending_xrefs are added after the read transforms (add_link_requests)
+        node["qdq_link_keys"] = [key for key in keys if not key.startswith("scope:")]
         self.set_source_info(node)
         return node
 
@@ -357,6 +357,18 @@ class QdqGraphDirective(QdqModelDirective):
             return backend.select_region(analysis, sources or [], targets or [])
         except backend.QdqSelectionError as exc:
             raise self.error(f"qdq-graph: {exc}") from None
+
+
+def add_link_requests(_app: object, doctree: nodes.document) -> None:
+    """``doctree-read``: give each graph its ``pending_xref`` children. They are added
+    after most read-phase transforms (``doctree-read`` is emitted by one of priority 880),
+    each of which walks the whole page: a graph of 2,000 nodes asks for about 1,400 links,
+    most of the page's nodes. Sphinx resolves them when the page is written, as any
+    reference."""
+    for graph in doctree.findall(qdq_graph):
+        keys = graph.attributes.pop("qdq_link_keys", None)
+        if keys:
+            graph.extend(link_requests(graph["qdq_model"], keys))
 
 
 def link_requests(model_key: str, keys: list[str]) -> list[addnodes.pending_xref]:

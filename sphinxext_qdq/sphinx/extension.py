@@ -14,6 +14,7 @@ from sphinxext_qdq.sphinx.directives import (
     QdqParamsDirective,
     QdqRequantDirective,
     QdqSummaryDirective,
+    add_link_requests,
 )
 from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
@@ -97,6 +98,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_domain(QdqDomain)
     app.add_post_transform(PdflatexModelText)
     app.add_env_collector(QdqCollector)
+    app.connect("doctree-read", add_link_requests)
     app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)
