@@ -124,7 +124,7 @@ def tables(results: dict) -> str:
              f"{machine['graphviz']}. Load average {machine['load_average_start']:.2f} at the "
              f"start, {machine.get('load_average_end', float('nan')):.2f} at the end (and "
              f"under each table, for its section). Every figure is the median of "
-             f"{results['runs']} runs, the minimum in brackets (peers: at most 3 runs); "
+             f"{results['runs']} runs, the minimum in brackets (peers: 3 runs, 1 for the 2,000-node model); "
              f"ratios divide medians."), ""]
     lines += ["**Models**", ""]
     lines += _table(["model", "ONNX nodes", "file", "ops"], [
