@@ -55,7 +55,7 @@ def write_plot(results: dict, png: Path, digest: str | None = None) -> None:
     from matplotlib import pyplot
 
     nodes = {m["name"]: m["nodes"] for m in results["models"]}
-    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 3.8), dpi=110)
+    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 5.0), dpi=110)
     _build_panel(build, results.get("build", []), nodes, results["models"],
                  results.get("graph_page", []))
     _layout_panel(layout, results.get("layout", []), results.get("capped"), nodes,
@@ -134,7 +134,8 @@ def _axes(axes, ylabel: str, legend: str = "upper left") -> None:
     axes.set_ylabel(ylabel, fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7, loc=legend)
+    axes.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                frameon=False)
 
 
 if __name__ == "__main__":
