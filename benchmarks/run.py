@@ -238,9 +238,11 @@ def bench_noop(paths: dict[str, Path], work: Path, runs: int) -> dict:
     for kind in ("ext", "static"):
         row[f"{kind}_wall"] = [a["wall"] for a in found[kind]]
         row[f"{kind}_maxrss"] = [a["maxrss"] for a in found[kind]]
+        row[f"{kind}_cpu"] = [a["cpu"] for a in found[kind]]
     row["ext_imports_onnx"] = any(a["onnx_imported"] or a["numpy_imported"] for a in found["ext"])
     row["ratio"] = median(row["ext_wall"]) / median(row["static_wall"])
     row["memory_ratio"] = median(row["ext_maxrss"]) / median(row["static_maxrss"])
+    row["cpu_ratio"] = median(row["ext_cpu"]) / median(row["static_cpu"])
     log(f"no-op rebuild: ext {median(row['ext_wall']):.2f} s, {median(row['ext_maxrss']) / 2**20:.0f}"
         f" MiB; plain {median(row['static_wall']):.2f} s, "
         f"{median(row['static_maxrss']) / 2**20:.0f} MiB; ratios {row['ratio']:.2f} / "
