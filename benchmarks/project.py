@@ -189,7 +189,9 @@ def write_graph_page_projects(model_path: Path, folder: Path) -> tuple[Path, Pat
                                        "```{toctree}\ngraph\n```\n")
     (ext / "graph.md").write_text(
         "# Graph\n\nThe whole model, compact.\n\n"
-        "```{qdq-graph} /models/model.onnx\n:caption: The whole model\n```\n")
+        "```{qdq-graph} /models/model.onnx\n:depth: all\n:caption: The whole model\n```\n")
+    # the same one picture on both sides: ``:depth: all`` (the default ``auto`` draws the
+    # model collapsed to what lays out within qdq_layout_budget, plus a drawing per box)
     options = DotOptions(mode="compact", max_nodes=MAX_GRAPH_NODES)
     svg = subprocess.run(["dot", "-Tsvg"], input=render_dot(model, options).encode(),
                          capture_output=True, check=True).stdout
