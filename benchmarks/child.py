@@ -142,8 +142,46 @@ def directives(srcdir: str, outdir: str) -> dict:
             "dot_runs": dot_runs}
 
 
+def sphinx_build(srcdir: str, outdir: str) -> dict:
+    """One ``sphinx-build -b html`` in this process (no ``-E``: a rebuild when *outdir*
+    holds a previous build); its status, seconds and peak resident memory."""
+    from sphinx.cmd.build import build_main
+
+    start = time.perf_counter()
+    status = build_main(["-b", "html", "-q", srcdir, outdir])
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # the whole process, imports included
+    return {"status": status, "seconds": time.perf_counter() - start, "maxrss": peak_rss(),
+            "cpu": usage.ru_utime + usage.ru_stime,
+            "onnx_imported": "onnx" in sys.modules, "numpy_imported": "numpy" in sys.modules}
+
+
+def to_dot(path: str, svg: str) -> dict:
+    """The onnx-array-api way: ``onnx.load``, ``to_dot``, then ``dot -Tsvg``."""
+    import onnx
+    from onnx_array_api.plotting.dot_plot import to_dot as array_api_to_dot
+
+    code = array_api_to_dot(onnx.load(path))
+    subprocess.run(["dot", "-Tsvg", "-o", svg], input=code.encode(), check=True)
+    return {"dot_bytes": len(code)}
+
+
+def net_drawer(path: str, svg: str) -> dict:
+    """onnx's own ``onnx.tools.net_drawer`` (gone after onnx 1.16; run in a virtual
+    environment of its own), as its command line does, then ``dot -Tsvg``."""
+    import onnx
+    from onnx.tools.net_drawer import OP_STYLE, GetOpNodeProducer, GetPydotGraph
+
+    model = onnx.load(path)
+    graph = GetPydotGraph(model.graph, name=model.graph.name, rankdir="TB",
+                          node_producer=GetOpNodeProducer(embed_docstring=False, **OP_STYLE))
+    code = graph.to_string()
+    subprocess.run(["dot", "-Tsvg", "-o", svg], input=code.encode(), check=True)
+    return {"dot_bytes": len(code), "onnx": onnx.__version__}
+
+
 TASKS = {"analysis": analysis, "memory": memory, "layout": layout, "capped": capped,
-         "directives": directives}
+         "directives": directives, "sphinx_build": sphinx_build, "to_dot": to_dot,
+         "net_drawer": net_drawer}
 
 
 def main() -> None:

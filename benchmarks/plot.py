@@ -46,17 +46,20 @@ def _digest(results_text: bytes) -> str:
 
 
 def write_plot(results: dict, png: Path, digest: str | None = None) -> None:
-    """Two panels: cold build (with the extension vs static twin), dot layout (compact vs
-    full, and the capped 10,000-node model), both against ONNX node count."""
+    """Two panels: cold builds (one graph page, and four pages, with the extension vs the
+    pre-rendered twin), dot layout (compact vs full, the capped 10,000-node model) and the
+    peers' drawing from file to SVG, both against ONNX node count."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot
 
     nodes = {m["name"]: m["nodes"] for m in results["models"]}
-    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 3.8), dpi=110)
-    _build_panel(build, results.get("build", []), nodes, results["models"])
-    _layout_panel(layout, results.get("layout", []), results.get("capped"), nodes)
+    figure, (build, layout) = pyplot.subplots(1, 2, figsize=(9, 5.0), dpi=110)
+    _build_panel(build, results.get("build", []), nodes, results["models"],
+                 results.get("graph_page", []))
+    _layout_panel(layout, results.get("layout", []), results.get("capped"), nodes,
+                  results.get("peers", []))
     machine = results.get("machine", {})
     figure.suptitle(f"sphinxext_qdq cost, median of {results.get('runs', '?')} runs "
                     f"({machine.get('cores', '?')} cores, {results.get('date', '')})", fontsize=9)
@@ -69,7 +72,15 @@ def write_plot(results: dict, png: Path, digest: str | None = None) -> None:
     pyplot.close(figure)
 
 
-def _build_panel(axes, rows: list[dict], nodes: dict[str, int], models: list[dict]) -> None:
+def _build_panel(axes, rows: list[dict], nodes: dict[str, int], models: list[dict],
+                 page_rows: list[dict]) -> None:
+    page_rows = sorted(page_rows, key=lambda r: nodes[r["model"]])
+    x = [nodes[r["model"]] for r in page_rows]
+    if page_rows:
+        axes.plot(x, [statistics.median(r["ext_wall"]) for r in page_rows], "o:", color=_EXT,
+                  alpha=0.6, label="one qdq-graph page")
+        axes.plot(x, [statistics.median(r["static_wall"]) for r in page_rows], "s:",
+                  color=_STATIC, alpha=0.6, label="the same page, pre-rendered")
     rows = sorted(rows, key=lambda r: nodes[r["model"]])
     x = [nodes[r["model"]] for r in rows]
     axes.plot(x, [statistics.median(r["ext_wall"]) for r in rows], "o-", color=_EXT,
@@ -84,7 +95,8 @@ def _build_panel(axes, rows: list[dict], nodes: dict[str, int], models: list[dic
     _axes(axes, "cold sphinx-build (s)")
 
 
-def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, int]) -> None:
+def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, int],
+                  peers: list[dict]) -> None:
     rows = sorted(rows, key=lambda r: nodes[r["model"]])
     x = [nodes[r["model"]] for r in rows]
     for drawing, style, colour, label in (
@@ -96,7 +108,16 @@ def _layout_panel(axes, rows: list[dict], capped: dict | None, nodes: dict[str, 
     if capped:
         axes.plot([nodes[capped["model"]]], [statistics.median(capped["whole"])], "D",
                   color="#7d6608", label="over the node cap (note)")
-    _axes(axes, "dot layout (s)", legend="lower right")
+    peers = sorted(peers, key=lambda r: nodes[r["model"]])
+    x = [nodes[r["model"]] for r in peers]
+    for tool, style, colour, label in (
+            ("ours", "o-.", "#6c3483", "qdq-graph command line, file to SVG"),
+            ("to_dot", "v-.", "#7f8c8d", "onnx-array-api to_dot + dot"),
+            ("net_drawer", "x-.", "#2c3e50", "onnx 1.16 net_drawer + dot")):
+        if peers:
+            axes.plot(x, [statistics.median(r[tool]) for r in peers], style, color=colour,
+                      label=label)
+    _axes(axes, "seconds: dot layout, or file to SVG", legend="upper left")
 
 
 def _axes(axes, ylabel: str, legend: str = "upper left") -> None:
@@ -113,7 +134,8 @@ def _axes(axes, ylabel: str, legend: str = "upper left") -> None:
     axes.set_ylabel(ylabel, fontsize=8)
     axes.tick_params(labelsize=7)
     axes.grid(True, which="both", alpha=0.3)
-    axes.legend(fontsize=7, loc=legend)
+    axes.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2,
+                frameon=False)
 
 
 if __name__ == "__main__":

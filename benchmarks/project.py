@@ -170,3 +170,34 @@ def write_directive_project(model_path: Path, region: BlockRegion, folder: Path,
             f"```{{qdq-params}} bench\n{no_index}```\n\n"
             f"```{{qdq-params}} bench\n:layout: initializer\n{no_index}```\n")
     return folder
+
+
+def write_graph_page_projects(model_path: Path, folder: Path) -> tuple[Path, Path]:
+    """The smallest project a drawing costs in: an index and one page with one
+    ``qdq-graph`` of the whole model (compact, the default), and its twin with the same
+    drawing pre-rendered to SVG (by the same code, outside the timing) in a ``figure``.
+    Return ``folder/ext`` and ``folder/static``."""
+    model = load_qdq_model(model_path)
+    ext, static = folder / "ext", folder / "static"
+    for root, extra in ((ext, ', "sphinxext_qdq"'), (static, "")):
+        if root.exists():
+            shutil.rmtree(root)
+        (root / "models").mkdir(parents=True)
+        shutil.copyfile(model_path, root / "models" / "model.onnx")
+        (root / "conf.py").write_text(CONF.format(extra=extra) + (EXT_CONF if extra else ""))
+        (root / "index.md").write_text("# Benchmark model\n\nOne drawing.\n\n"
+                                       "```{toctree}\ngraph\n```\n")
+    (ext / "graph.md").write_text(
+        "# Graph\n\nThe whole model, compact.\n\n"
+        "```{qdq-graph} /models/model.onnx\n:depth: all\n:caption: The whole model\n```\n")
+    # the same one picture on both sides: ``:depth: all`` (the default ``auto`` draws the
+    # model collapsed to what lays out within qdq_layout_budget, plus a drawing per box)
+    options = DotOptions(mode="compact", max_nodes=MAX_GRAPH_NODES)
+    svg = subprocess.run(["dot", "-Tsvg"], input=render_dot(model, options).encode(),
+                         capture_output=True, check=True).stdout
+    (static / "images").mkdir()
+    (static / "images" / "whole.svg").write_bytes(svg)
+    (static / "graph.md").write_text(
+        "# Graph\n\nThe whole model, compact.\n\n"
+        "```{figure} images/whole.svg\nThe whole model\n```\n")
+    return ext, static

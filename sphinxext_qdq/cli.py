@@ -36,7 +36,8 @@ from sphinxext_qdq.analysis.queries import QdqSelectionError, select_region
 from sphinxext_qdq.analysis.records import Diagnostic, QdqModel
 from sphinxext_qdq.integer import reference
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_ELEMENTS
-from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET, choose_depth
+from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
+from sphinxext_qdq.render.depth import choose_depth
 from sphinxext_qdq.render.dot import (
     MODES,
     PAIR_STYLES,

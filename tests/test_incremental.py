@@ -21,6 +21,7 @@ from hostile_corpus import parse_warnings
 from sphinx_helpers import build
 
 from sphinxext_qdq.analysis import loader
+from sphinxext_qdq.sphinx import collector
 
 CONF = """
 extensions = ["myst_parser", "sphinxext_qdq"]
@@ -131,6 +132,28 @@ def test_same_content_with_an_older_mtime_is_not_read_again(project: Builder) ->
     set_mtime(shared, 3600)
     read, _result = project()
     assert read == set()
+
+
+def test_a_file_is_hashed_only_when_its_signature_changed(project: Builder,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first build hashed each model once; after that only a changed ``stat`` (size,
+    times, inode, device) makes the content be hashed, once per change."""
+    monkeypatch.setattr(loader, "_SETTLED_NS", 0)  # the loader hashes nothing (old files)
+    hashed: list[str] = []
+    real_hash = collector.file_hash
+    monkeypatch.setattr(collector, "file_hash",
+                        lambda path: hashed.append(Path(path).name) or real_hash(path))
+    graph = project.src / "graph.rst"
+    graph.write_text(graph.read_text() + "\nMore text.\n")  # read again, model unchanged
+    read, _result = project()
+    assert read == {"graph"} and hashed == []
+    shared = project.src / "models" / "shared.onnx"
+    shared.write_bytes(shared.read_bytes())  # new signature, same content
+    set_mtime(shared, 3600)  # older than the last read: Sphinx's own check stays quiet
+    read, _result = project()
+    assert read == set() and hashed == ["shared.onnx"]
+    read, _result = project()  # no page was read: the new signature was kept all the same
+    assert read == set() and hashed == ["shared.onnx"]
 
 
 def test_deleted_model_warns_at_each_page_and_keeps_warning(project: Builder) -> None:

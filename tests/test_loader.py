@@ -158,6 +158,35 @@ def test_changed_content_with_same_size_and_mtime_is_parsed_again(model_file: Pa
     assert second.content_hash != first.content_hash
 
 
+def test_a_settled_file_is_known_by_its_status_and_never_hashed(
+        model_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file last changed before the settling time is cached by its status alone: no
+    SHA-256 when it is loaded, none for a cache hit, none when its status changes."""
+    monkeypatch.setattr(loader, "_SETTLED_NS", 0)  # as if written long ago
+    hashes, parses = loader.hash_count(), parse_count()
+    first = load_qdq_model(model_file)
+    assert load_qdq_model(model_file) is first
+    assert (loader.hash_count(), parse_count()) == (hashes, parses + 1)
+    assert first.content_hash == ""
+    assert first.file_status[:2] == (model_file.stat().st_size, model_file.stat().st_mtime_ns)
+    model_file.write_bytes(model_file.read_bytes())  # a new status: parsed again, unhashed
+    second = load_qdq_model(model_file)
+    assert second is not first and second == first
+    assert (loader.hash_count(), parse_count()) == (hashes, parses + 2)
+
+
+def test_a_file_changed_a_moment_ago_is_hashed_and_kept_while_its_content_is(
+        model_file: Path) -> None:
+    """Within the settling time a coarse clock could hide a rewrite: the content is hashed,
+    and a cache entry is kept (not parsed again) while the hash is the same."""
+    hashes, parses = loader.hash_count(), parse_count()
+    first = load_qdq_model(model_file)
+    assert loader.hash_count() == hashes + 1
+    model_file.write_bytes(model_file.read_bytes())  # same content, new status
+    assert load_qdq_model(model_file) is first
+    assert (loader.hash_count(), parse_count()) == (hashes + 2, parses + 1)
+
+
 def test_large_files_are_hashed_while_parsing(tmp_path: Path) -> None:
     weight = np.random.default_rng(0).integers(-128, 127, (2048, 2048), dtype=np.int8)
     proto = factories.weight_dq_model(weight=weight.reshape(2048, 2048, 1, 1),

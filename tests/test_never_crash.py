@@ -28,8 +28,8 @@ from sphinx_helpers import build, make_project
 
 from sphinxext_qdq import cli
 from sphinxext_qdq.integer import reference
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import read_checked, regular_file
-from sphinxext_qdq.onnxio.proto import QdqModelError
 from sphinxext_qdq.sphinx.collector import file_hash
 
 #: A build that hangs is stopped (with every thread's stack) after this many seconds.

@@ -250,12 +250,12 @@ def test_bad_pairs_config_is_a_located_error(tmp_path):
 
 
 class Counters:
-    """Counts model loads asked by directives and dot processes started."""
+    """Counts model loads (asked by directives and node visitors) and dot processes started."""
 
     def __init__(self, monkeypatch):
         self.loads = 0
         self.dot_runs = 0
-        real_load, real_run = sphinxext_qdq.sphinx.directives.load_qdq_model, subprocess.run
+        real_load, real_run = sphinxext_qdq.sphinx.backend.load_qdq_model, subprocess.run
 
         def counting_load(*args, **kwargs):
             self.loads += 1
@@ -266,7 +266,7 @@ class Counters:
                 self.dot_runs += 1
             return real_run(args, *rest, **kwargs)
 
-        monkeypatch.setattr(sphinxext_qdq.sphinx.directives, "load_qdq_model", counting_load)
+        monkeypatch.setattr(sphinxext_qdq.sphinx.backend, "load_qdq_model", counting_load)
         monkeypatch.setattr(sphinx.ext.graphviz.subprocess, "run", counting_run)
 
 
@@ -342,3 +342,71 @@ def test_texinfo_includes_the_graph_as_png(tmp_path):
     assert len(images) == 2  # the reST and the MyST page
     name = images[0].split("{")[1].split(",")[0]
     assert (result.outdir / f"{name}.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path):
+    """``retarget_svg_links`` (a regular expression over dot's text) gives every link the
+    value ``sphinx.ext.graphviz.fix_svg_relative_paths`` (an XML tree) gives it."""
+    from types import SimpleNamespace
+
+    from sphinx.ext.graphviz import fix_svg_relative_paths
+
+    from sphinxext_qdq.render.graphviz import DotRunError
+    from sphinxext_qdq.sphinx.nodes import retarget_svg_links
+
+    hrefs = ["../params.html#qdq-param-a&amp;b", "#local", "../../up.html",
+             "https://onnx.ai/x.html#y", "sub%20dir/page.html?q=1&amp;r=2#f",
+             "&#39;quoted&#39;.html"]
+    svg = ('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+           'xmlns:xlink="http://www.w3.org/1999/xlink">'
+           + "".join(f'<g><a xlink:href="{h}" xlink:title="t"><text>n</text></a></g>'
+                     for h in hrefs) + "</svg>\n")
+    env = SimpleNamespace(path2doc=lambda source: "sub/graph")
+    translator = SimpleNamespace(
+        document={"source": str(tmp_path / "src" / "sub" / "graph.rst")},
+        builder=SimpleNamespace(env=env, outdir=tmp_path / "out", imgpath="../_images"))
+    ours, sphinx_way = tmp_path / "ours.svg", tmp_path / "sphinx.svg"
+    ours.write_text(svg, encoding="utf-8")
+    sphinx_way.write_text(svg, encoding="utf-8")
+    retarget_svg_links(translator, ours)
+    fix_svg_relative_paths(translator, sphinx_way)
+
+    def links(path):
+        return [a.get("{http://www.w3.org/1999/xlink}href") for a in ElementTree.parse(path).getroot().iter(
+            "{http://www.w3.org/2000/svg}a")]
+
+    assert links(ours) == links(sphinx_way)
+    assert links(ours)[0] == "../params.html#qdq-param-a&b"
+    broken = tmp_path / "broken.svg"
+    broken.write_text(svg[:-10], encoding="utf-8")
+    with pytest.raises(DotRunError, match="not valid XML"):
+        retarget_svg_links(translator, broken)
+
+
+def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):
+    """A graph's ``pending_xref`` children (one per link: most of a large page's nodes)
+    are added at ``doctree-read`` (emitted by a transform of priority 880), so the read
+    transforms before it do not walk them; the page still carries every one of them when
+    Sphinx resolves references."""
+    from docutils.transforms import Transform
+    from sphinx import addnodes
+
+    seen_by_transforms: list[int] = []
+
+    class CountLinkRequests(Transform):
+        default_priority = 879  # just before Sphinx's DoctreeReadEvent (880)
+
+        def apply(self) -> None:
+            seen_by_transforms.append(sum(
+                1 for graph in self.document.findall(qdq_graph)
+                for _ in graph.findall(addnodes.pending_xref)))
+
+    src = make_project(tmp_path / "src", root=None, pages={
+        "index.rst": "Index\n=====\n\n.. qdq-graph:: tiny\n"})
+    result = build(src, "html", on_app=lambda app: app.add_transform(CountLinkRequests))
+    doctree = result.app.env.get_doctree("index")
+    graph = next(iter(doctree.findall(qdq_graph)))
+    stored = list(graph.findall(addnodes.pending_xref))
+    assert seen_by_transforms == [0]
+    assert len(stored) > 5 and "qdq_link_keys" not in graph
+    assert all(len(ref.children) == 1 and ref.astext() == "" for ref in stored)

@@ -31,8 +31,8 @@ from sphinxext_qdq.analysis.records import (
     Role,
     TensorInfo,
 )
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES
-from sphinxext_qdq.onnxio.proto import QdqModelError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",

@@ -3,11 +3,10 @@
 :func:`load_qdq_model` refuses anything that is not a readable ONNX file with a
 :class:`QdqModelError` naming the file and the reason, never a protobuf
 traceback. It parses the bytes itself (external data is never loaded with the
-model), caps the file size, and caches the analysis by resolved path, size,
-modification time and content hash, so a process parses a model once however
-many directives ask for it. A file whose status (size, times, inode) has not
-changed since it was hashed, and which had not changed for a while then, is
-not read again for a cache hit.
+model), caps the file size, and caches the analysis by resolved path and file
+status (size, times, inode, device), so a process parses a model once however
+many directives ask for it. The content is hashed only when the status cannot
+tell whether the file changed (see :func:`load_qdq_model`).
 
 Reading and parsing are :mod:`sphinxext_qdq.onnxio`'s job (checked paths, the lean parse
 of large files, external data only from inside the model's folder); this module owns the
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from sphinxext_qdq.analysis.patterns import analyze
 from sphinxext_qdq.onnxio import proto as _proto
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import (
     DEFAULT_MAX_BYTES,
     checked_stat,
@@ -34,7 +34,7 @@ from sphinxext_qdq.onnxio.files import (
     read_bytes,
     resolve_model_file,
 )
-from sphinxext_qdq.onnxio.proto import QdqModelError, parse_lean
+from sphinxext_qdq.onnxio.proto import parse_lean
 
 if TYPE_CHECKING:
     import onnx
@@ -52,13 +52,6 @@ _THREADED_HASH_BYTES = 4 * 1024 * 1024
 _SETTLED_NS = 2_000_000_000
 
 
-class _CacheKey(NamedTuple):
-    path: str
-    size: int
-    mtime_ns: int
-    content_hash: str
-
-
 class _Status(NamedTuple):
     """What ``stat`` says of a file; any write changes ``ctime``."""
 
@@ -69,37 +62,55 @@ class _Status(NamedTuple):
     device: int
 
 
-_cache: OrderedDict[_CacheKey, QdqModel] = OrderedDict()
-_settled: dict[str, tuple[_Status, str]] = {}  # path -> (status, content hash) known at once
+class _Entry(NamedTuple):
+    """One cached analysis: the file's status when it was read, the SHA-256 of what was
+    read (``""`` when it was not needed), whether the status alone identifies that content
+    (the file had settled before it was read), and the external data files' status."""
+
+    status: _Status
+    content_hash: str
+    trusted: bool
+    model: QdqModel
+    data_status: tuple[tuple[str, _Status | None], ...]
+
+
+_cache: OrderedDict[str, _Entry] = OrderedDict()  # resolved path -> its latest analysis
 _lock = threading.Lock()
 _hit_count = 0
+_hash_count = 0
 
 
 # -- public API ---------------------------------------------------------------
 def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
-    """Parse and analyse the ONNX model at *path*, or return the cached analysis."""
+    """Parse and analyse the ONNX model at *path*, or return the cached analysis.
+
+    Freshness comes from the file's status (size, mtime, ctime, inode, device): a cached
+    analysis whose file has the same status, and had settled when it was read, is returned
+    after one ``stat``. The content (SHA-256) is hashed only when the status cannot decide:
+    the file changed within :data:`_SETTLED_NS` of being read (a coarse clock could hide a
+    rewrite), or its status changed since a hashed read (the content may still be the same,
+    and then the analysis is kept)."""
     resolved = resolve_model_file(path)
-    status = checked_stat(resolved, max_bytes)
-    mtime_ns = status.st_mtime_ns
+    status = _status(checked_stat(resolved, max_bytes))
     where = str(resolved)
-    cached = _settled_hit(where, status)
-    if cached is not None:
-        return cached
+    entry = _entry(where)
+    if entry is not None and entry.trusted and entry.status == status:
+        return _hit(where, entry)
     read_at = time.time_ns()
     data = read_bytes(resolved, max_bytes)  # checked again once open, never above the limit
-    if _seen_before(where, len(data), mtime_ns):
-        content_hash = content_hash_of(data)
-        key = _CacheKey(where, len(data), mtime_ns, content_hash)
-        cached = _cached(key)
-        if cached is not None:
-            _note_settled(where, status, content_hash, read_at)
-            return cached
+    trusted = max(status.mtime_ns, status.ctime_ns) <= read_at - _SETTLED_NS
+    if entry is not None and entry.content_hash and entry.status.size == len(data):
+        content_hash = _hash(data)  # the status changed or was not trusted: compare content
+        if content_hash == entry.content_hash:
+            return _hit(where, entry._replace(status=status, trusted=trusted))
         model = _analysed(parse_lean(data, resolved), resolved, content_hash)
-    else:  # surely a miss: hash (releases the GIL) while the model is parsed and analysed
+    elif trusted:
+        model = _analysed(parse_lean(data, resolved), resolved, "")
+    else:  # changed a moment ago: hash (releases the GIL) while parsing and analysing
         model = _analysed_while_hashing(data, resolved)
-        key = _CacheKey(where, len(data), mtime_ns, model.content_hash)
-    _remember(key, model)
-    _note_settled(where, status, model.content_hash, read_at)
+    model = dataclasses.replace(model, file_status=tuple(status))
+    _remember(where, _Entry(status, model.content_hash, trusted, model,
+                            _data_files_status(model)))
     return model
 
 
@@ -108,44 +119,31 @@ def _status(status: os.stat_result) -> _Status:
                    status.st_dev)
 
 
-def _settled_hit(where: str, status: os.stat_result) -> QdqModel | None:
-    """The cached analysis of a file whose status is unchanged since it was hashed."""
+def _entry(where: str) -> _Entry | None:
+    """The cached analysis of *where*, unless an external data file it read has changed."""
     with _lock:
-        known = _settled.get(where)
-    if known is None or known[0] != _status(status):
+        entry = _cache.get(where)
+    if entry is not None and entry.data_status != _data_files_status(entry.model):
+        with _lock:
+            _cache.pop(where, None)
         return None
-    return _cached(_CacheKey(where, status.st_size, status.st_mtime_ns, known[1]))
+    return entry
 
 
-def _note_settled(where: str, status: os.stat_result, content_hash: str, read_at: int) -> None:
-    """Trust *status* for *where* when the file had not changed for a while before it
-    was read (a change in the same clock tick as the read would not show in the status)."""
-    with _lock:
-        if max(status.st_mtime_ns, status.st_ctime_ns) <= read_at - _SETTLED_NS:
-            _settled[where] = (_status(status), content_hash)
-        else:
-            _settled.pop(where, None)
-
-
-def _cached(key: _CacheKey) -> QdqModel | None:
+def _hit(where: str, entry: _Entry) -> QdqModel:
     global _hit_count
     with _lock:
-        model = _cache.get(key)
-        data_status = _data_status.get(key, ())
-    if model is not None and data_status != _data_files_status(model):
-        with _lock:  # an external data file the analysis read has changed since
-            _cache.pop(key, None)
-            _data_status.pop(key, None)
-            _settled.pop(key.path, None)
-        return None
+        _cache[where] = entry
+        _cache.move_to_end(where)
+        _hit_count += 1
+    return entry.model
+
+
+def _hash(data: bytes) -> str:
+    global _hash_count
     with _lock:
-        if model is not None:
-            _cache.move_to_end(key)
-            _hit_count += 1
-        return model
-
-
-_data_status: dict[_CacheKey, tuple[tuple[str, _Status | None], ...]] = {}
+        _hash_count += 1
+    return content_hash_of(data)
 
 
 def _data_files_status(model: QdqModel) -> tuple[tuple[str, _Status | None], ...]:
@@ -186,30 +184,29 @@ def parse_count() -> int:
     return _proto.parse_count()
 
 
+def hash_count() -> int:
+    """How many times this process has hashed a model file's content."""
+    return _hash_count
+
+
 def stats() -> dict[str, int]:
-    """Cache statistics: parses, cache hits and cached entries."""
-    return {"parses": _proto.parse_count(), "hits": _hit_count, "entries": len(_cache)}
+    """Cache statistics: parses, content hashes, cache hits and cached entries."""
+    return {"parses": _proto.parse_count(), "hashes": _hash_count, "hits": _hit_count,
+            "entries": len(_cache)}
 
 
 def clear_cache() -> None:
     """Forget every cached analysis (the parse counter keeps counting)."""
     with _lock:
         _cache.clear()
-        _data_status.clear()
-        _settled.clear()
-
-
-def _seen_before(path: str, size: int, mtime_ns: int) -> bool:
-    with _lock:
-        return any(k.path == path and k.size == size and k.mtime_ns == mtime_ns for k in _cache)
 
 
 def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
     """Parse and analyse *data* while a thread hashes it (sha256 runs without the GIL)."""
     if len(data) < _THREADED_HASH_BYTES:
-        return _analysed(parse_lean(data, path), path, content_hash_of(data))
+        return _analysed(parse_lean(data, path), path, _hash(data))
     digest: list[str] = []
-    worker = threading.Thread(target=lambda: digest.append(content_hash_of(data)), daemon=True)
+    worker = threading.Thread(target=lambda: digest.append(_hash(data)), daemon=True)
     worker.start()
     try:
         model = _analysed(parse_lean(data, path), path, "")
@@ -218,13 +215,9 @@ def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
     return dataclasses.replace(model, content_hash=digest[0])
 
 
-def _remember(key: _CacheKey, model: QdqModel) -> None:
-    data_status = _data_files_status(model)
+def _remember(where: str, entry: _Entry) -> None:
     with _lock:
-        for old in [k for k in _cache if k.path == key.path]:
-            del _cache[old]  # an older version of the same file
-            _data_status.pop(old, None)
-        _cache[key] = model
-        _data_status[key] = data_status
+        _cache[where] = entry  # replaces an older version of the same file
+        _cache.move_to_end(where)
         while len(_cache) > CACHE_SIZE:
-            _data_status.pop(_cache.popitem(last=False)[0], None)
+            _cache.popitem(last=False)

@@ -311,6 +311,10 @@ class QdqModel:
     function_graphs: tuple[str, ...] = ()
     #: Paths of every graph but the main one (subgraph bodies and functions).
     subgraphs: tuple[str, ...] = ()
+    #: (size, mtime_ns, ctime_ns, inode, device) of the file when the loader read it: with
+    #: ``path``, what identifies this analysis in caches (``content_hash`` is computed only
+    #: when the file's status could not tell a change).
+    file_status: tuple[int, ...] = field(default=(), compare=False)
 
     # -- lookups -----------------------------------------------------------
     def node(self, key: str) -> NodeInfo:

@@ -62,14 +62,14 @@ from sphinxext_qdq.integer.requant import (
     side_of,
 )
 from sphinxext_qdq.onnxio.dtypes import c_type_of, integer_range, numpy_integer
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import (
     DEFAULT_MAX_BYTES,
     DEFAULT_MAX_ELEMENTS,
     read_checked,
-    read_model_proto,
     regular_file,
 )
-from sphinxext_qdq.onnxio.proto import QdqModelError, read_tensor_array
+from sphinxext_qdq.onnxio.proto import read_model_proto, read_tensor_array
 from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Every path the extension opens goes through here first: a missing file, a directory, a
 FIFO or device, a symbolic-link loop or a file above the size limit is a
-:class:`~sphinxext_qdq.onnxio.proto.QdqModelError`, never a hang or a traceback.
+:class:`~sphinxext_qdq.onnxio.errors.QdqModelError`, never a hang or a traceback.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
-from sphinxext_qdq.onnxio.proto import QdqModelError, parse_lean, repair_text_fields
+from sphinxext_qdq.onnxio.errors import QdqModelError
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-
-    import onnx
 
 #: Largest model file :func:`load_qdq_model` accepts unless told otherwise (512 MiB).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
@@ -67,16 +65,6 @@ def checked_file(path: str | os.PathLike[str], max_bytes: int, what: str = "a fi
 def read_checked(path: str | os.PathLike[str], max_bytes: int, what: str = "a file") -> bytes:
     """The bytes of a regular file within *max_bytes* (checked before it is opened)."""
     return read_bytes(checked_file(path, max_bytes, what), max_bytes)
-
-
-def read_model_proto(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES
-                     ) -> tuple[Path, onnx.ModelProto]:
-    """(resolved path, protobuf) of a model file: checked, parsed (large weights left in
-    the file) and with its text fields repaired, as the loader reads it."""
-    resolved = checked_file(path, max_bytes, "an ONNX file")
-    proto = parse_lean(read_bytes(resolved, max_bytes), resolved)
-    repair_text_fields(proto)
-    return resolved, proto
 
 
 def _kind(mode: int) -> str:

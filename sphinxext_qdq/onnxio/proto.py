@@ -20,7 +20,8 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import helper, numpy_helper
 
-from sphinxext_qdq.onnxio import dtypes
+from sphinxext_qdq.onnxio import dtypes, files
+from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.wire import without_bulk_data
 
 #: Files at least this large are parsed without their bulk data (:mod:`.wire`); a smaller
@@ -29,17 +30,6 @@ LEAN_PARSE_BYTES = 16 * 1024 * 1024
 
 #: Largest ONNX IR version accepted as plausible (IR 13 is current in 2025).
 _MAX_IR_VERSION = 64
-
-
-class QdqModelError(Exception):
-    """A model file that cannot be used: the message names the file and the reason."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
-        self.path = os.fspath(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
-
-
 
 _lock = threading.Lock()
 _parse_count = 0
@@ -328,3 +318,13 @@ def parse_lean(data: bytes, path: Path) -> onnx.ModelProto:
             entry = tensor.external_data.add()
             entry.key, entry.value = key, value
     return proto
+
+
+def read_model_proto(path: str | os.PathLike[str], max_bytes: int = files.DEFAULT_MAX_BYTES
+                     ) -> tuple[Path, onnx.ModelProto]:
+    """(resolved path, protobuf) of a model file: checked, parsed (large weights left in
+    the file) and with its text fields repaired, as the loader reads it."""
+    resolved = files.checked_file(path, max_bytes, "an ONNX file")
+    proto = parse_lean(files.read_bytes(resolved, max_bytes), resolved)
+    repair_text_fields(proto)
+    return resolved, proto

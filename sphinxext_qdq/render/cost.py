@@ -26,6 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+#: Default of ``qdq_layout_budget``: seconds of estimated ``dot`` time per drawing.
+DEFAULT_LAYOUT_BUDGET = 5.0  # here, not in .depth: Sphinx's setup reads it (no numpy)
+
 #: Seconds per (node, virtual nodes included)² (calibrated, see the module docstring).
 SECONDS_PER_SQUARED_NODE = 3.8e-8
 #: Seconds per unit of crossing work.

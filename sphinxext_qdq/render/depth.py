@@ -10,12 +10,12 @@ import dataclasses
 from dataclasses import dataclass
 
 from sphinxext_qdq.analysis.records import QdqModel
-from sphinxext_qdq.render.cost import layout_shape
+from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET, layout_shape
 from sphinxext_qdq.render.dot import DotOptions, drawing_graph
 from sphinxext_qdq.render.scopes import scope_paths
 
-#: Default of ``qdq_layout_budget``: seconds of estimated ``dot`` time per drawing.
-DEFAULT_LAYOUT_BUDGET = 5.0
+__all__ = ["DEFAULT_LAYOUT_BUDGET", "MAX_BOXES", "DepthChoice", "choose_depth", "estimate"]
+
 #: At most this many nodes (boxes included) in a drawing chosen by ``auto``.
 MAX_BOXES = 300
 

@@ -15,27 +15,15 @@ from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
 from sphinx.util.docutils import SphinxDirective
 
-from sphinxext_qdq.analysis.loader import load_qdq_model
-from sphinxext_qdq.analysis.queries import (
-    QdqSelectionError,
-    describe,
-    select_region,
-    summarize,
+from sphinxext_qdq.onnxio.errors import QdqModelError
+from sphinxext_qdq.sphinx import backend
+from sphinxext_qdq.sphinx.collector import (
+    file_signature,
+    file_state,
+    known_states,
+    note_input,
+    page_record,
 )
-from sphinxext_qdq.analysis.records import Role
-from sphinxext_qdq.integer.requant import ROUNDINGS, requant_recipes
-from sphinxext_qdq.onnxio.proto import QdqModelError
-from sphinxext_qdq.render.depth import choose_depth
-from sphinxext_qdq.render.dot import (
-    PAIR_STYLES,
-    DotOptions,
-    drawing_scopes,
-    graph_node_count,
-    link_keys,
-    scope_key,
-)
-from sphinxext_qdq.render.scopes import scope_paths
-from sphinxext_qdq.sphinx.collector import file_signature, file_state, page_record
 from sphinxext_qdq.sphinx.domain import QdqDomain, full_name, warn_duplicate
 from sphinxext_qdq.sphinx.nodes import qdq_graph
 from sphinxext_qdq.sphinx.presentation import table_box
@@ -69,9 +57,11 @@ if TYPE_CHECKING:
         QdqNode,
         QuantOperand,
         QuantParam,
+        Role,
     )
     from sphinxext_qdq.integer import reference
     from sphinxext_qdq.integer.requant import RequantRecipe
+    from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +69,7 @@ logger = logging.getLogger(__name__)
 def _reference():  # the integer_reference module
     """The integer reference, imported when a page first asks for an example or an
     agreement (most builds never do: ~25 ms of import saved)."""
-    from sphinxext_qdq.integer import reference as integer_reference
-
-    return integer_reference
+    return backend.integer_reference
 
 
 class LoadedModel(NamedTuple):
@@ -195,27 +183,34 @@ class QdqModelDirective(SphinxDirective):
         self.env.note_dependency(str(path))
         signature = file_signature(path)  # before reading: a later change is seen
         try:
-            analysis = load_qdq_model(path, max_bytes=self.qdq_config("qdq_max_model_bytes"))
+            analysis = backend.load_qdq_model(path,
+                                              max_bytes=self.qdq_config("qdq_max_model_bytes"))
         except QdqModelError as exc:
-            page_record(self.env).inputs[str(path)] = file_state(path, signature=signature)
+            self.note_input(str(path), signature=signature)
             self.warn(str(exc), "model")
             return None
-        page_record(self.env).inputs[str(path)] = file_state(path, analysis.content_hash,
-                                                             signature)
+        self.note_input(str(path), analysis.content_hash or None, signature)
         self.qdq_domain.note_model_stem(path.stem, key)
         for data_file in analysis.data_files:
             self.env.note_dependency(data_file)
-            page_record(self.env).inputs[data_file] = file_state(data_file)
+            self.note_input(data_file)
         if diagnose:
             self.report_diagnostics(key, analysis)
         return LoadedModel(key, path, analysis)
 
+    def note_input(self, path: str, content_hash: str | None = None,
+                   signature: tuple[int, int, int, int, int] | None = None) -> None:
+        """Record that this page read *path*; its content is hashed only when neither the
+        loader nor an earlier read with the same signature gives the hash."""
+        note_input(self.env, path, file_state(path, content_hash, signature,
+                                               known=known_states(self.env)))
+
     def report_diagnostics(self, key: str, analysis: QdqModel) -> None:
         """Each problem of a model once per page, at the first directive using it."""
         reported = self.env.temp_data.setdefault("qdq_diagnosed", set())
-        if analysis.content_hash in reported:
+        if (analysis.path, analysis.file_status) in reported:
             return
-        reported.add(analysis.content_hash)
+        reported.add((analysis.path, analysis.file_status))
         for diagnostic in analysis.diagnostics:
             where = f" (node {diagnostic.node!r})" if diagnostic.node else ""
             self.warn(f"{key}{where}: {diagnostic.message}", diagnostic.subtype)
@@ -227,7 +222,7 @@ class QdqGraphDirective(QdqModelDirective):
     option_spec: ClassVar[OptionSpec] = {
         "mode": lambda arg: directives.choice(arg, ("compact", "full")),
         "rankdir": rankdir_option,
-        "pairs": lambda arg: directives.choice(arg, PAIR_STYLES),
+        "pairs": lambda arg: directives.choice(arg, backend.PAIR_STYLES),
         "from": name_list,
         "to": name_list,
         "depth": depth_option,
@@ -269,13 +264,13 @@ class QdqGraphDirective(QdqModelDirective):
         node["qdq_model"] = loaded.key
         node["qdq_path"] = str(loaded.path)
         node["qdq_options"] = options
-        node["alt"] = alt or describe(loaded.analysis)
+        node["alt"] = alt or backend.describe(loaded.analysis)
         for name in ("width", "scale"):
             if name in self.options:
                 node[f"qdq_{name}"] = self.options[name]
-        keys = link_keys(loaded.analysis, options)
-        node.extend(link_requests(loaded.key, [key for key in keys
-                                               if not key.startswith("scope:")]))
+        keys = backend.link_keys(loaded.analysis, options)
+        # the pending_xrefs are added after the read transforms (add_link_requests)
+        node["qdq_link_keys"] = [key for key in keys if not key.startswith("scope:")]
         self.set_source_info(node)
         return node
 
@@ -288,7 +283,7 @@ class QdqGraphDirective(QdqModelDirective):
         figures: list[Node] = []
         while queue:
             parent, parent_options, parent_id = queue.pop(0)
-            for scope in drawing_scopes(loaded.analysis, parent_options):
+            for scope in backend.drawing_scopes(loaded.analysis, parent_options):
                 if len(figures) >= limit:
                     break
                 child_options = self.depth_for(loaded.analysis, dataclasses.replace(
@@ -297,7 +292,7 @@ class QdqGraphDirective(QdqModelDirective):
                                         f"{loaded.key}: scope {' / '.join(scope)}")
                 figure_id = f"qdq-scope-{self.env.new_serialno('qdq-scope')}"
                 parent.append(nodes.reference("", "", refid=figure_id,
-                                              qdq_link_key=scope_key(scope)))
+                                              qdq_link_key=backend.scope_key(scope)))
                 caption = nodes.caption(
                     "", "", nodes.Text(f"{' / '.join(scope)} ({loaded.key}), drawn "
                                        f"{self.depth_text(child_options)}; "),
@@ -328,15 +323,15 @@ class QdqGraphDirective(QdqModelDirective):
         if isinstance(setting, int):
             return dataclasses.replace(options, depth=max(setting, len(options.scope) + 1))
         budget = float(self.qdq_config("qdq_layout_budget"))
-        return dataclasses.replace(options, depth=choose_depth(analysis, options, budget).depth)
+        return dataclasses.replace(options, depth=backend.choose_depth(analysis, options, budget).depth)
 
     def dot_options(self, analysis: QdqModel) -> DotOptions:
         mode = self.options.get("mode") or self.qdq_config("qdq_graph_mode")
         rankdir = self.options.get("rankdir") or self.qdq_config("qdq_graph_rankdir")
         pairs = self.options.get("pairs") or (  # read (and depended on) in compact mode only
-            self.qdq_config("qdq_graph_pairs") if mode == "compact" else PAIR_STYLES[0])
+            self.qdq_config("qdq_graph_pairs") if mode == "compact" else backend.PAIR_STYLES[0])
         try:
-            options = DotOptions(mode=mode, rankdir=str(rankdir).upper(), pairs=pairs,
+            options = backend.DotOptions(mode=mode, rankdir=str(rankdir).upper(), pairs=pairs,
                                  legend="legend" in self.options,
                                  selection=self.selection(analysis),
                                  max_nodes=max(0, self.qdq_config("qdq_max_graph_nodes")),
@@ -350,8 +345,8 @@ class QdqGraphDirective(QdqModelDirective):
     def scope(self, analysis: QdqModel) -> tuple[str, ...]:
         """``:scope:``, checked against the model's grouping."""
         scope = self.options.get("scope", ())
-        if scope and not scope_paths(analysis).members(scope):
-            grouping = scope_paths(analysis)
+        if scope and not backend.scope_paths(analysis).members(scope):
+            grouping = backend.scope_paths(analysis)
             known = sorted({path[0] for path in grouping.paths.values() if path})[:8]
             raise self.error(f"qdq-graph: no node lies in scope {'/'.join(scope)!r} "
                              f"(grouping: {grouping.kind}; top-level scopes: "
@@ -366,7 +361,7 @@ class QdqGraphDirective(QdqModelDirective):
         """Warn when the drawing is replaced by a note (more than ``qdq_max_graph_nodes``)."""
         if not options.max_nodes:
             return
-        count = graph_node_count(loaded.analysis, options)
+        count = backend.graph_node_count(loaded.analysis, options)
         if count > options.max_nodes:
             what = "the selection" if options.selection is not None else "the graph"
             self.warn(f"{loaded.key}: {what} has {count} nodes in {options.mode} mode, more "
@@ -381,19 +376,33 @@ class QdqGraphDirective(QdqModelDirective):
         if not sources and not targets:
             return None
         try:
-            return select_region(analysis, sources or [], targets or [])
-        except QdqSelectionError as exc:
+            return backend.select_region(analysis, sources or [], targets or [])
+        except backend.QdqSelectionError as exc:
             raise self.error(f"qdq-graph: {exc}") from None
 
 
+def add_link_requests(_app: object, doctree: nodes.document) -> None:
+    """``doctree-read``: give each graph its ``pending_xref`` children. They are added
+    after most read-phase transforms (``doctree-read`` is emitted by one of priority 880),
+    each of which walks the whole page: a graph of 2,000 nodes asks for about 1,400 links,
+    most of the page's nodes. Sphinx resolves them when the page is written, as any
+    reference."""
+    for graph in doctree.findall(qdq_graph):
+        keys = graph.attributes.pop("qdq_link_keys", None)
+        if keys:
+            graph.extend(link_requests(graph["qdq_model"], keys))
+
+
 def link_requests(model_key: str, keys: list[str]) -> list[addnodes.pending_xref]:
-    """One ``pending_xref`` per link a graph can carry; Sphinx resolves them."""
+    """One ``pending_xref`` per link a graph can carry; Sphinx resolves them. Each holds an
+    empty ``inline`` (Sphinx wants a content node, nothing shows it): a graph has a link per
+    node, and every transform, and the search index, walks every text node of the page."""
     requests = []
     for link_key in keys:
         kind, _, name = link_key.partition(":")
         target = name if kind == "op" else full_name(model_key, name)
         xref = addnodes.pending_xref(
-            "", nodes.inline("", link_key), refdomain="qdq", reftype=kind,
+            "", nodes.inline(), refdomain="qdq", reftype=kind,
             reftarget=target, refexplicit=False, refwarn=False, qdq_link_key=link_key,
         )
         requests.append(xref)
@@ -408,15 +417,13 @@ def regex_option(argument: str | None) -> re.Pattern[str]:
         raise ValueError(f"invalid regular expression {argument!r}: {exc}") from None
 
 
-ROLE_NAMES = {role.value: role for role in Role}
-
-
 def role_list(argument: str | None) -> frozenset[Role]:
+    known = {role.value: role for role in backend.Role}
     roles = set()
     for name in name_list(argument):
-        if name not in ROLE_NAMES:
-            raise ValueError(f"unknown role {name!r}; expected one of {', '.join(ROLE_NAMES)}")
-        roles.add(ROLE_NAMES[name])
+        if name not in known:
+            raise ValueError(f"unknown role {name!r}; expected one of {', '.join(known)}")
+        roles.add(known[name])
     return frozenset(roles)
 
 
@@ -561,7 +568,7 @@ class QdqSummaryDirective(QdqModelDirective):
         loaded = self.load_model()
         if loaded is None:
             return []
-        rows = summary_rows(summarize(loaded.analysis))
+        rows = summary_rows(backend.summarize(loaded.analysis))
         table = build_table(["Statistic", "Value"], rows, [30, 70],
                             classes=["qdq-summary", *self.options.get("class", [])],
                             title=self.options.get("caption"))
@@ -608,7 +615,7 @@ class QdqRequantDirective(QdqParamsDirective):
         "images": directives.positive_int,
         "image": directives.nonnegative_int,
         "position": position_option,
-        "rounding": lambda arg: directives.choice(arg, ROUNDINGS),
+        "rounding": lambda arg: directives.choice(arg, backend.ROUNDINGS),
         "caption": directives.unchanged,
         "name": directives.unchanged,
         "class": directives.class_option,
@@ -663,7 +670,7 @@ class QdqRequantDirective(QdqParamsDirective):
         """Recipes passing ``:nodes:`` (on compute node names), ``:ops:`` and ``:limit:``."""
         pattern = self.options.get("nodes")
         ops = self.op_filter()
-        recipes = requant_recipes(analysis)
+        recipes = backend.requant_recipes(analysis)
         selected = [recipe for recipe in recipes
                     if (pattern is None or pattern.search(recipe.name))
                     and (not ops or recipe.op_type in ops)][: self.options.get("limit")]
@@ -724,7 +731,8 @@ class QdqRequantDirective(QdqParamsDirective):
             return []
         count = self.options.get("images")
         rounding = self.options.get("rounding", "half_even")
-        key = (loaded.analysis.content_hash, self.options["inputs"], count, rounding)
+        key = (loaded.analysis.path, loaded.analysis.file_status, self.options["inputs"], count,
+               rounding)
         report = _agreement_cache.get(key)
         if report is None:
             report = _reference().compare_with_onnxruntime(

@@ -7,13 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
-from sphinxext_qdq.render.depth import DEFAULT_LAYOUT_BUDGET
+from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
 from sphinxext_qdq.sphinx.directives import (
     QdqParamsDirective,
     QdqRequantDirective,
     QdqSummaryDirective,
+    add_link_requests,
 )
 from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
 from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
@@ -115,6 +116,7 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_post_transform(PdflatexModelText)
     app.add_post_transform(PlainModelText)
     app.add_env_collector(QdqCollector)
+    app.connect("doctree-read", add_link_requests)
     app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)

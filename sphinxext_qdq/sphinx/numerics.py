@@ -20,9 +20,8 @@ from docutils import nodes
 from docutils.parsers.rst import directives
 from sphinx.util import logging
 
-from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.numerics import NumericsError
-from sphinxext_qdq.onnxio.dtypes import label as dtype_label
+from sphinxext_qdq.sphinx import backend
 from sphinxext_qdq.sphinx.directives import (
     LoadedModel,
     QdqGraphDirective,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     from sphinx.writers.html5 import HTML5Translator
     from sphinx.writers.latex import LaTeXTranslator
 
-    from sphinxext_qdq.analysis.records import QdqModel, QdqNode
+    from sphinxext_qdq.analysis.records import QdqModel, QdqNode, Role
     from sphinxext_qdq.numerics.error import ErrorReport, TensorError
     from sphinxext_qdq.numerics.grid import GridStats
     from sphinxext_qdq.render.dot import DotOptions
@@ -162,7 +161,8 @@ def error_report(directive: QdqModelDirective, loaded: LoadedModel, float_argume
     inputs = read_inputs(directive, spec, images)
     if inputs is None:
         return None
-    key = (reference.analysis.content_hash, loaded.analysis.content_hash, inputs_hash(inputs))
+    key = (reference.analysis.path, reference.analysis.file_status, loaded.analysis.path,
+           loaded.analysis.file_status, inputs_hash(inputs))
     report = _error_cache.get(key)
     if report is None:
         try:
@@ -427,9 +427,9 @@ class QdqHistogramDirective(NumericsDirective):
         return [table, *(self.histogram_figure(loaded.key, item) for item in stats)]
 
     def roles(self) -> frozenset[Role]:
-        default = {Role.WEIGHT, Role.WEIGHT_PAIR}
+        default = {backend.Role.WEIGHT, backend.Role.WEIGHT_PAIR}
         if "inputs" in self.options:
-            default.add(Role.ACTIVATION)
+            default.add(backend.Role.ACTIVATION)
         return self.options.get("roles") or frozenset(default)
 
     def selected(self, model: QdqModel) -> list[QdqNode]:
@@ -441,8 +441,8 @@ class QdqHistogramDirective(NumericsDirective):
         if not chosen:
             self.warn(f"qdq-histogram: no tensor of the roles {', '.join(sorted(roles))} "
                       f"matches the filters in {self.arguments[0]}; nothing drawn", "filter")
-        if Role.ACTIVATION in roles and "inputs" not in self.options \
-                and any(qdq.role == Role.ACTIVATION for qdq in chosen):
+        if backend.Role.ACTIVATION in roles and "inputs" not in self.options \
+                and any(qdq.role == backend.Role.ACTIVATION for qdq in chosen):
             raise self.error("qdq-histogram: activations need :inputs: (a .npy file or "
                              "module:attribute)")
         return chosen
@@ -457,13 +457,13 @@ class QdqHistogramDirective(NumericsDirective):
             if reference is None:
                 return []
             float_constants = ModelConstants(reference.path)
-        values = self.activations(loaded, [q for q in qdqs if q.role == Role.ACTIVATION])
+        values = self.activations(loaded, [q for q in qdqs if q.role == backend.Role.ACTIVATION])
         if values is None:
             return []
         bins = self.options.get("bins", DEFAULT_BINS)
         results = []
         for qdq in qdqs:
-            if qdq.role == Role.ACTIVATION and qdq.input not in values:
+            if qdq.role == backend.Role.ACTIVATION and qdq.input not in values:
                 self.warn_numerics(f"{loaded.key}: no values collected for {qdq.input!r}")
                 continue
             results.append(grid_stats(loaded.analysis, qdq, constants, bins=bins,
@@ -504,7 +504,7 @@ class QdqHistogramDirective(NumericsDirective):
             rows.append(Row(cells=[
                 [code(item.tensor)],
                 [node_link(key, item.qdq, _node_name(model, item.qdq))],
-                f"{dtype_label(item.dtype)}, {granularity}",
+                f"{backend.dtype_label(item.dtype)}, {granularity}",
                 f"{item.low:.4g} … {item.high:.4g}",
                 f"{item.representable_low:.4g} … {item.representable_high:.4g}",
                 f"{item.clipped:.2%}", grid, f"{item.codes_used} of {item.levels}",

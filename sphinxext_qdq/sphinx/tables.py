@@ -9,13 +9,7 @@ from docutils import nodes
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
-from sphinxext_qdq.onnxio.dtypes import label as dtype_label
-from sphinxext_qdq.render.text import (
-    format_granularity,
-    format_scale,
-    format_shape,
-    format_values,
-)
+from sphinxext_qdq.sphinx import backend
 from sphinxext_qdq.sphinx.domain import full_name, make_anchor
 from sphinxext_qdq.sphinx.presentation import breakable_text
 
@@ -108,7 +102,7 @@ def param_cell(param: QuantParam | None, name: str | None, *, full: bool) -> Lin
     """Name on one line, value(s) on the next."""
     if name is None:
         return Lines([[nodes.Text("absent (0)")]])
-    return Lines([[code(name)], [nodes.Text(format_values(param, full=full))]])
+    return Lines([[code(name)], [nodes.Text(backend.format_values(param, full=full))]])
 
 
 def node_cell(name: str, graph: str) -> Lines:
@@ -139,8 +133,8 @@ def node_rows(model: QdqModel, qdqs: list[QdqNode | QuantOperand], *, full: bool
                 [code(qdq.quantized_tensor or qdq.input)],
                 param_cell(scale, qdq.scale, full=full),
                 param_cell(zero_point, qdq.zero_point, full=full),
-                dtype_label(qdq.quant_dtype),
-                format_granularity(qdq),
+                backend.dtype_label(qdq.quant_dtype),
+                backend.format_granularity(qdq),
             ],
             target=("node", qdq.key),
             index_text=f"{info.name or qdq.key} ({qdq.op_type})",
@@ -173,7 +167,7 @@ def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
         zero_point.insert(0, [nodes.Text(_index_text(operand.zero_point_index))])
     else:
         zero_point = Lines([[nodes.Text("absent" if operand.role.value != "bias" else "—")]])
-    granularity = format_granularity(operand)  # type: ignore[arg-type]
+    granularity = backend.format_granularity(operand)  # type: ignore[arg-type]
     if operand.bits:
         granularity += f", {operand.bits} bits"
     return Row(
@@ -184,7 +178,7 @@ def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
             [code(operand.tensor)],
             scale,
             zero_point,
-            dtype_label(operand.quant_dtype),
+            backend.dtype_label(operand.quant_dtype),
             granularity,
         ],
         target=("node", operand.key),
@@ -220,10 +214,10 @@ def param_rows(model: QdqModel, params: list[QuantParam], *, full: bool) -> list
             cells=[
                 [code(param.name)],
                 "scale" if param.kind == "scale" else "zero point",
-                format_values(param, full=full),
-                dtype_label(param.dtype),
-                format_shape(param.shape),
-                format_granularity(first_user) if first_user else "unknown",
+                backend.format_values(param, full=full),
+                backend.dtype_label(param.dtype),
+                backend.format_shape(param.shape),
+                backend.format_granularity(first_user) if first_user else "unknown",
                 param.source.value,
                 users,
             ],
@@ -253,7 +247,7 @@ def summary_rows(summary: ModelSummary) -> list[Row]:
         ("QuantizeLinear / DequantizeLinear", f"{summary.quantize_count} / {summary.dequantize_count}"),
         ("Q/DQ nodes by role", counts(summary.qdq_by_role)),
         ("Quantized-op groups", counts(summary.groups_by_op)),
-        ("Tensors by type", counts(tuple((dtype_label(d), c)
+        ("Tensors by type", counts(tuple((backend.dtype_label(d), c)
                                          for d, c in summary.tensors_by_dtype))),
         ("Scales and zero points", str(summary.param_count)),
         ("Parameter bytes", f"{summary.param_bytes:,}"),
@@ -298,16 +292,16 @@ def quantization_line(model_key: str, side: TensorQuantization, label: str = "")
     if not side.known:
         return [nodes.Text(f"{label}unknown")]
     if side.per_channel:
-        scales = (f"{len(side.scales)} scales {format_scale(min(side.scales))} … "
-                  f"{format_scale(max(side.scales))}")
+        scales = (f"{len(side.scales)} scales {backend.format_scale(min(side.scales))} … "
+                  f"{backend.format_scale(max(side.scales))}")
     else:
-        scales = f"s {format_scale(side.scales[0])}"
+        scales = f"s {backend.format_scale(side.scales[0])}"
     zero_points = sorted(set(side.zero_points))
     zero_text = f"z {zero_points[0]}" if len(zero_points) == 1 else \
         f"z {zero_points[0]} … {zero_points[-1]}"
     return [nodes.Text(label), param_link(model_key, side.scale_name, scales), nodes.Text(" · "),
             param_link(model_key, side.zero_point_name, zero_text),
-            nodes.Text(f" · {dtype_label(side.dtype)}")]
+            nodes.Text(f" · {backend.dtype_label(side.dtype)}")]
 
 
 def multiplier_text(m: FixedPointMultiplier) -> tuple[str, str]:
@@ -348,7 +342,7 @@ def bias_cell(model_key: str, recipe: RequantRecipe) -> Lines:
     else:
         check = f"s_b is not s_x·s_w (relative difference {bias.relative_difference:.1e})"
     return Lines([[code(bias.tensor)],
-                  [nodes.Text(f"{dtype_label(bias.dtype)}, "),
+                  [nodes.Text(f"{backend.dtype_label(bias.dtype)}, "),
                    param_link(model_key, bias.scale_name, check)]])
 
 
@@ -391,9 +385,9 @@ def example_rows(example: WorkedExample, recipe: RequantRecipe, per_line: int) -
         example.position))
     x_side, w_side, y_side = recipe.inputs[0], recipe.weight, recipe.output
     assert w_side is not None
-    scales = (f"s_x = {format_scale(x_side.scales[0])}, s_w = "
-              f"{format_scale(w_side.scales[0] if len(w_side.scales) == 1 else w_side.scales[example.position[0]])}"
-              f", s_y = {format_scale(y_side.scales[0])}")
+    scales = (f"s_x = {backend.format_scale(x_side.scales[0])}, s_w = "
+              f"{backend.format_scale(w_side.scales[0] if len(w_side.scales) == 1 else w_side.scales[example.position[0]])}"
+              f", s_y = {backend.format_scale(y_side.scales[0])}")
     rounding = example.rounding.replace("_", " ")
     steps = [
         ("Output element", f"image {example.image}, {where}"),

@@ -1,0 +1,68 @@
+"""The pure packages as the Sphinx glue sees them, imported when first used.
+
+Loading the extension (``setup()``) must not import onnx or numpy: a build whose pages use
+no directive, and a rebuild with nothing to read, would pay ~90 ms and ~22 MiB for them.
+So the glue (directives, node visitors, tables) reaches the analysis, the rendering and
+the integer arithmetic only through this module, as ``backend.load_qdq_model(...)``,
+``backend.Role``…: the first such access runs the imports below (and with them onnx and
+numpy), later ones are plain attribute look-ups. The integer reference (``qdq-requant``
+examples and agreements only, ~25 ms of import of its own) comes in separately. Names
+that setup needs (defaults, the error class) live in modules that import neither, and
+the glue imports those directly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _analysis_and_rendering() -> dict[str, Any]:
+    from sphinxext_qdq.analysis import loader, queries, records
+    from sphinxext_qdq.integer import requant
+    from sphinxext_qdq.onnxio import dtypes
+    from sphinxext_qdq.render import depth, dot, outline, scopes, text
+
+    return {
+        "load_qdq_model": loader.load_qdq_model,
+        "QdqSelectionError": queries.QdqSelectionError,
+        "describe": queries.describe,
+        "select_region": queries.select_region,
+        "summarize": queries.summarize,
+        "Role": records.Role,
+        "ROUNDINGS": requant.ROUNDINGS,
+        "requant_recipes": requant.requant_recipes,
+        "PAIR_STYLES": dot.PAIR_STYLES,
+        "DotOptions": dot.DotOptions,
+        "graph_node_count": dot.graph_node_count,
+        "link_keys": dot.link_keys,
+        "render_dot": dot.render_dot,
+        "render_note": dot.render_note,
+        "drawing_graph": dot.drawing_graph,
+        "drawing_scopes": dot.drawing_scopes,
+        "scope_key": dot.scope_key,
+        "choose_depth": depth.choose_depth,
+        "scope_paths": scopes.scope_paths,
+        "outline": outline.outline,
+        "one_line": text.one_line,
+        "dtype_label": dtypes.label,
+        "format_granularity": text.format_granularity,
+        "format_scale": text.format_scale,
+        "format_shape": text.format_shape,
+        "format_values": text.format_values,
+    }
+
+
+def _integer_reference() -> dict[str, Any]:
+    from sphinxext_qdq.integer import reference
+
+    return {"integer_reference": reference}
+
+
+def __getattr__(name: str) -> Any:
+    """Run the imports that define *name* on its first access; keep what they define."""
+    if not name.startswith("__"):
+        found = _integer_reference() if name == "integer_reference" else _analysis_and_rendering()
+        if name in found:
+            globals().update(found)
+            return found[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
