@@ -607,7 +607,7 @@ EXPECTED_WARNINGS: dict[str, str | tuple[str, ...]] = {
     "ort-int16": (),
     "ort-tensorrt": (),
     "ort-per-channel": (),
-    "qoperator": ("qoperator",),
+    "qoperator": (),
     "float-model": ("float_model",),
     "awkward-names": (),
     "hostile-doc-strings": (),

@@ -280,8 +280,8 @@ def test_dot_time_limit_is_a_located_warning_and_the_build_goes_on(tmp_path: Pat
     builder = Builder(src, confoverrides={"graphviz_dot": str(slow), "qdq_dot_timeout": 1})
     _read, result = builder()
     started = [int(pid) for pid in pids.read_text().split()]
-    assert len(started) == 2  # one dot per graph...
-    for pid in started:  # ...each stopped by the time limit, not waited for
+    assert len(started) >= 2  # dot was started for both graphs...
+    for pid in started:  # ...and every run was stopped by the time limit, not waited for
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     warnings = qdq_warnings(result)
