@@ -1,7 +1,9 @@
 """The reference page, generated from the extension's code.
 
 Names, defaults and option lists are read from the running Sphinx application and
-from ``sphinxext_qdq``'s sources; only the one-line meanings are written here. A
+from ``sphinxext_qdq``'s sources; configuration values are described where they are
+declared (``add_config_value(..., description=...)``), the meanings of options, roles and
+warning subtypes are written here. A
 name found in the code without a meaning here (or the reverse) is reported as a
 build warning, so the page cannot silently fall behind the code.
 """
@@ -23,44 +25,6 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 PACKAGE = Path(sphinxext_qdq.__file__).resolve().parent
-
-CONFIG_MEANINGS = {
-    "qdq_models": "Short names for model files, `{name: path}`; paths are relative to the "
-                  "configuration directory. A directive argument may then be the name.",
-    "qdq_graph_mode": "Default `:mode:` of `qdq-graph`: `compact` or `full`.",
-    "qdq_graph_rankdir": "Default `:rankdir:` of `qdq-graph`: `TB` or `LR`.",
-    "qdq_graph_pairs": ("Default `:pairs:` of `qdq-graph`: `edges` (a Q→DQ pair drawn on the "
-                        "edge it quantizes) or `nodes`."),
-    "qdq_op_fallback_url": "Where graph nodes and table cells of an operator that no "
-                           "`qdq:op` documents link to; `{op}` is replaced by the op type. "
-                           "`None`: no link.",
-    "qdq_max_model_bytes": "Model files larger than this many bytes are refused with a "
-                           "`qdq.model` warning.",
-    "qdq_max_elements": "Largest array (number of elements) the integer reference of "
-                        "`qdq-requant` allocates from a size the model declares (an input "
-                        "shape, a weight): a larger one is a `qdq.reference` warning. The "
-                        "command line's `--max-elements` is the same cap.",
-    "qdq_max_graph_nodes": "A drawing with more nodes than this is replaced by a short note "
-                           "asking for `:from:` / `:to:`.",
-    "qdq_dot_timeout": "Seconds Graphviz `dot` may take for one graph before it is stopped "
-                       "with a `qdq.dot` warning; the figure then holds a note saying what "
-                       "happened and what to write instead.",
-    "qdq_graph_depth": "Default `:depth:` of `qdq-graph`: `auto`, `all` or a number of scope "
-                       "levels.",
-    "qdq_layout_budget": "Seconds of estimated `dot` time (estimated from the graph: nodes, "
-                         "edges, edges crossing between ranks) that a drawing chosen by "
-                         "`:depth: auto` may take.",
-    "qdq_max_scope_drawings": "At most this many expanded drawings of collapsed scopes are "
-                              "added below one `qdq-graph` in HTML; further boxes are not "
-                              "linked.",
-    "qdq_graph_dark_palette": ("Colours of an SVG graph on a dark page, `{light colour: dark "
-                               "colour}` (as dot writes them, `#rrggbb`) over the built-in "
-                               "palette; the key `text` is the colour of uncoloured text. "
-                               "`None`: the graph keeps its light colours on dark pages."),
-    "qdq_index_entries": ("General-index entries of `qdq-params` and `qdq-requant` tables: "
-                          "`model` (one per table, under the model's name), `rows` (one per "
-                          "row) or `none`. The rows stay cross-reference targets."),
-}
 
 COMMON_OPTIONS = {
     "caption": ("text", "A caption; the graph or table becomes numbered and referable."),
@@ -324,12 +288,14 @@ class ReferenceProblems(list):
 def config_table(app: Sphinx, problems: ReferenceProblems) -> str:
     values = {name: option for name, option in app.config.values.items()
               if name.startswith("qdq_")}
-    problems.compare("configuration value", set(values), set(CONFIG_MEANINGS))
+    problems.extend(f"reference page: configuration value {name!r} has no description= "
+                    "in its add_config_value" for name, option in sorted(values.items())
+                    if not option.description)
     rows = []
     for name, option in sorted(values.items()):
         types = " or ".join(sorted(t.__name__ if t is not type(None) else "None"
                                    for t in option.valid_types)) or "any"
-        meaning = option.description or CONFIG_MEANINGS.get(name, "")
+        meaning = option.description
         rows.append([code(name), code(repr(option.default)), types, option.rebuild or "none",
                      meaning])
     return table(["Name", "Default", "Type", "Rebuilds", "Meaning"], rows, [22, 20, 9, 9, 40])
