@@ -124,6 +124,14 @@ def resolved_path(path: str | Path) -> Path:
         return Path(os.path.abspath(path))
 
 
+#: The options every table directive takes: a caption (numbered, referable), a label, classes.
+CAPTION_OPTIONS: OptionSpec = {
+    "caption": directives.unchanged,
+    "name": directives.unchanged,
+    "class": directives.class_option,
+}
+
+
 class QdqModelDirective(SphinxDirective):
     """Shared argument handling: a path (page-relative or ``/``-rooted) or a
     ``qdq_models`` name."""
@@ -448,9 +456,7 @@ class QdqParamsDirective(QdqModelDirective):
         "limit": directives.positive_int,
         "no-index": directives.flag,
         "no-index-entry": directives.flag,
-        "caption": directives.unchanged,
-        "name": directives.unchanged,
-        "class": directives.class_option,
+        **CAPTION_OPTIONS,
     }
 
     def run(self) -> list[Node]:
@@ -559,9 +565,7 @@ class QdqSummaryDirective(QdqModelDirective):
     """``.. qdq-summary:: MODEL``: counts a page about a model needs."""
 
     option_spec: ClassVar[OptionSpec] = {
-        "caption": directives.unchanged,
-        "name": directives.unchanged,
-        "class": directives.class_option,
+        **CAPTION_OPTIONS,
     }
 
     def run(self) -> list[Node]:
@@ -616,9 +620,7 @@ class QdqRequantDirective(QdqParamsDirective):
         "image": directives.nonnegative_int,
         "position": position_option,
         "rounding": lambda arg: directives.choice(arg, backend.ROUNDINGS),
-        "caption": directives.unchanged,
-        "name": directives.unchanged,
-        "class": directives.class_option,
+        **CAPTION_OPTIONS,
     }
     ops_option: ClassVar[str] = "compute-ops"
 

@@ -23,6 +23,7 @@ from sphinx.util import logging
 from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.sphinx import backend
 from sphinxext_qdq.sphinx.directives import (
+    CAPTION_OPTIONS,
     LoadedModel,
     QdqGraphDirective,
     QdqModelDirective,
@@ -235,9 +236,7 @@ class QdqErrorDirective(NumericsDirective):
         "worst-weights": directives.flag,
         "bins": bins_option,
         "layout": lambda arg: directives.choice(arg, ("row", "column")),
-        "caption": directives.unchanged,
-        "name": directives.unchanged,
-        "class": directives.class_option,
+        **CAPTION_OPTIONS,
     }
 
     def run(self) -> list[Node]:
@@ -404,9 +403,7 @@ class QdqHistogramDirective(NumericsDirective):
         "inputs": directives.unchanged_required,
         "images": images_option,
         "limit": directives.positive_int,
-        "caption": directives.unchanged,
-        "name": directives.unchanged,
-        "class": directives.class_option,
+        **CAPTION_OPTIONS,
     }
 
     def run(self) -> list[Node]:
