@@ -34,7 +34,22 @@ from sphinxext_qdq.analysis.loader import (
 )
 from sphinxext_qdq.analysis.queries import QdqSelectionError, select_region
 from sphinxext_qdq.analysis.records import Diagnostic, QdqModel
-from sphinxext_qdq.integer import reference
+from sphinxext_qdq.integer.inputs import load_input_file
+from sphinxext_qdq.integer.kernels import IntegerStep
+from sphinxext_qdq.integer.program import (
+    IntegerProgram,
+    build_integer_program,
+    describe_failure,
+)
+from sphinxext_qdq.integer.requant import ROUNDINGS
+from sphinxext_qdq.integer.vectors import (
+    KernelVectors,
+    c_header,
+    c_identifier,
+    group_input_shapes,
+    kernel_vectors,
+    random_group_inputs,
+)
 from sphinxext_qdq.onnxio.files import DEFAULT_MAX_ELEMENTS
 from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.depth import choose_depth
@@ -362,7 +377,7 @@ def vectors_parser() -> argparse.ArgumentParser:
                         help="first (batch) dimension of random inputs (default: 1)")
     parser.add_argument("--seed", metavar="N", type=_non_negative_int, default=0,
                         help="seed of random inputs (default: 0)")
-    parser.add_argument("--rounding", choices=reference.ROUNDINGS, default="half_even",
+    parser.add_argument("--rounding", choices=ROUNDINGS, default="half_even",
                         help="rounding of the requantization (default: half_even, as "
                              "QuantizeLinear)")
     parser.add_argument("--name", metavar="BASE", type=_base_name,
@@ -381,7 +396,7 @@ def run_vectors(argv: Sequence[str]) -> int:
     args = vectors_parser().parse_args(list(argv))
     model = load_model(args.model, args.max_bytes)
     try:
-        program = reference.build_integer_program(args.model, max_bytes=args.max_bytes,
+        program = build_integer_program(args.model, max_bytes=args.max_bytes,
                                                   strict=args.inputs is not None,
                                                   max_elements=args.max_elements)
         step = _vectors_step(program, args.node, args.model)
@@ -390,29 +405,29 @@ def run_vectors(argv: Sequence[str]) -> int:
                                  rounding=args.rounding)
             inputs = [values[name] for name in step.inputs]
         else:
-            shapes = reference.group_input_shapes(model, step, args.batch,
+            shapes = group_input_shapes(model, step, args.batch,
                                                   max_elements=args.max_elements)
-            inputs = reference.random_group_inputs(step, shapes, args.seed)
-        vectors = reference.kernel_vectors(step, inputs, rounding=args.rounding)
+            inputs = random_group_inputs(step, shapes, args.seed)
+        vectors = kernel_vectors(step, inputs, rounding=args.rounding)
     except CliError:
         raise
     except Exception as error:  # noqa: BLE001  (the one boundary of the integer reference)
-        raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
-    base = args.name or reference.c_identifier(step.recipe.name)
+        raise CliError(f"{args.model}: {describe_failure(error)}") from None
+    base = args.name or c_identifier(step.recipe.name)
     try:
         written = write_vectors(vectors, output_folder(args.output_dir), base,
                                 source=Path(args.model).name)
     except CliError:
         raise
     except Exception as error:  # noqa: BLE001  (the header is the reference's too)
-        raise CliError(f"{args.model}: {reference.describe_failure(error)}") from None
+        raise CliError(f"{args.model}: {describe_failure(error)}") from None
     for path in written:
         print(path)
     return 0
 
 
-def _vectors_step(program: reference.IntegerProgram, node: str, model_path: str
-                  ) -> reference.IntegerStep:
+def _vectors_step(program: IntegerProgram, node: str, model_path: str
+                  ) -> IntegerStep:
     try:
         return program.step(node)
     except KeyError:
@@ -423,14 +438,14 @@ def _vectors_step(program: reference.IntegerProgram, node: str, model_path: str
 
 def _float_inputs(path: Path, max_bytes: int = DEFAULT_MAX_BYTES) -> np.ndarray:
     try:
-        return reference.load_input_file(path, max_bytes)
+        return load_input_file(path, max_bytes)
     except QdqModelError as error:
         raise CliError(f"{path}: not a readable .npy array ({error.reason})") from None
     except (OSError, ValueError, EOFError) as error:
         raise CliError(f"{path}: not a readable .npy array ({one_line(error)})") from None
 
 
-def write_vectors(vectors: reference.KernelVectors, folder: Path, base: str, *,
+def write_vectors(vectors: KernelVectors, folder: Path, base: str, *,
                   source: str = "") -> list[Path]:
     """``BASE_<array>.npy`` for each array and ``BASE.h``; return the paths written."""
     written = []
@@ -440,7 +455,7 @@ def write_vectors(vectors: reference.KernelVectors, folder: Path, base: str, *,
             np.save(target, array, allow_pickle=False)
             written.append(target)
         header = folder / f"{base}.h"
-        header.write_text(reference.c_header(vectors, prefix=reference.c_identifier(base),
+        header.write_text(c_header(vectors, prefix=c_identifier(base),
                                              source=source), encoding="utf-8")
     except OSError as error:
         raise CliError(f"{folder}: cannot write the test vectors ({error.strerror or error})") \
@@ -647,7 +662,7 @@ def run_histogram(argv: Sequence[str]) -> int:
     folder = output_folder(args.output_dir)
     used: set[str] = set()
     for item in stats:
-        base = reference.c_identifier(item.tensor)
+        base = c_identifier(item.tensor)
         name, number = base, 2
         while name in used:
             name, number = f"{base}_{number}", number + 1

@@ -29,7 +29,7 @@ import test_requant
 import test_sphinx_params
 
 from sphinxext_qdq.analysis import load_qdq_model
-from sphinxext_qdq.integer.reference import IntegerReferenceError
+from sphinxext_qdq.integer.kernels import IntegerReferenceError
 
 
 @dataclass(frozen=True)
@@ -118,16 +118,16 @@ MUTANTS = (
            svg_escapes("compact")),
     Mutant("labels leave backslashes unescaped", "sphinxext_qdq.render.dot", "_DOT_ESCAPES",
            ((r'ord("\\"): "\\\\",', ""),), svg_escapes("full")),
-    Mutant("QuantizeLinear rounds half up", "sphinxext_qdq.integer.reference",
+    Mutant("QuantizeLinear rounds half up", "sphinxext_qdq.integer.kernels",
            "quantize_linear", (("np.rint(quotient)", "np.floor(quotient + 0.5)"),),
            input_quantization(0)),
-    Mutant("QuantizeLinear divides in float64", "sphinxext_qdq.integer.reference",
+    Mutant("QuantizeLinear divides in float64", "sphinxext_qdq.integer.kernels",
            "quantize_linear", (("np.asarray(x, np.float32) / np.float32(side.scales[0])",
                                 "np.asarray(x, np.float64) / np.float64(side.scales[0])"),),
            input_quantization(2)),
-    Mutant("accumulator may reach 2^31", "sphinxext_qdq.integer.reference", "accumulate",
+    Mutant("accumulator may reach 2^31", "sphinxext_qdq.integer.kernels", "accumulate",
            ((">= _INT32_LIMIT", "> _INT32_LIMIT"),), int32_limit(1), pytest.fail.Exception),
-    Mutant("accumulator may not reach -2^31", "sphinxext_qdq.integer.reference", "accumulate",
+    Mutant("accumulator may not reach -2^31", "sphinxext_qdq.integer.kernels", "accumulate",
            (("< -_INT32_LIMIT", "<= -_INT32_LIMIT"),), int32_limit(2), IntegerReferenceError),
     Mutant("bias scale tolerance 2^-8", "sphinxext_qdq.integer.requant",
            "BIAS_SCALE_TOLERANCE", (("2.0 ** -22", "2.0 ** -8"),), bias_scale),

@@ -143,7 +143,7 @@ def test_the_integer_reference_runs_a_qoperator_model_like_onnxruntime(qoperator
     """The ORT-quantized tiny ResNet in QOperator form: every layer of the integer program
     (QLinearConv, QLinearAdd, QLinearGlobalAveragePool, Flatten moved, QGemm) against
     ONNX Runtime running the same file."""
-    from sphinxext_qdq.integer.reference import compare_with_onnxruntime
+    from sphinxext_qdq.integer.onnxruntime_check import compare_with_onnxruntime
 
     proto, _ = qoperator
     with tempfile.TemporaryDirectory() as folder:

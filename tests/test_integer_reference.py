@@ -16,13 +16,11 @@ from numpy.lib.stride_tricks import sliding_window_view
 from onnx import TensorProto, helper, numpy_helper
 from repository_scripts import script_module
 
-from sphinxext_qdq.integer.reference import (
-    IntegerReferenceError,
-    build_integer_program,
-    compare_with_onnxruntime,
-    load_named_inputs,
-    worked_example,
-)
+from sphinxext_qdq.integer.example import worked_example
+from sphinxext_qdq.integer.inputs import load_named_inputs
+from sphinxext_qdq.integer.kernels import IntegerReferenceError
+from sphinxext_qdq.integer.onnxruntime_check import compare_with_onnxruntime
+from sphinxext_qdq.integer.program import build_integer_program
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"

@@ -27,7 +27,8 @@ from onnx import helper
 from sphinx_helpers import build, make_project
 
 from sphinxext_qdq import cli
-from sphinxext_qdq.integer import reference
+from sphinxext_qdq.integer.inputs import load_input_file, load_named_inputs
+from sphinxext_qdq.integer.program import build_integer_program, describe_failure
 from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import read_checked, regular_file
 from sphinxext_qdq.sphinx.collector import file_hash
@@ -292,7 +293,7 @@ def test_reference_parses_through_the_loader_repair(tmp_path: Path) -> None:
     data = model.SerializeToString().replace(b"marker", b"mark\xffr")
     path = tmp_path / "bad-utf8.onnx"
     path.write_bytes(data)
-    program = reference.build_integer_program(path, strict=False)
+    program = build_integer_program(path, strict=False)
     names = list(program.step("conv").attributes)
     assert all(type(name) is str for name in names) and "mark\ufffdr" in names
 
@@ -300,7 +301,7 @@ def test_reference_parses_through_the_loader_repair(tmp_path: Path) -> None:
 def test_every_reference_failure_is_one_message() -> None:
     for error in (IndexError("list index out of range"), AttributeError("x"), TypeError("y"),
                   MemoryError(), KeyError("conv"), ValueError("a\nb")):
-        message = reference.describe_failure(error)
+        message = describe_failure(error)
         assert "\n" not in message and message
 
 
@@ -376,8 +377,8 @@ def test_size_limit_is_checked_before_reading(tmp_path: Path) -> None:
     path = tmp_path / "big.npy"
     np.save(path, np.zeros(1000, np.float32))
     with pytest.raises(QdqModelError, match="more than the limit"):
-        reference.load_input_file(path, max_bytes=100)
-    assert reference.load_input_file(path, max_bytes=1 << 20).shape == (1000,)
+        load_input_file(path, max_bytes=100)
+    assert load_input_file(path, max_bytes=1 << 20).shape == (1000,)
 
 
 def test_module_inputs_must_come_from_a_regular_file(tmp_path: Path,
@@ -386,11 +387,11 @@ def test_module_inputs_must_come_from_a_regular_file(tmp_path: Path,
     (tmp_path / "plain_inputs_module.py").write_text("values = [[1.0, 2.0]]\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises((QdqModelError, ValueError), match="named pipe|no module named"):
-        reference.load_named_inputs("fifo_inputs_module:values")  # never opened
-    assert reference.load_named_inputs("plain_inputs_module:values").shape == (1, 2)
+        load_named_inputs("fifo_inputs_module:values")  # never opened
+    assert load_named_inputs("plain_inputs_module:values").shape == (1, 2)
     (tmp_path / "big_inputs_module.py").write_text("values = [[1.0]]\n" + "#" * 100)
     with pytest.raises(ValueError, match="more than the limit"):
-        reference.load_named_inputs("big_inputs_module:values", max_bytes=50)
+        load_named_inputs("big_inputs_module:values", max_bytes=50)
 
 
 def test_value_lists_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,15 +53,20 @@ def _analysis_and_rendering() -> dict[str, Any]:
 
 
 def _integer_reference() -> dict[str, Any]:
-    from sphinxext_qdq.integer import reference
+    from sphinxext_qdq.integer import example, inputs, onnxruntime_check, program
 
-    return {"integer_reference": reference}
+    return {"integer_program": program, "integer_inputs": inputs,
+            "onnxruntime_check": onnxruntime_check, "worked_example": example}
+
+
+_INTEGER_NAMES = frozenset({"integer_program", "integer_inputs", "onnxruntime_check",
+                            "worked_example"})
 
 
 def __getattr__(name: str) -> Any:
     """Run the imports that define *name* on its first access; keep what they define."""
     if not name.startswith("__"):
-        found = _integer_reference() if name == "integer_reference" else _analysis_and_rendering()
+        found = _integer_reference() if name in _INTEGER_NAMES else _analysis_and_rendering()
         if name in found:
             globals().update(found)
             return found[name]

@@ -59,17 +59,13 @@ if TYPE_CHECKING:
         QuantParam,
         Role,
     )
-    from sphinxext_qdq.integer import reference
+    from sphinxext_qdq.integer.onnxruntime_check import AgreementReport
     from sphinxext_qdq.integer.requant import RequantRecipe
     from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
 
 
-def _reference():  # the integer_reference module
-    """The integer reference, imported when a page first asks for an example or an
-    agreement (most builds never do: ~25 ms of import saved)."""
-    return backend.integer_reference
 
 
 class LoadedModel(NamedTuple):
@@ -594,7 +590,7 @@ def position_option(argument: str | None) -> tuple[int, ...]:
 
 
 #: Agreement reports computed in this process: (content hash, inputs, images, rounding).
-_agreement_cache: dict[tuple[str, str, int | None, str], reference.AgreementReport] = {}
+_agreement_cache: dict[tuple[str, str, int | None, str], AgreementReport] = {}
 #: Float inputs named ``module:attribute``, loaded once per process.
 _named_inputs_cache: dict[str, np.ndarray] = {}
 
@@ -643,7 +639,7 @@ class QdqRequantDirective(QdqParamsDirective):
         except ImportError as exc:
             self.warn_reference(f"the integer reference needs {exc.name or exc}")
         except Exception as exc:  # noqa: BLE001  (the one boundary of the integer reference)
-            self.warn_reference(f"{loaded.key}: {_reference().describe_failure(exc)}")
+            self.warn_reference(f"{loaded.key}: {backend.integer_program.describe_failure(exc)}")
         return []
 
     def warn_reference(self, message: str) -> None:
@@ -688,9 +684,9 @@ class QdqRequantDirective(QdqParamsDirective):
             if spec.endswith(".npy"):
                 path = self.page_relative_path(spec)
                 self.env.note_dependency(path)
-                return _reference().load_input_file(path, self.qdq_config("qdq_max_model_bytes"))
+                return backend.integer_inputs.load_input_file(path, self.qdq_config("qdq_max_model_bytes"))
             if spec not in _named_inputs_cache:
-                _named_inputs_cache[spec] = _reference().load_named_inputs(
+                _named_inputs_cache[spec] = backend.integer_inputs.load_named_inputs(
                     spec, self.qdq_config("qdq_max_model_bytes"))
             return _named_inputs_cache[spec]
         except ImportError:
@@ -705,16 +701,16 @@ class QdqRequantDirective(QdqParamsDirective):
             return []
         image = self.options.get("image", 0)
         if image >= len(inputs):
-            raise _reference().IntegerReferenceError(f":image: {image} but only {len(inputs)} "
+            raise backend.integer_program.IntegerReferenceError(f":image: {image} but only {len(inputs)} "
                                                   "inputs")
-        program = _reference().build_integer_program(
+        program = backend.integer_program.build_integer_program(
             loaded.path, max_bytes=self.qdq_config("qdq_max_model_bytes"),
             max_elements=self.qdq_config("qdq_max_elements"))
         rounding = self.options.get("rounding", "half_even")
         values = program.run(inputs[:image + 1], rounding=rounding)
         step = program.step(self.options["node"])
         try:
-            example = _reference().worked_example(program, values, step.node, image=image,
+            example = backend.worked_example.worked_example(program, values, step.node, image=image,
                                                rounding=rounding,
                                                position=self.options.get("position"))
         except IndexError:
@@ -737,7 +733,7 @@ class QdqRequantDirective(QdqParamsDirective):
                rounding)
         report = _agreement_cache.get(key)
         if report is None:
-            report = _reference().compare_with_onnxruntime(
+            report = backend.onnxruntime_check.compare_with_onnxruntime(
                 loaded.path, inputs[:count], rounding=rounding,
                 max_bytes=self.qdq_config("qdq_max_model_bytes"),
                 max_elements=self.qdq_config("qdq_max_elements"))

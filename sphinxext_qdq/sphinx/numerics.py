@@ -130,17 +130,17 @@ def read_inputs(directive: QdqModelDirective, spec: str, images: int | None
                 ) -> np.ndarray | None:
     """The float inputs *spec* names (a ``.npy`` file or ``module:attribute``, as for
     ``qdq-requant``), the first *images* of them; None (warned) when unreadable."""
-    from sphinxext_qdq.integer import reference
+    from sphinxext_qdq.integer.inputs import load_input_file, load_named_inputs
 
     spec = spec.strip()
     try:
         if spec.endswith(".npy"):
             _rel, path = directive.env.relfn2path(spec, directive.env.docname)
             directive.env.note_dependency(path)
-            values = reference.load_input_file(path)
+            values = load_input_file(path)
         else:
             if spec not in _named_inputs:
-                _named_inputs[spec] = reference.load_named_inputs(spec)
+                _named_inputs[spec] = load_named_inputs(spec)
             values = _named_inputs[spec]
     except Exception as exc:  # noqa: BLE001  (user code and files: never crash the build)
         warn_numerics(directive, f"cannot read the inputs {spec!r} "

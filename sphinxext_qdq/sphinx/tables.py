@@ -21,7 +21,8 @@ if TYPE_CHECKING:
         QuantOperand,
         QuantParam,
     )
-    from sphinxext_qdq.integer.reference import AgreementReport, WorkedExample
+    from sphinxext_qdq.integer.example import WorkedExample
+    from sphinxext_qdq.integer.onnxruntime_check import AgreementReport
     from sphinxext_qdq.integer.requant import (
         FixedPointMultiplier,
         RequantRecipe,

@@ -72,7 +72,7 @@ TARGETS = (
            ("ElementType.range", "integer_range"),
            ("tests/test_requant.py", "-k", "saturation"),
            note="the (q_min, q_max) of every integer type, which saturation clamps to"),
-    Target("integer-kernels", "sphinxext_qdq/integer/reference.py",
+    Target("integer-kernels", "sphinxext_qdq/integer/kernels.py",
            ("_INT32_LIMIT", "quantize_linear", "run_step", "accumulate", "_matmul_kernel",
             "_add_kernel", "_pool_kernel", "_rescale_kernel", "_centred", "_centred_weight",
             "_channel_shaped", "_fixed_point"),
@@ -295,7 +295,7 @@ def preload(targets: list[Target]) -> None:
     for name in ("numpy", "onnx", "onnx.reference", "onnxruntime", "hypothesis", "docutils",
                  "sphinx.testing.fixtures", "sphinx.ext.graphviz", "myst_parser", "qdq_factories",
                  "sphinx_helpers", "hostile_corpus", "sphinxext_qdq.sphinx.extension",
-                 "sphinxext_qdq.integer.reference", "sphinxext_qdq.cli"):
+                 "sphinxext_qdq.integer.kernels", "sphinxext_qdq.cli"):
         importlib.import_module(name)
     for target in targets:
         importlib.import_module(module_name(target.module))
