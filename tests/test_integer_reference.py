@@ -4,6 +4,7 @@ kernels on the ResNet8 test split."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 from typing import ClassVar
@@ -18,9 +19,10 @@ from repository_scripts import script_module
 
 from sphinxext_qdq.integer.example import worked_example
 from sphinxext_qdq.integer.inputs import load_named_inputs
-from sphinxext_qdq.integer.kernels import IntegerReferenceError
+from sphinxext_qdq.integer.kernels import IntegerReferenceError, centred, zero_point
 from sphinxext_qdq.integer.onnxruntime_check import compare_with_onnxruntime
 from sphinxext_qdq.integer.program import build_integer_program
+from sphinxext_qdq.integer.requant import TensorQuantization
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RESNET8 = REPOSITORY / "models" / "resnet8_int8.onnx"
@@ -364,3 +366,79 @@ def test_an_add_landing_on_a_tie_rounds_half_to_even(tmp_path: Path) -> None:
     program = build_integer_program(factories.save(add_model(1.0, 1.0, 2.0), tmp_path / "t.onnx"))
     inputs = {"a": np.array([[1.0, 3.0]], np.float32), "b": np.array([[0.0, 2.0]], np.float32)}
     assert program.run(inputs)["y_q"].tolist() == [[0, 2]]  # 0.5 -> 0, 2.5 -> 2
+    odd = {"a": np.array([[3.0, -3.0]], np.float32), "b": np.array([[0.0, 0.0]], np.float32)}
+    assert program.run(odd)["y_q"].tolist() == [[2, -2]]  # 1.5 -> 2, -1.5 -> -2
+
+
+@pytest.mark.parametrize(("scale_b", "refused"), [(2.0 ** -24, False), (2.0 ** -25, True)])
+def test_an_add_term_may_not_reach_2_to_the_62(tmp_path: Path, scale_b: float,
+                                               refused: bool) -> None:
+    """Each rescaled input of the Add kernel is an int64 term ``(a - z_a) M0 2^extra``;
+    two terms below 2^62 cannot overflow their sum. With s_a = s_y = 1 (M0 = 2^30, no
+    shift) and s_b = 2^-k, a is moved k bits up to b's grid: a = -128 = -2^7 gives a
+    term of 2^(7 + 30 + k), below 2^62 for k = 24, exactly 2^62 for k = 25."""
+    program = build_integer_program(factories.save(add_model(1.0, scale_b), tmp_path / "a.onnx"))
+    inputs = {"a": np.array([[-128.0, 5.0]], np.float32),
+              "b": np.array([[0.0, 0.0]], np.float32)}
+    if refused:
+        with pytest.raises(IntegerReferenceError, match="64-bit common grid"):
+            program.run(inputs)
+    else:
+        assert program.run(inputs)["y_q"].tolist() == [[-128, 5]]
+
+
+def test_an_add_input_at_its_zero_point_is_no_overflow(tmp_path: Path) -> None:
+    """Scales 2^40 apart are refused only when a value would overflow: an input that is
+    all zero points contributes nothing, so a + b with a = 0 is just b rescaled."""
+    program = build_integer_program(factories.save(add_model(1.0, 2.0 ** -40, 2.0 ** -40),
+                                                   tmp_path / "z.onnx"))
+    inputs = {"a": np.zeros((1, 2), np.float32),
+              "b": np.array([[3.0 * 2.0 ** -40, -7.0 * 2.0 ** -40]], np.float32)}
+    assert program.run(inputs)["y_q"].tolist() == [[3, -7]]
+
+
+def per_channel_conv_model() -> onnx.ModelProto:
+    """A Conv with two output channels whose UINT8 weights have their own scale and a
+    non-zero zero point each (axis 0), with a per-channel INT32 bias."""
+    nodes = [*qdq("x", "x", "sx", "zx"),
+             helper.make_node("DequantizeLinear", ["w", "sw", "zw"], ["w_dq"], name="w_DQ",
+                              axis=0),
+             helper.make_node("DequantizeLinear", ["b", "sb", "zb"], ["b_dq"], name="b_DQ",
+                              axis=0),
+             helper.make_node("Conv", ["x_dq", "w_dq", "b_dq"], ["conv"], name="conv",
+                              pads=[1, 1, 1, 1]),
+             *qdq("y", "conv", "sy", "zy")]
+    weights = np.array([[[[90, 110], [100, 130]]], [[[200, 140], [60, 141]]]], np.uint8)
+    initializers = [factories.scalar("sx", 0.1), factories.scalar("zx", 10, TensorProto.UINT8),
+                    numpy_helper.from_array(weights, "w"),
+                    factories.vector("sw", [0.02, 0.03]),
+                    factories.vector("zw", [100, 140], TensorProto.UINT8),
+                    factories.vector("b", [5, -7], TensorProto.INT32),
+                    factories.vector("sb", [0.1 * 0.02, 0.1 * 0.03]),
+                    factories.vector("zb", [0, 0], TensorProto.INT32),
+                    factories.scalar("sy", 0.05), factories.scalar("zy", 20, TensorProto.UINT8)]
+    return factories.make_model(nodes, [factories.tensor_input("x", [1, 1, 3, 3])],
+                                [factories.tensor_input("y_dq", [1, 2, 3, 3])], initializers)
+
+
+def test_per_channel_weight_zero_points_are_subtracted_channel_by_channel(tmp_path: Path
+                                                                          ) -> None:
+    """Channel c computes sum (x - z_x)(w - z_w[c]): checked against the float64 oracle,
+    which dequantizes the weights itself."""
+    path = factories.save(per_channel_conv_model(), tmp_path / "pc.onnx")
+    inputs = np.random.default_rng(3).uniform(-1.0, 15.0, (4, 1, 3, 3)).astype(np.float32)
+    assert assert_every_group_matches_the_oracle(path, inputs) == 1
+
+
+def test_a_per_tensor_side_with_several_zero_points_is_refused() -> None:
+    """One scale with two zero points is neither per tensor nor per axis (ONNX requires
+    the same shape): the kernels refuse it rather than pick one of the two."""
+    side = TensorQuantization(tensor="x_q", qdq="x_Q", scale_name="s", scales=(0.5,),
+                              zero_point_name="z", zero_points=(1, 2), dtype="INT8")
+    with pytest.raises(IntegerReferenceError, match="per-channel"):
+        zero_point(side)
+    with pytest.raises(IntegerReferenceError, match="per-channel"):
+        centred(np.zeros(2, np.int8), side)
+    single = dataclasses.replace(side, zero_points=(-3,))
+    assert zero_point(single) == -3
+    assert centred(np.array([0, 5], np.int8), single).tolist() == [3, 8]

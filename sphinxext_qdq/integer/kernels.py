@@ -84,19 +84,30 @@ def quantize_linear(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
     if side.per_channel or not side.known or side.dtype not in SUPPORTED_TYPES:
         raise IntegerReferenceError(f"{side.qdq}: only a known per-tensor quantization to "
                                     f"an integer type is supported at the input")
-    quotient = np.asarray(x, np.float32) / np.float32(side.scales[0])
-    rounded = np.rint(quotient).astype(np.int64) + side.zero_points[0]
+    (scale,) = side.scales
+    quotient = np.asarray(x, np.float32) / np.float32(scale)
+    rounded = np.rint(quotient).astype(np.int64) + zero_point(side)
     return saturate(rounded, side.dtype).astype(numpy_integer(side.dtype))
+
+
+def zero_point(side: TensorQuantization) -> int:
+    """The one zero point of a per-tensor side (activations are quantized per tensor: a
+    per-axis scale, or several zero points for one scale, is refused)."""
+    if side.per_channel or len(side.zero_points) != 1:
+        raise IntegerReferenceError(f"{side.qdq}: per-channel activations are not supported")
+    (value,) = side.zero_points
+    return value
 
 
 def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
              ) -> list[np.ndarray]:
-    """The integer outputs of one step (one array per output Q, all the same values)."""
-    recipe = step.recipe
-    result = _KERNELS[recipe.kind](step, [values[name] for name in step.inputs], rounding)
+    """The integer outputs of one step (one array per output Q, all the same values):
+    the kernel's rounded result plus the output zero point, saturated."""
+    output = step.recipe.output
+    kernel = _KERNELS[step.recipe.kind]
+    result = kernel(step, [values[name] for name in step.inputs], rounding) + zero_point(output)
     if step.op_type == "Relu":
-        result = np.maximum(result, recipe.output.zero_points[0])
-    output = recipe.output
+        result = np.maximum(result, zero_point(output))
     typed = saturate(result, output.dtype or "").astype(numpy_integer(output.dtype or ""))
     return [typed] * len(step.outputs)
 
@@ -104,10 +115,11 @@ def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
 def accumulate(step: IntegerStep, x: np.ndarray) -> np.ndarray:
     """The INT32 accumulator of a Conv / Gemm / MatMul step (int64 array)."""
     recipe = step.recipe
-    centred_x = _centred(x, recipe.inputs[0])
+    (side,) = recipe.inputs  # one activation; the weight and bias are constants
     weight = step.weight
     assert weight is not None and recipe.weight is not None
-    centred_w = _centred_weight(weight, recipe.weight, step)
+    centred_x = centred(x, side)
+    centred_w = _centred_weight(weight, recipe.weight)
     if step.op_type == "Conv":
         acc = conv_accumulate(centred_x, centred_w, step.attributes)
     else:
@@ -120,74 +132,74 @@ def accumulate(step: IntegerStep, x: np.ndarray) -> np.ndarray:
 
 
 def _matmul_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
-    acc = accumulate(step, inputs[0])
+    (x,) = inputs
+    acc = accumulate(step, x)
     multipliers, shifts = _fixed_point(step, acc.ndim)
-    return requantize(acc, multipliers, shifts, rounding) + step.recipe.output.zero_points[0]
+    return requantize(acc, multipliers, shifts, rounding)
+
+
+#: Largest term of the Add kernel's 64-bit sum: two terms below 2^62 add up below 2^63.
+_ADD_TERM_LIMIT = 2 ** 62
 
 
 def _add_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
-    """``z_y + round(M_a (a - z_a) + M_b (b - z_b))`` on one fixed-point grid."""
+    """``round(M_a (a - z_a) + M_b (b - z_b))`` on one fixed-point grid."""
     recipe = step.recipe
     common = max(m.total_shift for m in recipe.multipliers)
     total = np.int64(0)
     for x, side, m in zip(inputs, recipe.inputs, recipe.multipliers):
-        centred = _centred(x, side)
+        values = centred(x, side)
         extra = common - m.total_shift
-        bound = int(np.abs(centred).max(initial=0)) * m.multiplier * (1 << extra)
-        if bound >= 2 ** 62:
+        if int(np.abs(values).max(initial=0)) * m.multiplier << extra >= _ADD_TERM_LIMIT:
             raise IntegerReferenceError(f"{recipe.name}: the input scales differ too much for "
                                         "a 64-bit common grid")
-        total = total + (centred * np.int64(m.multiplier)) * np.int64(1 << extra)
-    return round_shift(total, common, rounding) + recipe.output.zero_points[0]
+        total = total + (values * np.int64(m.multiplier)) * np.int64(1 << extra)
+    return round_shift(total, common, rounding)
 
 
 def _pool_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
-    recipe = step.recipe
-    centred = _centred(inputs[0], recipe.inputs[0])
+    (x,), (side,), (m,) = inputs, step.recipe.inputs, step.recipe.multipliers
+    values = centred(x, side)
     if step.op_type == "GlobalAveragePool":
-        acc = centred.sum(axis=tuple(range(2, centred.ndim)), keepdims=True)
+        acc = values.sum(axis=tuple(range(2, values.ndim)), keepdims=True)
     else:
-        acc = average_pool_sum(centred, step)
-    m = recipe.multipliers[0]
-    return requantize(acc, m.multiplier, m.total_shift, rounding) + recipe.output.zero_points[0]
+        acc = average_pool_sum(values, step)
+    return requantize(acc, m.multiplier, m.total_shift, rounding)
 
 
 def _rescale_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
-    recipe = step.recipe
-    moved = move_values(step, _centred(inputs[0], recipe.inputs[0]))
-    m = recipe.multipliers[0]
-    return requantize(moved, m.multiplier, m.total_shift, rounding) + recipe.output.zero_points[0]
+    (x,), (side,), (m,) = inputs, step.recipe.inputs, step.recipe.multipliers
+    moved = move_values(step, centred(x, side))
+    return requantize(moved, m.multiplier, m.total_shift, rounding)
 
 
 _KERNELS = {"matmul": _matmul_kernel, "add": _add_kernel, "pool": _pool_kernel,
             "rescale": _rescale_kernel}
 
 
-def _centred(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
-    if side.per_channel:
-        raise IntegerReferenceError(f"{side.qdq}: per-channel activations are not supported")
-    return np.asarray(x, np.int64) - side.zero_points[0]
+def centred(x: np.ndarray, side: TensorQuantization) -> np.ndarray:
+    """``x - z_x`` in int64 for a per-tensor activation."""
+    return np.asarray(x, np.int64) - zero_point(side)
 
 
-def _centred_weight(weight: np.ndarray, side: TensorQuantization, step: IntegerStep
-                    ) -> np.ndarray:
+def _centred_weight(weight: np.ndarray, side: TensorQuantization) -> np.ndarray:
+    """``w - z_w``, one zero point or one per channel along the side's axis."""
     zero_points = np.asarray(side.zero_points, np.int64)
     if zero_points.size > 1:
-        axis = side.axis if side.axis is not None else 0
+        if side.axis is None:
+            raise IntegerReferenceError(f"{side.qdq}: per-axis zero points without an axis")
         shape = [1] * weight.ndim
-        shape[axis] = zero_points.size
+        shape[side.axis] = zero_points.size
         zero_points = zero_points.reshape(shape)
     return np.asarray(weight, np.int64) - zero_points
 
 
 def _channel_shaped(values: np.ndarray, ndim: int, step: IntegerStep) -> np.ndarray:
-    """Per-output-channel constants shaped to broadcast over an accumulator."""
-    values = np.asarray(values)
-    if values.size == 1:
-        return values.reshape(())
+    """Per-output-channel constants (or one constant) shaped to broadcast over an
+    accumulator: along axis 1 for a Conv, the last axis for a matrix product."""
     shape = [1] * ndim
-    shape[1 if step.op_type == "Conv" else ndim - 1] = values.size
-    return values.reshape(shape)
+    shape[1 if step.op_type == "Conv" else ndim - 1] = np.size(values)
+    return np.reshape(values, shape)
 
 
 def _fixed_point(step: IntegerStep, ndim: int) -> tuple[np.ndarray, np.ndarray]:

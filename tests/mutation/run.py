@@ -73,9 +73,9 @@ TARGETS = (
            ("tests/test_requant.py", "-k", "saturation"),
            note="the (q_min, q_max) of every integer type, which saturation clamps to"),
     Target("integer-kernels", "sphinxext_qdq/integer/kernels.py",
-           ("_INT32_LIMIT", "quantize_linear", "run_step", "accumulate", "_matmul_kernel",
-            "_add_kernel", "_pool_kernel", "_rescale_kernel", "_centred", "_centred_weight",
-            "_channel_shaped", "_fixed_point"),
+           ("_INT32_LIMIT", "quantize_linear", "zero_point", "run_step", "accumulate",
+            "_matmul_kernel", "_ADD_TERM_LIMIT", "_add_kernel", "_pool_kernel",
+            "_rescale_kernel", "centred", "_centred_weight", "_channel_shaped", "_fixed_point"),
            ("tests/test_integer_reference.py", "-k",
             "not resnet8 and not onnxruntime and not worked_example and not named_inputs"),
            note="the integer reference's quantize / accumulate / requantize kernels, "
@@ -138,18 +138,17 @@ EQUIVALENT: dict[tuple[str, str, str], str] = {
     ("requantization", "_multipliers",
      "return (quantize_multiplier(inputs[ -1].scales[0] / s_y),)"):
         "a rescaling op (Relu, Reshape, Flatten ...) has one input: inputs[-1] is inputs[0]",
-    ("integer-kernels", "_matmul_kernel", "acc = accumulate(step, inputs[ -1])"):
-        "a Conv / Gemm / MatMul step has one activation input (the weight and bias are "
-        "constants of the step): inputs[-1] is inputs[0]",
-    ("integer-kernels", "_pool_kernel", "centred = _centred(inputs[ -1], recipe.inputs[0])"):
-        "a pool has one input: inputs[-1] is inputs[0]",
-    ("integer-kernels", "_centred", "return np.asarray(x, np.int64) - side.zero_points[ -1]"):
-        "_centred refuses a per-channel side just before, so the zero point is one value",
-    ("integer-kernels", "_rescale_kernel",
-     "moved = move_values(step, _centred(inputs[ -1], recipe.inputs[0]))"):
-        "a rescaling op has one input: inputs[-1] is inputs[0]",
     ("integer-kernels", "accumulate", "assert weight is not None or recipe.weight is not None"):
         "an invariant of every matmul step (both are set together when the step is built)",
+    ("integer-kernels", "_add_kernel",
+     "if int(np.abs(values).max(initial= -1)) * m.multiplier << extra >= _ADD_TERM_LIMIT:"):
+        "the largest |value| is at least 0, so an initial -1 changes the maximum only for "
+        "an empty tensor, where both bounds are below the limit",
+    ("integer-kernels", "_centred_weight", "if zero_points.size >= 1:"):
+        "a single zero point reshaped to a broadcastable shape subtracts the same value "
+        "from every weight as the scalar does",
+    ("integer-kernels", "_centred_weight", "if zero_points.size > 0:"):
+        "as `>= 1`: a single zero point reshaped or not gives the same difference",
     ("resolution", "QdqDomain.resolve_xref",
      "found = matches[ -1] if len(matches) == 1 else None"):
         "with exactly one match, matches[-1] is matches[0]",
@@ -182,17 +181,6 @@ LEFT_ALONE: dict[tuple[str, str, str], str] = {
          "return (quantize_multiplier(inputs[0].scales[ -1] / (s_y * (pool_size or 1))),)"),
         ("_multipliers", "return (quantize_multiplier(inputs[0].scales[ -1] / s_y),)"),
         ("_bias", "exact = [activation.scales[ -1] * s_w for s_w in weight.scales]"))},
-    ("integer-kernels", "_matmul_kernel", ("return requantize(acc, multipliers, shifts, "
-     "rounding) + step.recipe.output.zero_points[ -1]")): PER_TENSOR,
-    ("integer-kernels", "_add_kernel",
-     "bound = int(np.abs(centred).max(initial= -1)) * m.multiplier * (1 << extra)"):
-        "the initial value only matters for an empty input tensor, where there is nothing "
-        "to overflow",
-    ("integer-kernels", "_centred_weight", "axis = side.axis if side.axis is not None else 1"):
-        "the analysis gives every per-axis Q/DQ its axis (ONNX's default 1 when absent), so "
-        "the fallback is reached only by a per-axis zero point with a per-tensor scale, "
-        "which ONNX does not allow (the fallback 0 also disagrees with ONNX's default 1: "
-        "noted in the report)",
     ("requantization", "_multipliers", 'if kind == "matmul" or weight is not None:'):
         "differs only for a group that is not a Conv / Gemm / MatMul but has a weight-role "
         "DequantizeLinear input (an Add of a quantized constant, say); no test model has "
