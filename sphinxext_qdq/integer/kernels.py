@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from sphinxext_qdq.integer.lookup import look_up, softmax_rows, softmax_table
 from sphinxext_qdq.integer.requant import (
     QOPERATOR_RECIPES,
     RequantRecipe,
@@ -66,6 +67,10 @@ class IntegerStep:
     bias: np.ndarray | None = None  # INT32
     attributes: dict[str, Any] = field(default_factory=dict)
     shape: np.ndarray | None = None  # Reshape's target shape
+    #: one 256-entry table per input of a table kernel (None: the input is copied)
+    tables: tuple[np.ndarray | None, ...] = ()
+    #: inputs that are constants of the model (QLinearMul's B, QLinearWhere's condition)
+    constants: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def node(self) -> str:
@@ -104,8 +109,11 @@ def run_step(step: IntegerStep, values: dict[str, np.ndarray], rounding: str
     """The integer outputs of one step (one array per output Q, all the same values):
     the kernel's rounded result plus the output zero point, saturated."""
     output = step.recipe.output
-    kernel = _KERNELS[step.recipe.kind]
-    result = kernel(step, [values[name] for name in step.inputs], rounding) + zero_point(output)
+    inputs = [values[name] if name in values else step.constants[name] for name in step.inputs]
+    if step.recipe.kind in _TABLE_KERNELS:  # the table holds z_y already
+        result = _TABLE_KERNELS[step.recipe.kind](step, inputs)
+    else:
+        result = _KERNELS[step.recipe.kind](step, inputs, rounding) + zero_point(output)
     if step.op_type == "Relu":
         result = np.maximum(result, zero_point(output))
     typed = saturate(result, output.dtype or "").astype(numpy_integer(output.dtype or ""))
@@ -173,8 +181,61 @@ def _rescale_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) 
     return requantize(moved, m.multiplier, m.total_shift, rounding)
 
 
+def _mul_kernel(step: IntegerStep, inputs: list[np.ndarray], rounding: str) -> np.ndarray:
+    """QLinearMul: ``round(M (a - z_a)(b - z_b))`` with ``M = s_a s_b / s_y`` as a Q31
+    multiplier (ONNX Runtime multiplies by the float32 ratio instead: the two differ by
+    one only where the exact quotient lies within float32 rounding of a tie)."""
+    (a, b), (side_a, side_b), (m,) = inputs, step.recipe.inputs, step.recipe.multipliers
+    product = centred(a, side_a) * centred(b, side_b)
+    return requantize(product, m.multiplier, m.total_shift, rounding)
+
+
 _KERNELS = {"matmul": _matmul_kernel, "add": _add_kernel, "pool": _pool_kernel,
-            "rescale": _rescale_kernel}
+            "rescale": _rescale_kernel, "mul": _mul_kernel}
+
+
+# -- table kernels (see lookup.py): the output integers come from 256-entry tables ------
+def _lookup_kernel(step: IntegerStep, inputs: list[np.ndarray]) -> np.ndarray:
+    """QLinearSigmoid / QLinearLeakyRelu: one table lookup per element."""
+    (x,), (table,) = inputs, step.tables
+    assert table is not None
+    return look_up(table, x)
+
+
+def _requantized(x: np.ndarray, table: np.ndarray | None) -> np.ndarray:
+    """An input of QLinearConcat / QLinearWhere on the output's grid: copied when its
+    scale and zero point are the output's, else looked up."""
+    return x if table is None else look_up(table, x)
+
+
+def _concat_kernel(step: IntegerStep, inputs: list[np.ndarray]) -> np.ndarray:
+    parts = [_requantized(x, table) for x, table in zip(inputs, step.tables)]
+    return np.concatenate(parts, axis=int(step.attributes["axis"]))
+
+
+def _where_kernel(step: IntegerStep, inputs: list[np.ndarray]) -> np.ndarray:
+    condition, x, y = inputs
+    x_table, y_table = step.tables
+    return np.where(np.asarray(condition, bool), _requantized(x, x_table),
+                    _requantized(y, y_table))
+
+
+def _softmax_kernel(step: IntegerStep, inputs: list[np.ndarray]) -> np.ndarray:
+    """QLinearSoftmax over ``axis`` (opset 13 and later) or over every axis from ``axis``
+    on, flattened (``opset`` attribute below 13), as ONNX Runtime computes it."""
+    (x,), recipe = inputs, step.recipe
+    opset = int(step.attributes.get("opset", 13))
+    axis = int(step.attributes.get("axis", -1 if opset >= 13 else 1)) % x.ndim
+    rows = np.moveaxis(x, axis, -1) if opset >= 13 else x.reshape(*x.shape[:axis], -1)
+    dtype = recipe.output.dtype or ""
+    (scale,), y = recipe.inputs[0].scales, recipe.output
+    table = softmax_table(scale, rows.shape[-1], recipe.inputs[0].dtype == "INT8")
+    result = softmax_rows(rows, table, y.scales[0], zero_point(y), dtype)
+    return np.moveaxis(result, -1, axis) if opset >= 13 else result.reshape(x.shape)
+
+
+_TABLE_KERNELS = {"lookup": _lookup_kernel, "concat": _concat_kernel, "where": _where_kernel,
+                  "softmax": _softmax_kernel}
 
 
 def centred(x: np.ndarray, side: TensorQuantization) -> np.ndarray:

@@ -28,11 +28,18 @@ from sphinxext_qdq.integer.kernels import (
     quantize_linear,
     run_step,
 )
+from sphinxext_qdq.integer.lookup import (
+    BYTE_TYPES,
+    leaky_relu,
+    mlas_logistic,
+    requant_table,
+)
 from sphinxext_qdq.integer.requant import (
     QOPERATOR_RECIPES,
     ROUNDINGS,
     RequantRecipe,
     TensorQuantization,
+    operand_side,
     quantize_multiplier,
     requant_recipes,
     side_of,
@@ -45,7 +52,7 @@ from sphinxext_qdq.render.text import one_line
 if TYPE_CHECKING:
     import onnx
 
-    from sphinxext_qdq.analysis.records import QdqModel
+    from sphinxext_qdq.analysis.records import QdqModel, QuantOp
 
 
 #: Ops :meth:`IntegerProgram.run` executes.
@@ -144,6 +151,7 @@ def program_from(model: QdqModel, proto: onnx.ModelProto,
         if not problem:
             make = _qoperator_step if model.quant_op(recipe.node) else _step
             steps.append(make(model, recipe, nodes[recipe.node], constants))
+    steps += _table_steps(model, nodes, constants, strict)
     entries = _entries(model)
     if model.quant_ops:  # QOperator: Reshape / Flatten move the integers of the op before
         steps += _moves(model, entries, steps, nodes, constants)
@@ -240,6 +248,73 @@ def _qoperator_step(model: QdqModel, recipe: RequantRecipe, node: onnx.NodeProto
         attributes=attributes)
 
 
+#: 8-bit QOperator ops outside the requantization recipes, and their kernel kind: a
+#: fixed-point multiply (QLinearMul) or ONNX Runtime's tables (see :mod:`.lookup`).
+TABLE_OPS = {"QLinearMul": "mul", "QLinearSigmoid": "lookup", "QLinearLeakyRelu": "lookup",
+             "QLinearSoftmax": "softmax", "QLinearConcat": "concat", "QLinearWhere": "where"}
+
+
+def _table_steps(model: QdqModel, nodes: dict[str, onnx.NodeProto], constants: _Constants,
+                 strict: bool) -> list[IntegerStep]:
+    """Steps of the main graph's ops in :data:`TABLE_OPS` (left out when the reference
+    cannot run them and *strict* is false)."""
+    steps = []
+    for op in model.quant_ops:
+        if op.op_type in TABLE_OPS and not op.graph:
+            try:
+                steps.append(_table_step(model, op, nodes[op.node], constants))
+            except IntegerReferenceError:
+                if strict:
+                    raise
+    return steps
+
+
+def _table_step(model: QdqModel, op: QuantOp, node: onnx.NodeProto,
+                constants: _Constants) -> IntegerStep:
+    name = model.node(op.node).name or op.node
+    sides = tuple(operand_side(model, o) for o in op.operands if o.role is Role.INPUT)
+    found = op.operand(Role.OUTPUT)
+    output = operand_side(model, found) if found else None
+    if output is None or any(not s.known or s.per_channel or s.dtype not in BYTE_TYPES
+                             for s in (*sides, output)):
+        raise IntegerReferenceError(f"{name}: {op.op_type} runs on known per-tensor 8-bit "
+                                    "scales and zero points only")
+    kind = TABLE_OPS[op.op_type]
+    multipliers = (quantize_multiplier(sides[0].scales[0] * sides[1].scales[0]
+                                       / output.scales[0]),) if kind == "mul" else ()
+    recipe = RequantRecipe(node=op.node, name=name, op_type=op.op_type, kind=kind,
+                           inputs=sides, weight=None, bias=None, output=output,
+                           multipliers=multipliers, graph="")
+    attributes = _attributes(recipe, node)
+    inputs = tuple(side.tensor for side in sides)
+    if kind == "where":
+        inputs = (node.input[0], *inputs)
+    stored = {tensor: constants.array(tensor, "input") for tensor in inputs
+              if tensor in constants.tensors}
+    return IntegerStep(recipe=recipe, inputs=inputs, outputs=(output.tensor,),
+                       attributes=attributes, constants=stored,
+                       tables=_tables(op.op_type, sides, output, attributes))
+
+
+def _tables(op_type: str, sides: tuple[TensorQuantization, ...], output: TensorQuantization,
+            attributes: dict[str, Any]) -> tuple[np.ndarray | None, ...]:
+    """The 256-entry table of each input, as ONNX Runtime builds it (None: copied)."""
+    y = (output.scales[0], output.zero_points[0])
+    dtype = output.dtype or ""
+    kind = TABLE_OPS[op_type]
+    if kind == "lookup":
+        function = leaky_relu(attributes.get("alpha", 0.01)) \
+            if op_type == "QLinearLeakyRelu" else mlas_logistic
+        (side,) = sides
+        return (requant_table((side.scales[0], side.zero_points[0]), y, dtype, function),)
+    if kind in ("concat", "where"):
+        return tuple(None if (np.float32(s.scales[0]), s.zero_points[0]) ==
+                     (np.float32(y[0]), y[1])
+                     else requant_table((s.scales[0], s.zero_points[0]), y, dtype)
+                     for s in sides)
+    return ()
+
+
 #: Ops that move the integers of a QOperator model without arithmetic (no recipe of
 #: their own: the output has the input's scale and zero point).
 _MOVES = frozenset({"Reshape", "Flatten", "Transpose", "Identity"})
@@ -325,7 +400,7 @@ def _check_connected(program: IntegerProgram) -> None:
     if not known:
         raise IntegerReferenceError("no QuantizeLinear reads a graph input: nothing to run")
     for step in program.steps:
-        missing = [name for name in step.inputs if name not in known]
+        missing = [name for name in step.inputs if name not in known | step.constants.keys()]
         if missing:
             raise IntegerReferenceError(f"{step.recipe.name}: its input {missing[0]!r} is not "
                                         "computed in integers (a float op precedes it)")

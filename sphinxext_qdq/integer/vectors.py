@@ -50,9 +50,13 @@ def kernel_vectors(step: IntegerStep, inputs: Sequence[np.ndarray], *,
         arrays["bias"] = np.asarray(step.bias, np.int32)
     arrays["multiplier"] = np.array([m.multiplier for m in recipe.multipliers], np.int32)
     arrays["shift"] = np.array([m.shift for m in recipe.multipliers], np.int32)
+    for index, table in enumerate(step.tables):
+        if table is not None:
+            arrays[f"table{index}" if len(step.tables) > 1 else "table"] = table
     arrays["output"] = output
+    quantized = names[len(names) - len(recipe.inputs):]  # a Where's condition has none
     constants = {f"{name}_zero_point": side.zero_points[0]
-                 for name, side in zip(names, recipe.inputs)}
+                 for name, side in zip(quantized, recipe.inputs)}
     if recipe.weight is not None and len(recipe.weight.zero_points) == 1:
         constants["weight_zero_point"] = recipe.weight.zero_points[0]
     constants["output_zero_point"] = recipe.output.zero_points[0]
@@ -133,6 +137,15 @@ _FORMULAS = {
             "clamp(OUTPUT_ZERO_POINT + round(acc * multiplier[0] / 2^(31 + shift[0])))",
     "rescale": "output = clamp(OUTPUT_ZERO_POINT + round((input - INPUT_ZERO_POINT) "
                "* multiplier[0] / 2^(31 + shift[0])))",
+    "mul": "output = clamp(OUTPUT_ZERO_POINT + round((input0 - INPUT0_ZERO_POINT) "
+           "* (input1 - INPUT1_ZERO_POINT) * multiplier[0] / 2^(31 + shift[0])))",
+    "lookup": "output = table[(uint8_t) input] (the table holds the output zero point)",
+    "concat": "output = the inputs side by side along the axis, each through its table "
+              "(tableI[(uint8_t) inputI]) unless it has the output's scale and zero point",
+    "where": "output = input0 ? table1[(uint8_t) input1] : table2[(uint8_t) input2] "
+             "(an input without a table is copied)",
+    "softmax": "per row: e = ONNX Runtime's float32 exp table at (input - max + 255), "
+               "output = clamp(OUTPUT_ZERO_POINT + round(e * floor(1 / s_y) / sum(e)))",
 }
 
 
