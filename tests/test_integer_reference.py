@@ -5,7 +5,9 @@ kernels on the ResNet8 test split."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import ClassVar
 
@@ -442,3 +444,70 @@ def test_a_per_tensor_side_with_several_zero_points_is_refused() -> None:
     single = dataclasses.replace(side, zero_points=(-3,))
     assert zero_point(single) == -3
     assert centred(np.array([0, 5], np.int8), single).tolist() == [3, 8]
+
+
+# -- the showcase pages print the package's numbers: an independent re-computation ----------
+def showcase_numbers(monkeypatch: pytest.MonkeyPatch):
+    """docs/_ext/resnet8_numbers.py, loaded from its file (no sys.path change; in
+    sys.modules for this test only, as its dataclasses need)."""
+    path = REPOSITORY / "docs" / "_ext" / "resnet8_numbers.py"
+    spec = importlib.util.spec_from_file_location("resnet8_numbers_under_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    return module
+
+
+#: (bits, signed) of the integer types QuantizeLinear writes, stated here by hand.
+QUANTIZED_TYPES = {"INT2": (2, True), "UINT2": (2, False), "INT4": (4, True),
+                   "UINT4": (4, False), "INT8": (8, True), "UINT8": (8, False),
+                   "INT16": (16, True), "UINT16": (16, False), "INT32": (32, True)}
+
+
+def independent_q31(multiplier: float) -> tuple[int, int]:
+    """``M = M0 2^(-31-n)`` with ``M0`` in ``[2^30, 2^31)``: frexp, mantissa rounded."""
+    mantissa, exponent = np.frexp(multiplier)
+    q31 = round(float(mantissa) * (1 << 31))
+    if q31 == 1 << 31:  # the mantissa rounded up to 1.0
+        q31, exponent = 1 << 30, exponent + 1
+    return q31, -int(exponent)
+
+
+def independent_quantize(x: np.ndarray, scale: np.float32, zero_point: int, dtype: str
+                         ) -> list[int]:
+    """QuantizeLinear by the ONNX text: float32 division, half to even, saturation."""
+    bits, signed = QUANTIZED_TYPES[dtype]
+    low, high = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    quotients = np.asarray(x, np.float32) / np.float32(scale)
+    return [min(max(round(Fraction(float(q))) + zero_point, low), high) for q in quotients]
+
+
+def test_the_showcase_numbers_are_the_packages_and_an_independent_computation_agrees(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pages' Q31 multipliers, fixed-point outputs, QuantizeLinear results and integer
+    ranges come from the package (docs/_ext/resnet8_numbers.py); here they are computed
+    again from the ONNX text with Python integers and fractions."""
+    numbers = showcase_numbers(monkeypatch)
+    for name, (bits, signed) in QUANTIZED_TYPES.items():
+        assert numbers.INTEGER_TYPES[name] == (bits, signed)
+        assert numbers.integer_range(name) == ((-(1 << (bits - 1)), (1 << (bits - 1)) - 1)
+                                               if signed else (0, (1 << bits) - 1))
+    model = numbers.ShowcaseModel("resnet8_int8.onnx")
+    groups = [numbers.IntegerGroup(model, node.name) for node in model.proto.graph.node
+              if node.op_type in ("Conv", "Gemm")]
+    assert len(groups) >= 8
+    for group in groups:
+        exact = [independent_q31(float(m)) for m in group.multiplier]
+        assert [(m.multiplier, m.shift) for m in group.fixed_point] == exact
+        acc = group.accumulate(numbers.synthetic_activation(group, 0, 40))
+        expected = [min(max(round(Fraction(int(a) * q31, 1 << (31 + shift)))
+                            + group.y.zero_point, group.y.qmin), group.y.qmax)
+                    for a, (q31, shift) in zip(acc, exact)]
+        assert group.requantize_fixed_point(acc).tolist() == expected
+    affine = model.affine("input_QuantizeLinear")
+    low, high = affine.real_range
+    xs = np.concatenate([np.linspace(low * 1.1, high * 1.1, 2001, dtype=np.float32),
+                         (np.arange(-5, 5) + np.float32(0.5)) * affine.scale])
+    assert affine.quantize(xs).tolist() == independent_quantize(xs, affine.scale,
+                                                                 affine.zero_point, affine.dtype)

@@ -26,6 +26,8 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx import defs as onnx_defs
 from onnx.reference import ReferenceEvaluator
 
+from sphinxext_qdq.integer.requant import quantize_multiplier
+
 REPOSITORY = Path(__file__).resolve().parent.parent
 MODELS = REPOSITORY / "models"
 PAGES = REPOSITORY / "docs" / "quantization"
@@ -667,7 +669,7 @@ def test_multipliers_above_one_shift_left() -> None:
           "the accumulator is shifted left by $-n$ before the multiplication")
     sys.path.insert(0, str(REPOSITORY / "docs" / "_ext"))
     try:
-        from resnet8_numbers import FixedPoint, ShowcaseModel
+        from resnet8_numbers import ShowcaseModel
     finally:
         sys.path.remove(str(REPOSITORY / "docs" / "_ext"))
     module = fragments_module()
@@ -676,10 +678,10 @@ def test_multipliers_above_one_shift_left() -> None:
                                      for node in model.nodes_of("Add"))]
     assert any(f >= 1 for f in factors)
     for factor in factors:
-        fixed = FixedPoint.of(factor)
+        fixed = quantize_multiplier(factor)
         assert (fixed.shift < 0) == (factor >= 1)
         q31, exponent = module.quantize_multiplier(factor)
-        assert exponent == -fixed.shift and abs(q31 - fixed.q31) <= 1
+        assert exponent == -fixed.shift and abs(q31 - fixed.multiplier) <= 1
         values = np.arange(-255, 256)
         result = module.multiply_by_quantized_multiplier(values, q31, exponent)
         assert (np.abs(result - values * factor) <= 0.5 + 1e-6).all()

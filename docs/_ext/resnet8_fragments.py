@@ -18,7 +18,6 @@ from onnx.reference import ReferenceEvaluator
 from resnet8_numbers import (
     INTEGER_TYPES,
     MODELS,
-    FixedPoint,
     IntegerGroup,
     ShowcaseModel,
     integer_range,
@@ -398,7 +397,7 @@ def integer_groups(model: ShowcaseModel) -> list[IntegerGroup]:
 
 
 def group_constants(group: IntegerGroup) -> str:
-    fixed = FixedPoint.of(float(group.multiplier[0]))
+    fixed = group.fixed_point[0]
     product = np.float32(group.x.scale) * np.float32(group.weight_scale[0])
     rows = [
         ("Input scale", "$s_x$", code(group.x.scale_name), scale(group.x.scale)),
@@ -417,7 +416,7 @@ def group_constants(group: IntegerGroup) -> str:
         ("Requantization multiplier", "$M = s_x s_w / s_y$", "",
          number(float(group.multiplier[0]))),
         ("… as fixed point", "$M_0 \\cdot 2^{-31-n}$", "",
-         f"$M_0 = {fixed.q31}$, $n = {fixed.shift}$"),
+         f"$M_0 = {fixed.multiplier}$, $n = {fixed.shift}$"),
     ]
     return table(["Quantity", "Symbol", "Initializer", "Value"], rows)
 
@@ -508,9 +507,9 @@ def multiplier_table(groups: list[IntegerGroup]) -> str:
     rows = []
     for group in groups:
         multiplier = float(group.multiplier[0])
-        fixed = FixedPoint.of(multiplier)
+        fixed = group.fixed_point[0]
         rows.append([code(group.name), scale(group.y.scale), number(multiplier),
-                     integer(fixed.q31), fixed.shift])
+                     integer(fixed.multiplier), fixed.shift])
     return table(["Group", "$s_y$", "$M = s_x s_w / s_y$", "$M_0$ (Q31)", "$n$"], rows)
 
 

@@ -1,10 +1,12 @@
 """The ResNet8 showcase models as plain numbers.
 
-Initializers are read with ``onnx.numpy_helper`` (independently of the extension),
-and the integer arithmetic is the one of the ONNX specification: QuantizeLinear
-divides in float32, rounds half to even and saturates; an integer Conv or Gemm
-accumulates ``(x - z_x)(w - z_w)`` in INT32, adds the INT32 bias and requantizes
-with ``M = s_x s_w / s_y``. The pages show what these functions compute.
+Initializers are read with ``onnx.numpy_helper``; the integer arithmetic the pages show
+is the package's own: QuantizeLinear is :func:`sphinxext_qdq.integer.kernels.quantize_linear`
+(float32 division, round half to even, saturation), the Q31 multiplier of
+``M = s_x s_w / s_y`` is :func:`sphinxext_qdq.integer.requant.quantize_multiplier` and the
+fixed-point requantization :func:`~sphinxext_qdq.integer.requant.requantize`; the integer
+types come from :mod:`sphinxext_qdq.onnxio.dtypes`. An independent re-computation of these
+numbers lives in ``tests/test_integer_reference.py``.
 """
 
 from __future__ import annotations
@@ -17,27 +19,29 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from sphinxext_qdq.integer.kernels import quantize_linear
+from sphinxext_qdq.integer.requant import (
+    FixedPointMultiplier,
+    TensorQuantization,
+    quantize_multiplier,
+    requantize,
+)
+from sphinxext_qdq.onnxio.dtypes import BY_NAME, integer_range
+
 REPOSITORY = Path(__file__).resolve().parents[2]
 MODELS = REPOSITORY / "models"
 
-#: ONNX integer element types: (bits, signed).
+#: The integer types QuantizeLinear writes, in the order the ranges table lists them.
+QUANTIZED_TYPES = ("INT2", "UINT2", "INT4", "UINT4", "INT8", "UINT8", "INT16", "UINT16", "INT32")
+
+#: ONNX integer element types: (bits, signed), from the package's one dtype table.
 INTEGER_TYPES: dict[str, tuple[int, bool]] = {
-    "INT2": (2, True), "UINT2": (2, False), "INT4": (4, True), "UINT4": (4, False), "INT8": (8, True), "UINT8": (8, False),
-    "INT16": (16, True), "UINT16": (16, False), "INT32": (32, True),
-}
+    name: (int(BY_NAME[name].bits or 0), BY_NAME[name].signed) for name in QUANTIZED_TYPES}
 
 #: numpy dtype of a zero-point initializer -> ONNX element type name.
 NUMPY_TO_ONNX = {np.dtype(np.int8): "INT8", np.dtype(np.uint8): "UINT8",
                  np.dtype(np.int16): "INT16", np.dtype(np.uint16): "UINT16",
                  np.dtype(np.int32): "INT32"}
-
-
-def integer_range(dtype: str) -> tuple[int, int]:
-    """(q_min, q_max) of an ONNX integer type."""
-    bits, signed = INTEGER_TYPES[dtype]
-    if signed:
-        return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-    return 0, (1 << bits) - 1
 
 
 @dataclass(frozen=True)
@@ -68,10 +72,17 @@ class Affine:
         """``x / s`` as QuantizeLinear computes it (float32)."""
         return np.asarray(x, np.float32) / self.scale
 
+    @property
+    def side(self) -> TensorQuantization:
+        """The package's record of this scale and zero point."""
+        return TensorQuantization(tensor="", qdq=self.scale_name, scale_name=self.scale_name,
+                                  scales=(float(self.scale),),
+                                  zero_point_name=self.zero_point_name,
+                                  zero_points=(self.zero_point,), dtype=self.dtype)
+
     def quantize(self, x: np.ndarray) -> np.ndarray:
-        """QuantizeLinear: ``saturate(round_half_to_even(x / s) + z)``."""
-        rounded = np.rint(self.quotient(x)).astype(np.int64)
-        return np.clip(rounded + self.zero_point, self.qmin, self.qmax)
+        """QuantizeLinear: ``saturate(round_half_to_even(x / s) + z)`` (the package's)."""
+        return quantize_linear(np.asarray(x, np.float32), self.side).astype(np.int64)
 
     def dequantize(self, q: np.ndarray) -> np.ndarray:
         """DequantizeLinear: ``(q - z) s`` in float32."""
@@ -122,30 +133,6 @@ class ShowcaseModel:
     def qdq_nodes(self) -> list[onnx.NodeProto]:
         return [node for node in self.proto.graph.node
                 if node.op_type in ("QuantizeLinear", "DequantizeLinear")]
-
-
-@dataclass(frozen=True)
-class FixedPoint:
-    """``M = m0 * 2**-shift`` with ``m0`` in [0.5, 1) held as a Q31 integer."""
-
-    q31: int
-    shift: int
-
-    @classmethod
-    def of(cls, multiplier: float) -> FixedPoint:
-        mantissa, exponent = np.frexp(multiplier)
-        q31 = round(float(mantissa) * (1 << 31))
-        if q31 == 1 << 31:  # mantissa rounded up to 1.0
-            q31, exponent = 1 << 30, exponent + 1
-        return cls(q31, -int(exponent))
-
-    def apply(self, acc: np.ndarray) -> np.ndarray:
-        """``round(acc * M)`` in integers only, ties away from zero."""
-        total = 31 + self.shift
-        product = np.asarray(acc, dtype=object) * self.q31
-        half = 1 << (total - 1)
-        return np.array([(p + half) >> total if p >= 0 else -((-p + half) >> total)
-                         for p in product], dtype=np.int64)
 
 
 class IntegerGroup:
@@ -216,10 +203,17 @@ class IntegerGroup:
         return np.clip(np.rint(acc * self.multiplier).astype(np.int64) + self.y.zero_point,
                        self.y.qmin, self.y.qmax)
 
+    @property
+    def fixed_point(self) -> list[FixedPointMultiplier]:
+        """The package's Q31 multiplier and shift of each channel's ``M``."""
+        return [quantize_multiplier(float(m)) for m in self.multiplier]
+
     def requantize_fixed_point(self, acc: np.ndarray) -> np.ndarray:
-        """The same with integer-only arithmetic (one Q31 multiplier per channel)."""
-        rounded = np.array([FixedPoint.of(m).apply(np.array([a]))[0]
-                            for a, m in zip(acc, self.multiplier)])
+        """The same with integer-only arithmetic (one Q31 multiplier per channel, the
+        package's :func:`requantize`, half to even)."""
+        m0 = np.array([m.multiplier for m in self.fixed_point], np.int64)
+        shifts = np.array([m.total_shift for m in self.fixed_point], np.int64)
+        rounded = requantize(np.asarray(acc, np.int64), m0, shifts)
         return np.clip(rounded + self.y.zero_point, self.y.qmin, self.y.qmax)
 
     def float_reference(self, x: np.ndarray) -> np.ndarray:
