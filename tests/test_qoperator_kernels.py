@@ -244,3 +244,16 @@ def test_vectors_of_a_table_kernel_carry_its_table(tmp_path: Path) -> None:
     assert [int(table[v]) for v in (128, 129, 0)] == [64, 66, 0]
     header = c_header(vectors, prefix="act")
     assert "static const uint8_t act_table[256]" in header and "table[(uint8_t) input]" in header
+
+
+def test_a_table_op_mixing_int8_and_uint8_is_refused(tmp_path: Path) -> None:
+    """ONNX Runtime requires one 8-bit type for the input and output zero points of a
+    table op; the reference refuses the mix rather than read bytes as the wrong type."""
+    node = helper.make_node("QLinearSigmoid", ["qx", "sx", "zx", "sy", "zy"], ["qy"],
+                            name="act", domain=MS)
+    initializers = [*params("UINT8", x=(0.05, 128)), *params("INT8", y=(1 / 256, -128))]
+    path = factories.save(model("UINT8", [1, 4], [node], initializers, "qy"),
+                          tmp_path / "mixed.onnx")
+    with pytest.raises(IntegerReferenceError, match="one 8-bit type"):
+        build_integer_program(path)
+    assert build_integer_program(path, strict=False).steps == ()

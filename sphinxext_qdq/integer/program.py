@@ -275,10 +275,10 @@ def _table_step(model: QdqModel, op: QuantOp, node: onnx.NodeProto,
     sides = tuple(operand_side(model, o) for o in op.operands if o.role is Role.INPUT)
     found = op.operand(Role.OUTPUT)
     output = operand_side(model, found) if found else None
-    if output is None or any(not s.known or s.per_channel or s.dtype not in BYTE_TYPES
-                             for s in (*sides, output)):
-        raise IntegerReferenceError(f"{name}: {op.op_type} runs on known per-tensor 8-bit "
-                                    "scales and zero points only")
+    if output is None or any(not s.known or s.per_channel or s.dtype != output.dtype
+                             or s.dtype not in BYTE_TYPES for s in (*sides, output)):
+        raise IntegerReferenceError(f"{name}: {op.op_type} runs on known per-tensor scales "
+                                    "and zero points of one 8-bit type only")
     kind = TABLE_OPS[op.op_type]
     multipliers = (quantize_multiplier(sides[0].scales[0] * sides[1].scales[0]
                                        / output.scales[0]),) if kind == "mul" else ()
