@@ -257,3 +257,13 @@ def test_a_table_op_mixing_int8_and_uint8_is_refused(tmp_path: Path) -> None:
     with pytest.raises(IntegerReferenceError, match="one 8-bit type"):
         build_integer_program(path)
     assert build_integer_program(path, strict=False).steps == ()
+
+
+def test_a_qlinearmul_without_its_second_input_is_refused(tmp_path: Path) -> None:
+    node = helper.make_node("QLinearMul", ["qx", "sx", "zx", "", "sx", "zx", "sy", "zy"],
+                            ["qy"], name="mul", domain=MS)
+    path = factories.save(model("UINT8", [1, 4], [node],
+                                params("UINT8", x=(0.1, 0), y=(0.1, 0)), "qy"),
+                          tmp_path / "half.onnx")
+    with pytest.raises(IntegerReferenceError, match="an input of QLinearMul is missing"):
+        build_integer_program(path)

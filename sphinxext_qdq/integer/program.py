@@ -254,6 +254,10 @@ TABLE_OPS = {"QLinearMul": "mul", "QLinearSigmoid": "lookup", "QLinearLeakyRelu"
              "QLinearSoftmax": "softmax", "QLinearConcat": "concat", "QLinearWhere": "where"}
 
 
+#: Quantized inputs of each table kind (concat: any number, at least one).
+_INPUT_COUNTS = {"mul": 2, "lookup": 1, "softmax": 1, "where": 2}
+
+
 def _table_steps(model: QdqModel, nodes: dict[str, onnx.NodeProto], constants: _Constants,
                  strict: bool) -> list[IntegerStep]:
     """Steps of the main graph's ops in :data:`TABLE_OPS` (left out when the reference
@@ -280,6 +284,8 @@ def _table_step(model: QdqModel, op: QuantOp, node: onnx.NodeProto,
         raise IntegerReferenceError(f"{name}: {op.op_type} runs on known per-tensor scales "
                                     "and zero points of one 8-bit type only")
     kind = TABLE_OPS[op.op_type]
+    if len(sides) != _INPUT_COUNTS.get(kind, len(sides) or 1):
+        raise IntegerReferenceError(f"{name}: an input of {op.op_type} is missing")
     multipliers = (quantize_multiplier(sides[0].scales[0] * sides[1].scales[0]
                                        / output.scales[0]),) if kind == "mul" else ()
     recipe = RequantRecipe(node=op.node, name=name, op_type=op.op_type, kind=kind,
