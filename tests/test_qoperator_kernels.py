@@ -21,9 +21,16 @@ import pytest
 import qdq_factories as factories
 from onnx import TensorProto, helper
 
+from sphinxext_qdq.analysis.loader import load_qdq_model
 from sphinxext_qdq.integer.kernels import IntegerReferenceError
 from sphinxext_qdq.integer.onnxruntime_check import compare_with_onnxruntime
 from sphinxext_qdq.integer.program import build_integer_program
+from sphinxext_qdq.integer.vectors import (
+    c_header,
+    group_input_shapes,
+    kernel_vectors,
+    random_group_inputs,
+)
 
 MS = "com.microsoft"
 TYPES = {"UINT8": (TensorProto.UINT8, 0, 255), "INT8": (TensorProto.INT8, -128, 127)}
@@ -230,8 +237,6 @@ def test_mul_differs_from_onnxruntime_only_next_to_ties(tmp_path: Path) -> None:
 def test_vectors_of_a_table_kernel_carry_its_table(tmp_path: Path) -> None:
     """``qdq-graph vectors`` on a QLinearLeakyRelu: the header holds the 256-entry table
     and the output it gives for the random inputs."""
-    from sphinxext_qdq.integer.vectors import c_header, kernel_vectors
-
     node = helper.make_node("QLinearLeakyRelu", ["qx", "sx", "zx", "sy", "zy"], ["qy"],
                             name="act", domain=MS, alpha=0.25)
     proto = model("UINT8", [1, 8], [node], params("UINT8", x=(0.1, 128), y=(0.05, 64)), "qy")
@@ -267,3 +272,23 @@ def test_a_qlinearmul_without_its_second_input_is_refused(tmp_path: Path) -> Non
                           tmp_path / "half.onnx")
     with pytest.raises(IntegerReferenceError, match="an input of QLinearMul is missing"):
         build_integer_program(path)
+
+
+def test_random_vectors_of_a_where_keep_its_constant_condition(tmp_path: Path) -> None:
+    """Random inputs for x and y; the condition stays the model's constant, and the output
+    takes x where it holds (x and y have the output's grid here: copied)."""
+    nodes = [helper.make_node("QLinearLeakyRelu", ["qx", "sx", "zx", "sy", "zy"], ["ql"],
+                              name="leaky", domain=MS),
+             helper.make_node("QLinearWhere", ["cond", "qx", "sx", "zx", "ql", "sy", "zy",
+                                               "sy", "zy"], ["qy"], name="where", domain=MS)]
+    condition = helper.make_tensor("cond", TensorProto.BOOL, [4], [True, False, True, False])
+    initializers = [*params("UINT8", x=(0.1, 3), y=(0.1, 3)), condition]
+    path = factories.save(model("UINT8", [2, 4], nodes, initializers, "qy"),
+                          tmp_path / "where.onnx")
+    step = build_integer_program(path).step("where")
+    shapes = group_input_shapes(load_qdq_model(path), step, batch=2)
+    assert shapes == [(4,), (2, 4), (2, 4)]
+    condition_values, x, y = random_group_inputs(step, shapes, seed=5)
+    assert condition_values.tolist() == [True, False, True, False]
+    output = kernel_vectors(step, [condition_values, x, y]).arrays["output"]
+    assert output.tolist() == np.where([True, False, True, False], x, y).tolist()

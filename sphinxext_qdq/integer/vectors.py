@@ -85,6 +85,9 @@ def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1, *,
     refused when the model declares a shape of more than *max_elements* elements."""
     shapes = []
     for name in step.inputs:
+        if name in step.constants:  # a constant of the model keeps its own shape
+            shapes.append(tuple(np.shape(step.constants[name])))
+            continue
         tensor = model.tensors.get(name)
         if tensor is None or not tensor.shape or not all(
                 isinstance(d, int) for d in tensor.shape[1:]):
@@ -105,11 +108,16 @@ def group_input_shapes(model: QdqModel, step: IntegerStep, batch: int = 1, *,
 
 def random_group_inputs(step: IntegerStep, shapes: Sequence[tuple[int, ...]], seed: int = 0
                         ) -> list[np.ndarray]:
-    """Uniform integers over each input's full range (seeded)."""
+    """Uniform integers over each input's full range (seeded); an input that is a
+    constant of the model (a Where's condition) is that constant."""
     rng = np.random.default_rng(seed)
+    offset = len(step.inputs) - len(step.recipe.inputs)  # inputs before the quantized ones
     arrays = []
-    for shape, side in zip(shapes, step.recipe.inputs):
-        dtype = side.dtype or "INT8"
+    for index, (name, shape) in enumerate(zip(step.inputs, shapes)):
+        if name in step.constants:
+            arrays.append(np.asarray(step.constants[name]))
+            continue
+        dtype = step.recipe.inputs[index - offset].dtype or "INT8"
         low, high = integer_range(dtype)
         arrays.append(rng.integers(low, high, size=shape, endpoint=True).astype(numpy_integer(dtype)))
     return arrays
