@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from xml.etree import ElementTree
 
+import format_factories as formats
 import numpy as np
 import onnx
 import pytest
@@ -137,8 +138,10 @@ def proto_counts(proto: onnx.ModelProto) -> Counter:
 
 
 def all_qdq_counts(proto: onnx.ModelProto) -> Counter:
-    """Q and DQ nodes of the whole model, subgraph bodies (If / Loop) included."""
+    """Q and DQ nodes of the whole model, subgraph bodies (If / Loop) and model-local
+    functions included."""
     counts, pending = Counter(), [proto.graph]
+    pending += [helper.make_graph(list(f.node), f.name, [], []) for f in proto.functions]
     while pending:
         graph = pending.pop()
         for node in graph.node:
@@ -900,6 +903,7 @@ CASES = {
     "fan-out and clip": factories.fanout_clip_model,
     "If outer scope": factories.if_outer_scope_model,
     "Loop": factories.loop_model,
+    "model-local function": formats.function_qdq_model,
     "blocked INT4": factories.blocked_int4_model,
     "FP8": factories.float8_model,
     "output_dtype": factories.output_dtype_model,

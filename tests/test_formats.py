@@ -12,9 +12,11 @@ from __future__ import annotations
 import math
 import random
 import re
+import subprocess
 import tempfile
 from collections import Counter
 from pathlib import Path
+from xml.etree import ElementTree
 
 import format_factories as formats
 import numpy as np
@@ -22,17 +24,30 @@ import onnx
 import pytest
 import qdq_factories as factories
 from onnx import numpy_helper
-from sphinx_helpers import build
+from sphinx_helpers import SVG_NS, build, follow, has_id
 
 from sphinxext_qdq.analysis import ParamSource, Role, analyze, summarize
 from sphinxext_qdq.analysis.qoperator import OPERAND_SPECS, OUTPUT, specs_for
 from sphinxext_qdq.analysis.records import QuantFormat
 from sphinxext_qdq.integer.requant import requant_recipes
-from sphinxext_qdq.render.dot import DotOptions, qdq_counts, render_dot
+from sphinxext_qdq.render.dot import (
+    DotOptions,
+    graph_node_count,
+    link_keys,
+    qdq_counts,
+    render_dot,
+)
 
 
 def analysed(proto: onnx.ModelProto, name: str = "model"):
     return analyze(proto, path=f"{name}.onnx", model_dir=None)
+
+
+def run_dot(dot_text: str) -> bytes:
+    """The SVG the real ``dot`` draws."""
+    result = subprocess.run(["dot", "-Tsvg"], input=dot_text.encode("utf-8"),
+                            capture_output=True, timeout=120, check=True)
+    return result.stdout
 
 
 # -- schemas -------------------------------------------------------------------------------
@@ -233,12 +248,74 @@ def test_qdq_in_a_function_and_in_if_branches_say_where_they_live() -> None:
     scale = model.param("s")  # a Constant node inside the function body
     assert scale.source is ParamSource.CONSTANT and math.isclose(scale.values[0], 0.05,
                                                                  rel_tol=1e-7)
-    dot = render_dot(model, DotOptions())
-    assert dot.count("function: 1 Q + 1 DQ") == 2  # both callers say it
     counts = qdq_counts(model, DotOptions())
     assert (counts["q_in_subgraphs"], counts["dq_in_subgraphs"]) == (1, 1)  # counted once
     nested = analysed(formats.if_qdq_model())
     assert {q.graph for q in nested.qdq_nodes} == {"branch:then_branch", "branch:else_branch"}
+
+
+def _box(group: ElementTree.Element) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around the first polygon, path or ellipse of an SVG group."""
+    shape = next(e for e in group.iter() if e.tag.rpartition("}")[2] in
+                 ("polygon", "path", "ellipse"))
+    if shape.tag.endswith("ellipse"):
+        cx, cy, rx, ry = (float(shape.get(a)) for a in ("cx", "cy", "rx", "ry"))
+        return cx - rx, cy - ry, cx + rx, cy + ry
+    numbers = [float(n) for n in re.findall(r"-?\d+(?:\.\d+)?",
+                                            shape.get("points") or shape.get("d"))]
+    xs, ys = numbers[0::2], numbers[1::2]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _svg_groups(svg: bytes, kind: str) -> dict[str, tuple[list[str], tuple]]:
+    """Title of each node / cluster of a dot SVG -> (its text lines, its box)."""
+    root = ElementTree.fromstring(svg)
+    return {group.find("svg:title", SVG_NS).text: (
+        [t.text or "" for t in group.iter(f"{{{SVG_NS['svg']}}}text")], _box(group))
+        for group in root.iter(f"{{{SVG_NS['svg']}}}g") if group.get("class") == kind}
+
+
+def _inside(inner: tuple, outer: tuple) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] \
+        and inner[3] <= outer[3]
+
+
+def test_a_function_body_is_drawn_once_beside_its_first_caller() -> None:
+    model = analysed(formats.function_qdq_model())
+    svg = run_dot(render_dot(model, DotOptions()))
+    clusters = _svg_groups(svg, "cluster")
+    nodes = _svg_groups(svg, "node")
+    (body,) = [box for lines, box in clusters.values() if lines == ["function local.QuantRelu"]]
+    pairs = [(lines, box) for lines, box in nodes.values() if lines[0].startswith("Q→DQ")]
+    assert len(pairs) == 1  # two callers, one body
+    (lines, box), = pairs
+    assert lines == ["Q→DQ UINT8", "s=0.05 zp=128"] and _inside(box, body)
+    relu = next(box for lines, box in nodes.values() if lines == ["Relu", "f_relu"])
+    assert _inside(relu, body)
+    callers = {lines[1]: (lines, box) for lines, box in nodes.values()
+               if lines[0] == "local.QuantRelu"}
+    assert callers["call2"][0][2:] == ["same body as call1"] and len(callers["call1"][0]) == 2
+    assert not _inside(callers["call1"][1], body)
+    # full mode: the Q and the DQ of the body, each linking to its parameter row
+    full = render_dot(model, DotOptions(mode="full"))
+    assert full.count("subgraph cluster_") == 1
+    assert {"node:f_q", "node:f_dq", "node:f_relu"} <= set(link_keys(model, DotOptions()))
+    assert re.search(r'label="QuantizeLinear \(activation\)\\nf_q\\nscale s = 0\.05\\n'
+                     r'zp z = 128 \(UINT8\)', full)
+    # the body reads the caller's actual input and gives back the caller's result
+    assert re.search(r'i0 -> g\d+ \[label="FP32".*tooltip="input\\nFP32 \[1, 4\]", '
+                     r'style=dashed', full)
+    assert re.search(r'g\d+ -> n0 \[label="FP32".*tooltip="mid\\nFP32 \[1, 4\]", '
+                     r'style=dashed', full)
+
+
+def test_a_function_body_counts_against_the_node_cap() -> None:
+    model = analysed(formats.function_qdq_model())
+    # input, two callers, output; the body: two Constants, the pair, the Relu
+    assert graph_node_count(model, DotOptions()) == 4 + 4
+    assert "cluster_fn_0" in render_dot(model, DotOptions(max_nodes=8))
+    capped = render_dot(model, DotOptions(max_nodes=7))
+    assert "cluster_fn_0" not in capped and "call1" not in capped
 
 
 # -- summaries against an independent count -------------------------------------------------------
@@ -392,6 +469,9 @@ PAGES = {
 .. qdq-params:: /models/nested.onnx
 
 .. qdq-summary:: /models/mixed.onnx
+
+.. qdq-graph:: /models/function.onnx
+   :mode: full
 """,
 }
 
@@ -453,6 +533,31 @@ def test_qoperator_and_dynamic_pages_table_every_operand(pages) -> None:
                      page)
     assert "function:local.QuantRelu" in page and "branch:then_branch" in page
     assert "s16s8 1" in page and "u8s8 2" in page
+
+
+def test_the_nodes_of_a_drawn_function_body_link_to_their_parameter_rows(pages) -> None:
+    """As in the main graph: the label of the edge leaving a Q or DQ node links to the
+    node's row in the parameter table (the node itself to the operator's page)."""
+    page = pages.outdir / "formats.html"
+    html = page.read_text(encoding="utf-8")
+    (image,) = [pages.outdir / src for src in re.findall(r'data="([^"]+\.svg)"', html)]
+    svg = image.read_bytes()
+    names = {title: lines[1] for title, (lines, _) in _svg_groups(svg, "node").items()
+             if len(lines) > 1}
+    row_links: dict[str, set[str]] = {}
+    for group in ElementTree.fromstring(svg).iter(f"{{{SVG_NS['svg']}}}g"):
+        if group.get("class") == "edge":
+            tail = group.find("svg:title", SVG_NS).text.split("->")[0]
+            row_links.setdefault(names.get(tail, tail), set()).update(
+                value for anchor in group.iter(f"{{{SVG_NS['svg']}}}a")
+                for key, value in anchor.attrib.items() if key.endswith("href"))
+    for name in ("f_q", "f_dq"):
+        (link,) = {href for href in row_links[name] if not href.startswith("https:")}
+        target, anchor = follow(image, link)
+        assert target == page and has_id(page, anchor), (name, link)
+        row = html.split(f'id="{anchor}"', 1)[1].split("</tr>", 1)[0]
+        row = re.sub(r'</span><wbr><span class="pre">', "", row)  # names' break points
+        assert f'<span class="pre">{name}</span>' in row, name
 
 
 def test_mutilated_models_of_every_format_never_crash() -> None:

@@ -271,21 +271,27 @@ def test_model_zoo_sizes_are_those_of_the_real_models():
 def test_qdq_nodes_in_an_if_branch_are_drawn_in_a_cluster_with_the_outer_tensors(models,
                                                                                   tmp_path):
     model = load_qdq_model(models["if"])
-    text = render_dot(model, DotOptions())
+    text = render_dot(model, DotOptions(mode="full"))
     then = text[text.index('label="If then_branch"'):]
     then = then[:then.index("\n  }")]
     assert re.search(r'label="QuantizeLinear \(activation\)\\n/branch/then/QuantizeLinear\\n'
                      r'scale outer_scale = 0\.02\\nzp outer_zero_point = 128 \(UINT8\)', then)
     assert 'label="DequantizeLinear (activation)' in then and "/branch/then/Relu" in then
     # the branch reads x_dq from the main graph: a dashed edge from the input's pair
-    assert re.search(r'n0 -> g\d+ \[label="FP32".*tooltip="x_dq\\nFP32 \[1, 4\]", '
+    assert re.search(r'n\d+ -> g\d+ \[label="FP32".*tooltip="x_dq\\nFP32 \[1, 4\]", '
                      r'style=dashed', text)
     assert re.search(r'g\d+ -> g\d+ \[label="UINT8"', text)  # Q -> DQ inside the branch
+    # compact: the branch's Q -> DQ is one pair node, as in the main graph
+    compact = render_dot(model, DotOptions())
+    then = compact[compact.index('label="If then_branch"'):]
+    then = then[:then.index("\n  }")]
+    assert 'label="Q→DQ UINT8\\ns=0.02 zp=128"' in then
+    assert "QuantizeLinear (activation)" not in then
     svg = tmp_path / "if.svg"
     status, _, err = run_capsys_free(models["if"], tmp_path)
     assert status == 0, err
     texts = [t.text for t in ElementTree.parse(svg).iterfind(".//svg:text", SVG_NS)]
-    assert "If then_branch" in texts and "/branch/then/DequantizeLinear" in texts
+    assert "If then_branch" in texts and "Q→DQ UINT8" in texts and "/branch/then/Relu" in texts
 
 
 def run_capsys_free(model: Path, folder: Path) -> tuple[int, str, str]:

@@ -335,6 +335,8 @@ class _Drawing:
     clusters: list[_Cluster] = field(default_factory=list)
     #: a line above the drawing (collapsed drawings: the depth and the grouping used)
     title: str = ""
+    #: node key -> (Q, DQ) in the bodies it holds or calls (:attr:`_GraphIndex.subgraph_qdq`)
+    nested_qdq: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class _GraphIndex:
@@ -372,10 +374,10 @@ class _GraphIndex:
 
     def _subgraph_qdq_counts(self) -> dict[str, tuple[int, int]]:
         """Main-graph node key -> (Q, DQ) nodes inside its subgraphs (If / Loop bodies)
-        or inside the model-local function it calls (charged to the first caller only:
-        :attr:`function_callers` names the others, which show the count uncounted)."""
+        or inside the model-local function it calls (charged to the first selected caller,
+        beside which the body is drawn: :attr:`function_callers` names the others)."""
         keys = {node.key for node in self.main}
-        callers = self._function_callers()
+        callers = self.function_calls = self._function_callers()
         self.calls_function = {key for keys in callers.values() for key in keys}
         self.function_callers: dict[str, str] = {}  # later caller -> first caller
         counts: dict[str, tuple[int, int]] = {}
@@ -393,10 +395,11 @@ class _GraphIndex:
         return counts
 
     def _function_callers(self) -> dict[str, list[str]]:
-        """``function:<domain>.<name>`` -> keys of the main-graph nodes calling it."""
+        """``function:<domain>.<name>`` -> keys of the selected main-graph nodes calling it
+        (the first one draws the body)."""
         paths = set(self.model.function_graphs)
         callers: dict[str, list[str]] = {}
-        for node in self.main:
+        for node in self.selected:
             path = f"function:{node.domain}.{node.op_type}" if node.domain \
                 else f"function:{node.op_type}"
             if path in paths:
@@ -591,10 +594,14 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     elements += outputs
     edges = _edges(index, elements, tensor_source, sinks, pair_of)
     _mark_region(index, elements)
-    clusters, inner_edges = _subgraph_clusters(index, owner, tensor_source)
-    return _Drawing(elements, edges + inner_edges, counts, len(index.selected),
-                    size + sum(len(c.elements) for c in clusters), edge_pairs=edge_pairs,
-                    clusters=clusters)
+    clusters, inner_edges = _subgraph_clusters(index, owner, tensor_source,
+                                               options.mode == "compact")
+    size += sum(len(c.elements) for c in clusters)  # bodies count against the cap
+    if options.max_nodes and size > options.max_nodes:
+        kept = [e for e in elements if e.kind in ("input", "output", "boundary")]
+        return _Drawing(kept, [], counts, len(index.selected), size, over_cap=True)
+    return _Drawing(elements, edges + inner_edges, counts, len(index.selected), size,
+                    edge_pairs=edge_pairs, clusters=clusters, nested_qdq=index.subgraph_qdq)
 
 
 def _fits_on_an_edge(index: _GraphIndex, quantizer: QdqNode, partners: list[QdqNode]) -> bool:
@@ -830,21 +837,17 @@ def _compute_element(index: _GraphIndex, element_id: str, node: NodeInfo,
     tooltip += [f"{name} = {value}" for name, value in node.attributes]
     inside = index.subgraph_qdq.get(node.key)
     first_caller = index.function_callers.get(node.key)
-    if first_caller is not None:  # the same function body, counted at its first caller
+    if first_caller is not None:  # the same function body, drawn beside its first caller
         shown = index.subgraph_qdq.get(first_caller, (0, 0))
-        label.append(f"function: {shown[0]} Q + {shown[1]} DQ")
-        tooltip.append(f"the function it calls holds {shown[0]} QuantizeLinear and "
-                       f"{shown[1]} DequantizeLinear nodes (not drawn; counted at "
-                       f"{first_caller})")
-    elif inside and node.key in index.calls_function:  # a model-local function's body
-        label.append(f"function: {inside[0]} Q + {inside[1]} DQ")
-        tooltip.append(f"the function it calls holds {inside[0]} QuantizeLinear and "
-                       f"{inside[1]} DequantizeLinear nodes (not drawn)")
-        counts.q_in_subgraphs += inside[0]
-        counts.dq_in_subgraphs += inside[1]
+        name = index.model.node(first_caller).name or first_caller
+        label.append(_clip_name(f"same body as {name}"))
+        tooltip.append(f"calls the function drawn beside {name} ({shown[0]} QuantizeLinear "
+                       f"and {shown[1]} DequantizeLinear nodes, counted there)")
     elif inside:  # drawn in the clusters beside it (_subgraph_clusters), counted here
-        tooltip.append(f"subgraphs hold {inside[0]} QuantizeLinear and {inside[1]} "
-                       "DequantizeLinear nodes (drawn in the dashed clusters beside it)")
+        what = "the function it calls holds" if node.key in index.calls_function \
+            else "subgraphs hold"
+        tooltip.append(f"{what} {inside[0]} QuantizeLinear and {inside[1]} "
+                       "DequantizeLinear nodes (drawn in the dashed cluster beside it)")
         counts.q_in_subgraphs += inside[0]
         counts.dq_in_subgraphs += inside[1]
     links = [f"node:{node.key}", f"op:{node.op_type}"]
@@ -1139,7 +1142,8 @@ def _body(drawing: _Drawing, model: QdqModel, urls: Mapping[str, str] | None,
     lines += [_node_statement(e, urls, "  ", fills) for e in drawing.elements
               if e.region is None]
     lines += _cluster_lines(drawing, urls)
-    by_id = {element.id: element for element in drawing.elements}
+    by_id = {element.id: element for element in (
+        *drawing.elements, *(e for cluster in drawing.clusters for e in cluster.elements))}
     label = "xlabel" if drawing.external_labels else "label"
     lines += [_pair_edge_statement(model.tensors, edge, drawing.edge_pairs[edge.pair], urls,
                                    label)
@@ -1305,70 +1309,152 @@ _CLUSTER_COLOUR = "#7d3c98"
 
 @dataclass
 class _Cluster:
-    """An If / Loop / Scan body (or a nested one) drawn as a cluster beside its holder."""
+    """An If / Loop / Scan body or a model-local function's body (or one nested in
+    either) drawn as a cluster beside the node holding or first calling it."""
 
     id: str
     label: str
     tooltip: list[str]
     parent: str  # id of the enclosing cluster; "" at the top
+    holder: str  # id of the element holding (or calling) the body
     elements: list[_Element] = field(default_factory=list)
 
 
 def _subgraph_clusters(index: _GraphIndex, owner: Mapping[str, _Element],
-                       tensor_source: Mapping[str, _Element]
+                       tensor_source: Mapping[str, _Element], compact: bool
                        ) -> tuple[list[_Cluster], list[_Edge]]:
-    """Every subgraph of a drawn node: its nodes (Q and DQ with their scale, zero point
-    and dtypes), the edges inside it, dashed edges for the outer-scope tensors it reads
-    and for its results going back to the node holding it."""
-    model = index.model
-    paths = list(dict.fromkeys(node.graph for node in model.nodes if node.graph))
-    clusters: dict[str, _Cluster] = {}
-    holders: dict[str, _Element] = dict(owner)
-    edges: list[_Edge] = []
-    qdq_all = {q.key: q for q in model.qdq_nodes}
-    spare = _QdqCounts()  # the holder's label already counts them
-    number = itertools.count()
-    for path in paths:
-        holder_key, _, attribute = path.rpartition(":")
-        holder = holders.get(holder_key)
+    """Every body a drawn node holds or calls: its nodes (Q and DQ with their scale, zero
+    point and dtypes; Q→DQ pairs as one node in compact mode), the edges inside it,
+    dashed edges for the outer-scope tensors it reads (for a function: the caller's
+    actual inputs) and for its results going back to the node holding it."""
+    bodies = _Bodies(index, owner, tensor_source, compact)
+    for path in dict.fromkeys(node.graph for node in index.model.nodes if node.graph):
+        bodies.add(path)
+    return list(bodies.clusters.values()), bodies.edges
+
+
+class _Bodies:
+    """The clusters of :func:`_subgraph_clusters`, built one body at a time (outer first)."""
+
+    def __init__(self, index: _GraphIndex, owner: Mapping[str, _Element],
+                 tensor_source: Mapping[str, _Element], compact: bool) -> None:
+        self.index, self.model, self.compact = index, index.model, compact
+        self.holders: dict[str, _Element] = dict(owner)  # node key -> element drawing it
+        self.tensor_source = tensor_source
+        self.clusters: dict[str, _Cluster] = {}
+        self.edges: list[_Edge] = []
+        self.seen: set[tuple[str, str, str]] = set()
+        self.qdq = {q.key: q for q in self.model.qdq_nodes}
+        self.number = itertools.count()
+        self.spare = _QdqCounts()  # the holder's label already counts them
+
+    def add(self, path: str) -> None:
+        function = path in self.model.function_graphs
+        callers = self.index.function_calls.get(path, []) if function else []
+        holder_key = callers[0] if function and callers else \
+            None if function else path.rpartition(":")[0]
+        holder = self.holders.get(holder_key) if holder_key else None
         if holder is None:
-            continue  # its holder is not drawn (outside the selection, or in a box)
-        parent = next((c.id for c in clusters.values() if holder in c.elements), "")
-        node = model.node(holder_key)
-        cluster = _Cluster(f"cluster_sub_{len(clusters)}",
-                           _clip(f"{node.op_type} {attribute}"),
-                           [f"{attribute} of {node.name or node.key} ({_op_text(node)})"],
-                           parent)
-        clusters[path] = cluster
-        produced: dict[str, _Element] = {}
-        members = [n for n in model.nodes if n.graph == path]
+            return  # its holder is not drawn (outside the selection, or in a box)
+        node = self.model.node(holder_key)  # type: ignore[arg-type]
+        parent = next((c.id for c in self.clusters.values() if holder in c.elements), "")
+        members = [n for n in self.model.nodes if n.graph == path]
+        cluster = self.clusters[path] = self._cluster(path, node, parent, holder, callers)
+        self._elements(cluster, members)
+        actual = self._actual_tensors(path, node) if function else {}
+        self._edges(path, members, holder, actual, function)
+
+    def _cluster(self, path: str, node: NodeInfo, parent: str, holder: _Element,
+                 callers: list[str]) -> _Cluster:
+        name = node.name or node.key
+        if callers:
+            function = path[len("function:"):]
+            others = [self.model.node(key).name or key for key in callers[1:]]
+            tooltip = [f"model-local function {function}, called by {name}",
+                       *([f"also called by {', '.join(others)} (same body)"] if others else [])]
+            return _Cluster(f"cluster_fn_{len(self.clusters)}", _clip(f"function {function}"),
+                            tooltip, parent, holder.id)
+        attribute = path.rpartition(":")[2]
+        return _Cluster(f"cluster_sub_{len(self.clusters)}", _clip(f"{node.op_type} {attribute}"),
+                        [f"{attribute} of {name} ({_op_text(node)})"], parent, holder.id)
+
+    def _elements(self, cluster: _Cluster, members: list[NodeInfo]) -> None:
+        pairs = self._pairs(members) if self.compact else {}
+        paired = {dq.key for partners in pairs.values() for dq in partners}
+        index = self.index
         for member in members:
-            element_id = f"g{next(number)}"
-            qdq = qdq_all.get(member.key)
-            if index.is_qdq(member):
-                element = _qdq_element(index, element_id, member, qdq, spare)
+            if member.key in paired:
+                continue
+            element_id = f"g{next(self.number)}"
+            qdq = self.qdq.get(member.key)
+            if member.key in pairs:
+                element = _pair_element(index, element_id, qdq, pairs[member.key],  # type: ignore[arg-type]
+                                        self.spare)
+            elif index.is_qdq(member):
+                element = _qdq_element(index, element_id, member, qdq, self.spare)
             else:
-                element = _compute_element(index, element_id, member, (), spare)
+                element = _compute_element(index, element_id, member, (), self.spare)
             cluster.elements.append(element)
-            holders[member.key] = element
-            for tensor in member.outputs:
-                if tensor:
-                    produced[tensor] = element
+            for key in element.members:
+                self.holders[key] = element
+
+    def _pairs(self, members: list[NodeInfo]) -> dict[str, list[QdqNode]]:
+        """Q key -> the DQ nodes of the same body that alone read its output."""
+        readers: dict[str, list[NodeInfo]] = {}
+        for member in members:
+            for tensor in dict.fromkeys(t for t in member.inputs if t):
+                readers.setdefault(tensor, []).append(member)
+        pairs: dict[str, list[QdqNode]] = {}
+        for member in members:
+            quantizer = self.qdq.get(member.key)
+            if quantizer is None or not self.index.is_quantize(member):
+                continue
+            users = readers.get(quantizer.output, [])
+            partners = [self.qdq.get(user.key) for user in users]
+            if users and all(dq is not None and self.index.is_dequantize(user)
+                             and dq.input == quantizer.output
+                             for user, dq in zip(users, partners)):
+                pairs[member.key] = partners  # type: ignore[assignment]
+        return pairs
+
+    def _actual_tensors(self, path: str, caller: NodeInfo) -> dict[str, str]:
+        """A function's formal inputs and outputs -> the caller's actual tensors."""
+        formal_inputs = [t.name for t in self.model.tensors.values()
+                         if t.graph == path and t.kind == "input"]
+        formal_outputs = [t.name for t in self.model.tensors.values()
+                          if t.graph == path and t.kind == "output"]
+        actual = dict(zip(formal_inputs, caller.inputs))
+        actual.update(zip(formal_outputs, caller.outputs))
+        return {formal: tensor for formal, tensor in actual.items() if tensor}
+
+    def _edges(self, path: str, members: list[NodeInfo], holder: _Element,
+               actual: Mapping[str, str], function: bool) -> None:
+        produced = {t: self.holders[m.key] for m in members for t in m.outputs if t}
         read: set[str] = set()
         for member in members:
-            head = holders[member.key]
+            head = self.holders[member.key]
             for tensor in dict.fromkeys(t for t in member.inputs if t):
                 read.add(tensor)
                 if tensor in produced:
-                    edges.append(_Edge(produced[tensor].id, head.id,
-                                       _scoped_tensor(model, path, tensor)))
-                elif tensor in tensor_source and tensor not in index.params:
-                    edges.append(_Edge(tensor_source[tensor].id, head.id, tensor, outer=True))
+                    self._edge(produced[tensor], head, _scoped_tensor(self.model, path, tensor))
+                elif function:
+                    source = self.tensor_source.get(actual.get(tensor, ""))
+                    if source is not None:
+                        self._edge(source, head, actual[tensor], outer=True)
+                elif tensor in self.tensor_source and tensor not in self.index.params:
+                    self._edge(self.tensor_source[tensor], head, tensor, outer=True)
         for tensor, element in produced.items():
-            if tensor not in read:  # a result of the body: back to its holder
-                edges.append(_Edge(element.id, holder.id, _scoped_tensor(model, path, tensor),
-                                   outer=True))
-    return list(clusters.values()), edges
+            if function and tensor in actual:  # a formal output: the caller's result
+                self._edge(element, holder, actual[tensor], outer=True)
+            elif not function and tensor not in read:  # a result of the body
+                self._edge(element, holder, _scoped_tensor(self.model, path, tensor),
+                           outer=True)
+
+    def _edge(self, tail: _Element, head: _Element, tensor: str, outer: bool = False) -> None:
+        key = (tail.id, head.id, tensor)
+        if tail is not head and key not in self.seen:
+            self.seen.add(key)
+            self.edges.append(_Edge(tail.id, head.id, tensor, outer=outer))
 
 
 def _scoped_tensor(model: QdqModel, path: str, tensor: str) -> str:
