@@ -309,6 +309,52 @@ def test_a_function_body_is_drawn_once_beside_its_first_caller() -> None:
                      r'style=dashed', full)
 
 
+def nested_function_model() -> onnx.ModelProto:
+    """``local.MaybeQuant(x, c)``: an If whose then branch quantizes the function's formal
+    input ``x`` with the function's Constant scale and zero point (INT8)."""
+    then_graph = onnx.helper.make_graph([
+        onnx.helper.make_node("QuantizeLinear", ["x", "s", "z"], ["t_q"], name="inner_q"),
+        onnx.helper.make_node("DequantizeLinear", ["t_q", "s", "z"], ["t_out"],
+                              name="inner_dq")],
+        "then_body", [], [factories.tensor_input("t_out", [1, 4])])
+    else_graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Identity", ["x"], ["e_out"], name="inner_id")],
+        "else_body", [], [factories.tensor_input("e_out", [1, 4])])
+    body = [onnx.helper.make_node("Constant", [], ["s"], name="f_scale", value=onnx.helper
+                                  .make_tensor("v", onnx.TensorProto.FLOAT, [], [0.1])),
+            onnx.helper.make_node("Constant", [], ["z"], name="f_zp", value=onnx.helper
+                                  .make_tensor("v", onnx.TensorProto.INT8, [], [0])),
+            onnx.helper.make_node("If", ["c"], ["y"], name="f_if", then_branch=then_graph,
+                                  else_branch=else_graph)]
+    function = onnx.helper.make_function("local", "MaybeQuant", ["x", "c"], ["y"], body,
+                                         [onnx.helper.make_opsetid("", 17)])
+    model = factories.make_model(
+        [onnx.helper.make_node("MaybeQuant", ["input", "cond"], ["out"], name="call",
+                               domain="local")],
+        [factories.tensor_input("input", [1, 4]),
+         factories.tensor_input("cond", [], onnx.TensorProto.BOOL)],
+        [factories.tensor_input("out", [1, 4])], name="nested_function",
+        extra_opsets=[("local", 1)])
+    model.functions.append(function)
+    return model
+
+
+def test_an_if_inside_a_function_is_drawn_inside_the_function_reading_the_callers_input(
+        ) -> None:
+    model = analysed(nested_function_model())
+    counts = qdq_counts(model, DotOptions())
+    assert (counts["q_in_subgraphs"], counts["dq_in_subgraphs"]) == (1, 1)
+    text = render_dot(model, DotOptions())
+    svg = run_dot(text)
+    clusters = {lines[0]: box for lines, box in _svg_groups(svg, "cluster").values()}
+    nodes = {lines[0]: (title, box) for title, (lines, box) in _svg_groups(svg, "node").items()}
+    assert _inside(clusters["If then_branch"], clusters["function local.MaybeQuant"])
+    pair, box = nodes["Q→DQ INT8"]
+    assert _inside(box, clusters["If then_branch"])
+    # the branch reads the function's formal input x: the caller's actual input, drawn
+    assert re.search(rf'i0 -> {pair} \[label="FP32".*tooltip="input\\n.*style=dashed', text)
+
+
 def test_a_function_body_counts_against_the_node_cap() -> None:
     model = analysed(formats.function_qdq_model())
     # input, two callers, output; the body: two Constants, the pair, the Relu

@@ -370,29 +370,40 @@ class _GraphIndex:
                 self.params[param.name] = param
         self.graph_inputs = set(model.inputs)
         self.graph_outputs = set(model.outputs)
+        self.nodes = {node.key: node for node in model.nodes}
         self.subgraph_qdq = self._subgraph_qdq_counts()
 
     def _subgraph_qdq_counts(self) -> dict[str, tuple[int, int]]:
         """Main-graph node key -> (Q, DQ) nodes inside its subgraphs (If / Loop bodies)
         or inside the model-local function it calls (charged to the first selected caller,
         beside which the body is drawn: :attr:`function_callers` names the others)."""
-        keys = {node.key for node in self.main}
         callers = self.function_calls = self._function_callers()
         self.calls_function = {key for keys in callers.values() for key in keys}
-        self.function_callers: dict[str, str] = {}  # later caller -> first caller
+        self.function_callers: dict[str, str] = {  # later caller -> first caller
+            other: keys[0] for keys in callers.values() for other in keys[1:]}
         counts: dict[str, tuple[int, int]] = {}
         for qdq in self.model.qdq_nodes:
-            if qdq.graph.startswith("function:"):
-                owners = callers.get(qdq.graph.split("/", 1)[0], [])
-                owner = owners[0] if owners else None
-                self.function_callers.update((other, owners[0]) for other in owners[1:])
-            else:
-                owner = _subgraph_owner(qdq.graph, keys) if qdq.graph else None
+            owner = self._owner(qdq.graph) if qdq.graph else None
             if owner is not None:
                 quantize, dequantize = counts.get(owner, (0, 0))
                 is_q = qdq.op_type in QUANTIZE_OPS
                 counts[owner] = (quantize + is_q, dequantize + (not is_q))
         return counts
+
+    def _owner(self, path: str) -> str | None:
+        """The main-graph node holding the body at *path* (a subgraph's
+        ``"<holder key>:<attribute>"``, or a function's path: its first caller), through
+        any nesting (a Loop in an If branch, an If in a function)."""
+        functions = self.model.function_graphs
+        for _ in range(len(self.model.subgraphs) + 1):  # each step leaves one body
+            if path in functions:
+                callers = self.function_calls.get(path)
+                return callers[0] if callers else None
+            holder = self.nodes.get(path.rpartition(":")[0])
+            if holder is None or not holder.graph:
+                return holder.key if holder is not None else None
+            path = holder.graph
+        return None
 
     def _function_callers(self) -> dict[str, list[str]]:
         """``function:<domain>.<name>`` -> keys of the selected main-graph nodes calling it
@@ -425,16 +436,6 @@ class _GraphIndex:
             return None
         user = users[0]
         return user if user.key in self.selected_keys else None
-
-
-def _subgraph_owner(path: str, main_keys: set[str]) -> str | None:
-    """The main-graph node holding the subgraph at ``path`` (``"<key>:<attribute>..."``)."""
-    position = path.find(":")
-    while position != -1:
-        if path[:position] in main_keys:
-            return path[:position]
-        position = path.find(":", position + 1)
-    return None
 
 
 _WEIGHT_ROLES = {Role.WEIGHT: "W", Role.WEIGHT_PAIR: "W", Role.BIAS: "B"}
@@ -1340,7 +1341,15 @@ class _Bodies:
                  tensor_source: Mapping[str, _Element], compact: bool) -> None:
         self.index, self.model, self.compact = index, index.model, compact
         self.holders: dict[str, _Element] = dict(owner)  # node key -> element drawing it
-        self.tensor_source = tensor_source
+        self.members: dict[str, list[NodeInfo]] = {}  # body path -> its nodes
+        for node in self.model.nodes:
+            if node.graph:
+                self.members.setdefault(node.graph, []).append(node)
+        #: graph path ("" the main one) -> {tensor seen there: (element drawing its
+        #: producer, the tensor's name as the edge shows it)}
+        self.scopes: dict[str, dict[str, tuple[_Element, str]]] = {
+            "": {tensor: (element, tensor) for tensor, element in tensor_source.items()}}
+        self.cluster_of: dict[str, str] = {}  # element id -> id of the cluster holding it
         self.clusters: dict[str, _Cluster] = {}
         self.edges: list[_Edge] = []
         self.seen: set[tuple[str, str, str]] = set()
@@ -1357,12 +1366,17 @@ class _Bodies:
         if holder is None:
             return  # its holder is not drawn (outside the selection, or in a box)
         node = self.model.node(holder_key)  # type: ignore[arg-type]
-        parent = next((c.id for c in self.clusters.values() if holder in c.elements), "")
-        members = [n for n in self.model.nodes if n.graph == path]
-        cluster = self.clusters[path] = self._cluster(path, node, parent, holder, callers)
+        cluster = self._cluster(path, node, self.cluster_of.get(holder.id, ""), holder, callers)
+        self.clusters[path] = cluster
+        members = self.members.get(path, [])
         self._elements(cluster, members)
-        actual = self._actual_tensors(path, node) if function else {}
-        self._edges(path, members, holder, actual, function)
+        outer = self.scopes.get(node.graph, {})
+        results = None
+        if function:  # a function sees its formal inputs only: the caller's tensors
+            inputs, results = self._actual_tensors(path, node)
+            outer = {formal: outer[tensor] for formal, tensor in inputs.items()
+                     if tensor in outer}
+        self._edges(path, members, holder, outer, results)
 
     def _cluster(self, path: str, node: NodeInfo, parent: str, holder: _Element,
                  callers: list[str]) -> _Cluster:
@@ -1395,6 +1409,7 @@ class _Bodies:
             else:
                 element = _compute_element(index, element_id, member, (), self.spare)
             cluster.elements.append(element)
+            self.cluster_of[element.id] = cluster.id
             for key in element.members:
                 self.holders[key] = element
 
@@ -1417,38 +1432,40 @@ class _Bodies:
                 pairs[member.key] = partners  # type: ignore[assignment]
         return pairs
 
-    def _actual_tensors(self, path: str, caller: NodeInfo) -> dict[str, str]:
-        """A function's formal inputs and outputs -> the caller's actual tensors."""
-        formal_inputs = [t.name for t in self.model.tensors.values()
-                         if t.graph == path and t.kind == "input"]
-        formal_outputs = [t.name for t in self.model.tensors.values()
-                          if t.graph == path and t.kind == "output"]
-        actual = dict(zip(formal_inputs, caller.inputs))
-        actual.update(zip(formal_outputs, caller.outputs))
-        return {formal: tensor for formal, tensor in actual.items() if tensor}
+    def _actual_tensors(self, path: str, caller: NodeInfo
+                        ) -> tuple[dict[str, str], dict[str, str]]:
+        """A function's formal inputs, and its formal outputs -> the caller's actual ones."""
+        formal = {"input": [], "output": []}  # type: dict[str, list[str]]
+        for tensor in self.model.tensors.values():
+            if tensor.graph == path and tensor.kind in formal:
+                formal[tensor.kind].append(tensor.name)
+        return ({name: actual for name, actual in zip(formal["input"], caller.inputs) if actual},
+                {name: actual for name, actual in zip(formal["output"], caller.outputs)
+                 if actual})
 
     def _edges(self, path: str, members: list[NodeInfo], holder: _Element,
-               actual: Mapping[str, str], function: bool) -> None:
-        produced = {t: self.holders[m.key] for m in members for t in m.outputs if t}
+               outer: Mapping[str, tuple[_Element, str]], results: Mapping[str, str] | None
+               ) -> None:
+        """Edges inside the body, from the outer tensors it reads (never a scale or zero
+        point: the labels show them) and from its results back to *holder* (a function's
+        formal outputs, named as the caller's actual outputs in *results*)."""
+        produced = {t: (self.holders[m.key], _scoped_tensor(self.model, path, t))
+                    for m in members for t in m.outputs if t}
+        self.scopes[path] = {**outer, **produced}
         read: set[str] = set()
         for member in members:
             head = self.holders[member.key]
             for tensor in dict.fromkeys(t for t in member.inputs if t):
                 read.add(tensor)
                 if tensor in produced:
-                    self._edge(produced[tensor], head, _scoped_tensor(self.model, path, tensor))
-                elif function:
-                    source = self.tensor_source.get(actual.get(tensor, ""))
-                    if source is not None:
-                        self._edge(source, head, actual[tensor], outer=True)
-                elif tensor in self.tensor_source and tensor not in self.index.params:
-                    self._edge(self.tensor_source[tensor], head, tensor, outer=True)
-        for tensor, element in produced.items():
-            if function and tensor in actual:  # a formal output: the caller's result
-                self._edge(element, holder, actual[tensor], outer=True)
-            elif not function and tensor not in read:  # a result of the body
-                self._edge(element, holder, _scoped_tensor(self.model, path, tensor),
-                           outer=True)
+                    self._edge(produced[tensor][0], head, produced[tensor][1])
+                elif tensor in outer and tensor not in self.index.params:
+                    self._edge(outer[tensor][0], head, outer[tensor][1], outer=True)
+        for tensor, (element, shown) in produced.items():
+            if results is not None and tensor in results:
+                self._edge(element, holder, results[tensor], outer=True)
+            elif results is None and tensor not in read:  # a result of the body
+                self._edge(element, holder, shown, outer=True)
 
     def _edge(self, tail: _Element, head: _Element, tensor: str, outer: bool = False) -> None:
         key = (tail.id, head.id, tensor)
