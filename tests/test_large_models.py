@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
+import format_factories
 import model_zoo
 import onnx
 import pytest
@@ -299,3 +300,62 @@ def run_capsys_free(model: Path, folder: Path) -> tuple[int, str, str]:
                              str(folder), "--name", "if"], capture_output=True, text=True,
                             check=False, timeout=120)
     return result.returncode, result.stdout, result.stderr
+
+
+def scoped_bodies_model() -> onnx.ModelProto:
+    """Scope ``block`` (three nodes) holds an If whose then branch quantizes ``a`` (UINT8)
+    and calls ``local.QuantRelu`` (one Q→DQ pair inside); scope ``tail`` holds only an If
+    whose then branch quantizes ``c`` (INT8)."""
+    helper, tensor = onnx.helper, onnx.TensorProto
+
+    def branch(name: str, source: str, zero_point: int, dtype: int) -> onnx.GraphProto:
+        nodes = [helper.make_node("Constant", [], [f"{name}_s"], name=f"{name}_scale",
+                                  value=helper.make_tensor("v", tensor.FLOAT, [], [0.1])),
+                 helper.make_node("Constant", [], [f"{name}_z"], name=f"{name}_zp",
+                                  value=helper.make_tensor("v", dtype, [], [zero_point])),
+                 helper.make_node("QuantizeLinear", [source, f"{name}_s", f"{name}_z"],
+                                  [f"{name}_q"], name=f"{name}_Q"),
+                 helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"],
+                                  [f"{name}_out"], name=f"{name}_DQ")]
+        return helper.make_graph(nodes, name, [], [qdq_factories.tensor_input(
+            f"{name}_out", [1, 4])])
+
+    def plain(name: str, source: str) -> onnx.GraphProto:
+        return helper.make_graph([helper.make_node("Identity", [source], [f"{name}_out"],
+                                                   name=f"{name}_Identity")], name, [],
+                                 [qdq_factories.tensor_input(f"{name}_out", [1, 4])])
+
+    model = qdq_factories.make_model([
+        helper.make_node("Relu", ["x"], ["a"], name="/block/Relu"),
+        helper.make_node("If", ["cond"], ["b"], name="/block/If",
+                         then_branch=branch("block_then", "a", 128, tensor.UINT8),
+                         else_branch=plain("block_else", "a")),
+        helper.make_node("QuantRelu", ["b"], ["c"], name="/block/call", domain="local"),
+        helper.make_node("If", ["cond"], ["y"], name="/tail/If",
+                         then_branch=branch("tail_then", "c", 0, tensor.INT8),
+                         else_branch=plain("tail_else", "c")),
+    ], [qdq_factories.tensor_input("x", [1, 4]),
+        qdq_factories.tensor_input("cond", [], tensor.BOOL)],
+        [qdq_factories.tensor_input("y", [1, 4])], name="scoped_bodies",
+        extra_opsets=[("local", 1)])
+    model.functions.extend(format_factories.function_qdq_model().functions)
+    return model
+
+
+def test_a_collapsed_box_counts_the_qdq_of_the_bodies_its_nodes_hold_or_call(tmp_path):
+    model = load_qdq_model(qdq_factories.save(scoped_bodies_model(), tmp_path / "m.onnx"))
+    collapsed = render_dot(model, DotOptions(depth=1))
+    # the box of scope "block": no Q / DQ of its own, 2 + 2 in its If branch and function
+    assert re.search(r'label="block\\n.*\\nQ 2 · DQ 2 \(2 Q \+ 2 DQ in bodies\)\\n', collapsed)
+    assert "block_then_Q" not in collapsed and "function local.QuantRelu" not in collapsed
+    # the If of scope "tail" stays a node (alone in its scope): its branch is still drawn
+    assert 'label="If then_branch"' in collapsed and 'label="Q→DQ INT8\\ns=0.1 zp=0"' in collapsed
+    # the box's expanded drawing draws what the box counts
+    expanded = render_dot(model, DotOptions(scope=("block",)))
+    assert 'label="function local.QuantRelu"' in expanded
+    assert 'label="Q→DQ UINT8\\ns=0.1 zp=128"' in expanded  # the If branch's pair
+    assert 'label="Q→DQ UINT8\\ns=0.05 zp=128"' in expanded  # the function's pair
+    assert "tail_then" not in expanded
+    for text in (collapsed, expanded):
+        subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=True,
+                       timeout=120)

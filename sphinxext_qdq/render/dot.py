@@ -1545,7 +1545,10 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
     if options.max_nodes and size > options.max_nodes:
         kept = [e for e in inner.elements if e.kind in ("input", "output")]
         return _Drawing(kept, [], inner.counts, inner.onnx_nodes, size, over_cap=True)
-    kept = {element.id for element in inner.elements}  # not the subgraph clusters
+    clusters = _clusters_outside_boxes(inner.clusters, moved)
+    size += sum(len(cluster.elements) for cluster in clusters)
+    kept = {element.id for element in inner.elements}
+    kept.update(element.id for cluster in clusters for element in cluster.elements)
     edges = _box_edges([e for e in inner.edges if e.tail in kept and e.head in kept], moved)
     drawn = [key for record in (*inner.elements, *inner.edge_pairs.values())
              for key in record.members]
@@ -1556,12 +1559,26 @@ def _collapsed_plan(model: QdqModel, options: DotOptions) -> _Drawing:
             inside.setdefault(path, []).append(key)
     for path, box in boxes.items():
         _box_text(model, box, path, inside[path], grouping.spans.get(path[-1]), edges,
-                  inner.edge_pairs)
+                  inner.edge_pairs, inner.nested_qdq)
     where = f"scope {' / '.join(options.scope)}: " if options.scope else ""
     title = (f"{where}scopes {depth} level{'s' if depth > 1 else ''} deep drawn as boxes "
              f"(grouped by {grouping.kind}); click a box for its drawing")
     return _Drawing(elements, edges, inner.counts, inner.onnx_nodes, size,
-                    edge_pairs=inner.edge_pairs, external_labels=True, title=title)
+                    edge_pairs=inner.edge_pairs, external_labels=True, title=title,
+                    clusters=clusters)
+
+
+def _clusters_outside_boxes(clusters: list[_Cluster], moved: Mapping[str, str]
+                            ) -> list[_Cluster]:
+    """The bodies still drawn once boxes are made: those whose holder is not in a box
+    (nor in a body whose holder is); the others are counted in their box's label."""
+    kept: list[_Cluster] = []
+    ids: set[str] = set()
+    for cluster in clusters:  # outer bodies come first
+        if cluster.holder not in moved and (not cluster.parent or cluster.parent in ids):
+            kept.append(cluster)
+            ids.add(cluster.id)
+    return kept
 
 
 def _box_edges(edges: list[_Edge], moved: Mapping[str, str]) -> list[_Edge]:
@@ -1581,9 +1598,11 @@ def _box_edges(edges: list[_Edge], moved: Mapping[str, str]) -> list[_Edge]:
 
 
 def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], keys: list[str],
-              span: str | None, edges: list[_Edge], edge_pairs: Mapping[str, _Element]) -> None:
-    """Label and tooltip of a box: its scope, op counts, Q / DQ counts, the dtypes that
-    enter and leave it, the scale / zero point of the pairs on its boundary edges."""
+              span: str | None, edges: list[_Edge], edge_pairs: Mapping[str, _Element],
+              nested: Mapping[str, tuple[int, int]]) -> None:
+    """Label and tooltip of a box: its scope, op counts, Q / DQ counts (those in the bodies
+    its nodes hold or call included), the dtypes that enter and leave it, the scale /
+    zero point of the pairs on its boundary edges."""
     ops: dict[str, int] = {}
     quantize = dequantize = 0
     for key in keys:
@@ -1602,7 +1621,8 @@ def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], keys: list[
     leaving = [edge for edge in edges if edge.tail == box.id]
     dtypes_in = _edge_dtypes(model, entering, edge_pairs)
     dtypes_out = _edge_dtypes(model, leaving, edge_pairs)
-    label = [_clip_name(path[-1]), *_wrap(shown), f"Q {quantize} · DQ {dequantize}",
+    qdq_line, qdq_tooltip = _box_qdq_text(quantize, dequantize, keys, nested)
+    label = [_clip_name(path[-1]), *_wrap(shown), qdq_line,
              f"in {dtypes_in or '-'} → out {dtypes_out or '-'}"]
     pairs_in = _boundary_pairs(entering, edge_pairs)
     pairs_out = _boundary_pairs(leaving, edge_pairs)
@@ -1614,11 +1634,26 @@ def _box_text(model: QdqModel, box: _Element, path: tuple[str, ...], keys: list[
     box.label = label
     box.tooltip = ["scope " + " / ".join(path), *([span] if span else []),
                    f"{len(keys)} ONNX nodes: " + ", ".join(op_parts),
-                   f"{quantize} QuantizeLinear, {dequantize} DequantizeLinear inside",
+                   qdq_tooltip,
                    f"enters: {dtypes_in or 'nothing'}; leaves: {dtypes_out or 'nothing'}",
                    *(f"entering pair {text}" for text in pairs_in),
                    *(f"leaving pair {text}" for text in pairs_out),
                    "click (when it links): this scope drawn expanded"]
+
+
+def _box_qdq_text(quantize: int, dequantize: int, keys: list[str],
+                  nested: Mapping[str, tuple[int, int]]) -> tuple[str, str]:
+    """A box's Q / DQ counts (label line, tooltip line), with those of the If / Loop / Scan
+    bodies and called functions of its nodes (drawn in its expanded drawing)."""
+    in_q = sum(nested.get(key, (0, 0))[0] for key in keys)
+    in_dq = sum(nested.get(key, (0, 0))[1] for key in keys)
+    label = f"Q {quantize + in_q} · DQ {dequantize + in_dq}"
+    tooltip = f"{quantize + in_q} QuantizeLinear, {dequantize + in_dq} DequantizeLinear inside"
+    if in_q or in_dq:
+        label += f" ({in_q} Q + {in_dq} DQ in bodies)"
+        tooltip += (f" ({in_q} and {in_dq} of them in the subgraph bodies or functions its "
+                    "nodes hold or call, drawn in its expanded drawing)")
+    return label, tooltip
 
 
 def _wrap(parts: list[str], width: int = LABEL_WIDTH) -> list[str]:
