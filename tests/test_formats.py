@@ -221,6 +221,60 @@ def test_matmul_nbits_weight_bits_blocks_scales_and_zero_points() -> None:
     assert "default 8" in bare.quant_ops[0].note
 
 
+#: Zero points of three rows (N = 3) of three blocks (K = 48, blocks of 16), 4-bit.
+NBITS_ZERO_POINTS = [[1, 15, 6], [0, 8, 3], [9, 2, 14]]
+#: The same packed by hand, two per byte, the first in the low nibble; each row takes
+#: ceil(3 × 4 / 8) = 2 bytes, the last nibble is padding (0xA in the first row: ignored).
+NBITS_PACKED = [0x1 | 0xF << 4, 0x6 | 0xA << 4, 0x0 | 0x8 << 4, 0x3, 0x9 | 0x2 << 4, 0xE]
+
+
+def nbits_model(zero_points: list[int] | np.ndarray | None, bits: int = 4,
+                n: int = 3, k: int = 48, block_size: int = 16) -> onnx.ModelProto:
+    """MatMulNBits with the given stored zero points (UINT8 packed, or float)."""
+    blocks = -(-k // block_size)
+    initializers = [
+        numpy_helper.from_array(np.zeros((n, blocks, block_size * bits // 8), np.uint8), "w"),
+        numpy_helper.from_array(np.full(n * blocks, 0.5, np.float32), "w_scales")]
+    inputs = ["a", "w", "w_scales"]
+    if zero_points is not None:
+        array = np.asarray(zero_points)
+        initializers.append(numpy_helper.from_array(
+            array if array.dtype.kind == "f" else array.astype(np.uint8), "w_zp"))
+        inputs.append("w_zp")
+    node = onnx.helper.make_node("MatMulNBits", inputs, ["y"], name="proj",
+                                 domain="com.microsoft", K=k, N=n, bits=bits,
+                                 block_size=block_size)
+    return factories.make_model([node], [factories.tensor_input("a", [1, k])],
+                                [factories.tensor_input("y", [1, n])], initializers,
+                                name="nbits", extra_opsets=[("com.microsoft", 1)])
+
+
+def test_matmul_nbits_zero_points_are_shown_unpacked() -> None:
+    model = analysed(nbits_model(NBITS_PACKED))
+    zero_point = model.param("w_zp")
+    assert zero_point.values == tuple(v for row in NBITS_ZERO_POINTS for v in row)
+    assert zero_point.dtype == "UINT4" and zero_point.shape == (9,)
+    assert "packed (4 bits each, 2 per byte), shown unpacked" in model.quant_ops[0].note
+    label = re.search(r'n0 \[label="([^"]*)"', render_dot(model, DotOptions())).group(1)
+    assert label.split("\\n")[2:] == ["W: UINT4 4-bit blocks of 16", "  s=9× 0.5",
+                                        "  zp=9× 0 … 15"]
+    # 2-bit: four to a byte, one byte per row of three blocks
+    two_bit = analysed(nbits_model([3 | 0 << 2 | 2 << 4, 1, 2 << 4 | 3 << 2], bits=2))
+    assert two_bit.param("w_zp").values == (3, 0, 2, 1, 0, 0, 0, 3, 2)
+    # not the packed size: shown as stored, and said so
+    odd = analysed(nbits_model(NBITS_PACKED[:5]))
+    assert odd.param("w_zp").values == tuple(NBITS_PACKED[:5])
+    assert "5 bytes are not 3 rows of 2" in odd.quant_ops[0].note
+    # zero points of the scales' type are not packed
+    floats = analysed(nbits_model(np.full(9, 7.0, np.float32)))
+    assert floats.param("w_zp").values == (7.0,) * 9
+    # none: the op's default 2^(bits-1)
+    bare = analysed(nbits_model(None))
+    label = re.search(r'n0 \[label="([^"]*)"', render_dot(bare, DotOptions())).group(1)
+    assert label.endswith("\\n  zp=8 (default)")
+    assert bare.quant_ops[0].operands[0].zero_point_default == 8
+
+
 def test_gather_block_quantized_and_cast_mul_weights() -> None:
     model = analysed(formats.gather_block_quantized_model(block_size=16))
     (weight,) = model.quant_ops[0].operands
@@ -518,6 +572,10 @@ PAGES = {
 
 .. qdq-graph:: /models/function.onnx
    :mode: full
+
+.. qdq-params:: /models/nbits.onnx
+
+.. qdq-params:: /models/nbits_bare.onnx
 """,
 }
 
@@ -537,7 +595,9 @@ def pages(tmp_path_factory: pytest.TempPathFactory):
                         ("dynamic", formats.tiny_resnet_dynamic()),
                         ("function", formats.function_qdq_model()),
                         ("nested", formats.if_qdq_model()),
-                        ("mixed", formats.mixed_model())):
+                        ("mixed", formats.mixed_model()),
+                        ("nbits", nbits_model(NBITS_PACKED)),
+                        ("nbits_bare", nbits_model(None))):
         factories.save(proto, src / "models" / f"{name}.onnx")
     return build(src, "html")
 
@@ -579,6 +639,13 @@ def test_qoperator_and_dynamic_pages_table_every_operand(pages) -> None:
                      page)
     assert "function:local.QuantRelu" in page and "branch:then_branch" in page
     assert "s16s8 1" in page and "u8s8 2" in page
+
+
+def test_the_table_of_a_matmul_nbits_shows_its_zero_points_unpacked(pages) -> None:
+    text = re.sub(r"<[^>]+>", "", (pages.outdir / "formats.html").read_text(encoding="utf-8"))
+    text = re.sub(r"\s+", " ", text)
+    assert "input[3] w_zp 9× 0 … 15 UINT4 blocked (axis 1, block 16), 4 bits" in text
+    assert "absent (default 8) UINT4 blocked (axis 1, block 16), 4 bits" in text
 
 
 def test_the_nodes_of_a_drawn_function_body_link_to_their_parameter_rows(pages) -> None:

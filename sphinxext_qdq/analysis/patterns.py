@@ -622,6 +622,11 @@ class _Analysis:
         (``-1``: *node* writes it, as DynamicQuantizeLinear does)."""
         self._use_param(name, kind, node, index)
 
+    def param_record(self, name: str) -> _Param | None:
+        """The scale / zero-point record of *name* (a pattern may restate its values:
+        the packed zero points of MatMulNBits, unpacked)."""
+        return self.params.get(name)
+
     def param_shape(self, name: str) -> tuple[int, ...] | None:
         param = self.params.get(name)
         return param.shape if param is not None else None

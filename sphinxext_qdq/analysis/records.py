@@ -241,6 +241,8 @@ class QuantOperand:
     #: Key of the node that reads (``scale_index`` >= 0) or writes (``-1``) the scale when
     #: it is not ``node`` itself: the Mul of a dynamic chain, its DynamicQuantizeLinear.
     scale_reader: str = ""
+    #: The zero point the op uses when the model gives none (MatMulNBits: 2^(bits-1)).
+    zero_point_default: int | None = None
 
 
 @dataclass(frozen=True)

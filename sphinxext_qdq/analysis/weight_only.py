@@ -14,8 +14,11 @@ activations.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from sphinxext_qdq.analysis.records import (
     QDQ_DOMAINS,
@@ -80,11 +83,54 @@ def _matmul_nbits(analysis: _Analysis, node: _Node) -> QuantOp:
     weight = _blocked_weight(analysis, node, 1, 2, 3, bits=bits, block_size=block_size,
                              axis=1)  # along K of the logical [N, K] weight
     k, n = analysis.int_attribute(node, "K", 0), analysis.int_attribute(node, "N", 0)
-    zero = "zero points stored" if weight.zero_point else \
-        f"no zero points (default {2 ** (bits - 1)})"
+    blocks = -(-k // block_size) if block_size > 0 else 0
+    if weight.zero_point:
+        zero = _unpack_param(analysis, weight.zero_point, bits, n, blocks)
+    elif 0 < bits <= 8:
+        zero = f"no zero points (default {2 ** (bits - 1)})"
+        weight = dataclasses.replace(weight, zero_point_default=2 ** (bits - 1))
+    else:
+        zero = f"no zero points; bits = {bits} is outside 1 … 8"
     note = f"{bits}-bit weight [N={n}, K={k}] in blocks of {block_size} along K; {zero}"
     return QuantOp(node=node.key, op_type=node.op_type, format=QuantFormat.WEIGHT_ONLY,
                    operands=(weight,), members=(node.key,), note=note, graph=node.graph.path)
+
+
+def _unpack_param(analysis: _Analysis, name: str, bits: int, rows: int, blocks: int) -> str:
+    """Restate MatMulNBits' packed UINT8 zero points as the ``rows`` × ``blocks``
+    ``bits``-bit values the op uses; say how they are stored."""
+    param = analysis.param_record(name)
+    if param is None or param.values is None or not 0 < bits <= 8:
+        return "zero points stored"
+    per_byte = f", {8 // bits} per byte" if 8 % bits == 0 else ""
+    unpacked_note = f"zero points stored packed ({bits} bits each{per_byte}), shown unpacked"
+    if param.dtype == f"UINT{bits}" and len(param.values) == rows * blocks:
+        return unpacked_note  # another MatMulNBits sharing them unpacked them
+    if param.dtype != "UINT8":  # the scales' float type: one value per block, not packed
+        return f"zero points stored unpacked ({param.dtype or 'unknown type'})"
+    if bits == 8:
+        return "zero points stored, one per byte"
+    unpacked = unpack_bits(param.values, bits, rows, blocks)
+    if unpacked is None:
+        return (f"zero points stored packed, but {len(param.values)} bytes are not "
+                f"{rows} rows of {math.ceil(blocks * bits / 8)}: shown as stored")
+    shape = (rows, blocks) if param.shape is not None and len(param.shape) == 2 \
+        else (rows * blocks,)  # as the scales are stored: [N, blocks] or [N * blocks]
+    param.values, param.dtype, param.shape = unpacked, f"UINT{bits}", shape
+    return unpacked_note
+
+
+def unpack_bits(packed: tuple, bits: int, rows: int, count: int) -> tuple[int, ...] | None:
+    """The first *count* ``bits``-bit fields of each of *rows* rows of bytes (each row
+    ``ceil(count * bits / 8)`` bytes, lowest bits first); None when the sizes differ."""
+    per_row = math.ceil(count * bits / 8)
+    if not 0 < bits < 8 or rows <= 0 or count <= 0 or len(packed) != rows * per_row:
+        return None
+    array = np.asarray(packed, dtype=np.uint8).reshape(rows, per_row)
+    fields = np.unpackbits(array, axis=1, bitorder="little")[:, :count * bits]
+    weights = 1 << np.arange(bits, dtype=np.int64)
+    values = (fields.reshape(rows, count, bits).astype(np.int64) * weights).sum(axis=2)
+    return tuple(int(v) for v in values.ravel())
 
 
 def _gather_block_quantized(analysis: _Analysis, node: _Node) -> QuantOp:

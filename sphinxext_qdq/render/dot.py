@@ -54,6 +54,7 @@ from sphinxext_qdq.analysis.records import (
     QdqModel,
     QdqNode,
     QuantOp,
+    QuantOperand,
     QuantParam,
     Role,
 )
@@ -887,20 +888,30 @@ def _operand_lines(index: _GraphIndex, op: QuantOp) -> list[str]:
         if operand.scale is None and operand.zero_point is None:
             lines.append(head + (" (s_x·s_w)" if operand.role.value == "bias" else ""))
             continue
-        parts = [head]
-        if operand.scale:
-            parts.append(f"s={format_values(index.params.get(operand.scale))}")
-        if operand.zero_point:
-            parts.append(f"zp={format_values(index.params.get(operand.zero_point))}")
-        if operand.granularity is Granularity.BLOCKED:
-            parts.append(f"{operand.bits or ''}{'-bit ' if operand.bits else ''}"
-                         f"blocks of {operand.block_size}")
-        elif operand.granularity is Granularity.PER_AXIS:
-            parts.append(f"per-axis {operand.axis}")
-        lines.append(" ".join(parts))
+        lines += _operand_value_lines(index, operand, head)
     if op.format.value == "dynamic" and len(op.members) > 2:
         lines.append("y: FP32 = acc·s_x·s_w (Cast, Mul)")
     return lines
+
+
+def _operand_value_lines(index: _GraphIndex, operand: QuantOperand, head: str) -> list[str]:
+    """``W: INT8 s=0.0189 zp=0`` on one line when it fits; else the granularity after the
+    head and the scale and zero point on lines of their own (``zp=8 (default)`` when the
+    op has a default for a zero point the model leaves out)."""
+    values = []
+    if operand.scale:
+        values.append(f"s={format_values(index.params.get(operand.scale))}")
+    if operand.zero_point:
+        values.append(f"zp={format_values(index.params.get(operand.zero_point))}")
+    elif operand.zero_point_default is not None:
+        values.append(f"zp={operand.zero_point_default} (default)")
+    if operand.granularity is Granularity.BLOCKED:
+        head += (f" {operand.bits}-bit" if operand.bits else "") + \
+            f" blocks of {operand.block_size}"
+    elif operand.granularity is Granularity.PER_AXIS:
+        head += f" per-axis {operand.axis}"
+    line = " ".join([head, *values])
+    return [line] if len(line) <= LABEL_WIDTH + 8 else [head, *(f"  {v}" for v in values)]
 
 
 def _count_fold(fold: _Fold, counts: _QdqCounts) -> None:

@@ -166,6 +166,8 @@ def operand_row(model: QdqModel, operand: QuantOperand, *, full: bool) -> Row:
     if operand.zero_point:
         zero_point = param_cell(params.get(operand.zero_point), operand.zero_point, full=full)
         zero_point.insert(0, [nodes.Text(_index_text(operand.zero_point_index))])
+    elif operand.zero_point_default is not None:  # MatMulNBits: 2^(bits-1)
+        zero_point = Lines([[nodes.Text(f"absent (default {operand.zero_point_default})")]])
     else:
         zero_point = Lines([[nodes.Text("absent" if operand.role.value != "bias" else "—")]])
     granularity = backend.format_granularity(operand)  # type: ignore[arg-type]
