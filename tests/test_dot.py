@@ -298,6 +298,8 @@ def test_unknown_dtype_is_shown_as_question_mark(tmp_path):
 # -- compact mode ------------------------------------------------------------------------
 
 PAIR = re.compile(r"^Q→(?:(\d+)×)?DQ ")
+#: An entry Q or exit DQ of a QOperator op drawn on its edge, like a pair.
+ENTRY_EXIT = re.compile(r"^(?:entry (Q)|exit (DQ)) ")
 FOLDED = re.compile(r"^(W|B): (Q→DQ|DQ) ")
 SUBGRAPHS = re.compile(r"^subgraphs: (\d+) Q \+ (\d+) DQ$")
 
@@ -307,7 +309,8 @@ def edge_pairs(drawing: Drawing) -> dict[str, list[dict]]:
     starts ``Q→DQ pair on <tensor>`` and names the pair's Q and DQ nodes)."""
     pairs: dict[str, list[dict]] = {}
     for edge in drawing.edges:
-        if raw_first_line(edge.get("tooltip", "")).startswith("Q→DQ pair on "):
+        first = raw_first_line(edge.get("tooltip", ""))
+        if first.startswith("Q→DQ pair on ") or " QOperator op " in first:
             pairs.setdefault(edge["tooltip"], []).append(edge)
     return pairs
 
@@ -318,8 +321,12 @@ def compact_counts(drawing: Drawing) -> Counter:
     for edges in edge_pairs(drawing).values():
         heads = {e["label"].split("\\n")[0] for e in edges}
         assert len(heads) == 1, heads  # every edge of a pair names the same pair
-        pair = PAIR.match(heads.pop())
-        assert pair, edges
+        head = heads.pop()
+        pair, single = PAIR.match(head), ENTRY_EXIT.match(head)
+        assert pair or single, edges
+        if single:
+            counts["QuantizeLinear" if single.group(1) else "DequantizeLinear"] += 1
+            continue
         counts["QuantizeLinear"] += 1
         counts["DequantizeLinear"] += int(pair.group(1) or 1)
     for node in model_nodes(drawing):
@@ -904,6 +911,7 @@ CASES = {
     "If outer scope": factories.if_outer_scope_model,
     "Loop": factories.loop_model,
     "model-local function": formats.function_qdq_model,
+    "QOperator (ONNX Runtime)": factories.tiny_resnet_qoperator,
     "blocked INT4": factories.blocked_int4_model,
     "FP8": factories.float8_model,
     "output_dtype": factories.output_dtype_model,

@@ -114,6 +114,66 @@ def test_every_scale_and_zero_point_input_of_a_qoperator_node_is_tabled(qoperato
     assert conv.operand(Role.BIAS).scale is None and conv.operand(Role.BIAS).quant_dtype == "INT32"
 
 
+def test_the_q_and_dq_around_an_ort_qoperator_model_are_its_entry_and_exit(qoperator) -> None:
+    proto, model = qoperator
+    integer_ops = {n.name for n in proto.graph.node
+                   if n.op_type.startswith(("QLinear", "QGemm"))}
+    readers = {t: n.name for n in proto.graph.node for t in n.input}
+    writers = {t: n.name for n in proto.graph.node for t in n.output}
+    expected = {}
+    for node in proto.graph.node:
+        if node.op_type == "QuantizeLinear" and readers.get(node.output[0]) in integer_ops:
+            expected[node.name] = Role.ENTRY
+        if node.op_type == "DequantizeLinear" and writers.get(node.input[0]) in integer_ops:
+            expected[node.name] = Role.EXIT
+    assert len(expected) == 2  # the model's input and its logits
+    assert {q.key: q.role for q in model.qdq_nodes} == expected
+    assert dict(summarize(model).qdq_by_role) == {"entry": 1, "exit": 1}  # no "lone"
+    # drawn on their edges, grouped with the op they enter or leave
+    values = {t.name: numpy_helper.to_array(t).item() for t in proto.graph.initializer
+              if t.name in ("input_scale", "input_zero_point", "logits_scale",
+                            "logits_zero_point")}
+    text = render_dot(model, DotOptions(legend=True))
+    entry = re.search(r'i0 -> (n\d+) \[label="entry Q UINT8\\ns=([\d.]+) zp=(\d+)"', text)
+    assert math.isclose(float(entry.group(2)), values["input_scale"], rel_tol=1e-6)
+    assert int(entry.group(3)) == values["input_zero_point"]
+    assert re.search(rf'  {entry.group(1)} \[label="QLinearConv \(QOperator\)', text)
+    exit_ = re.search(r'(n\d+) -> o0 \[label="exit DQ UINT8\\ns=([\d.]+) zp=(\d+)"', text)
+    assert math.isclose(float(exit_.group(2)), values["logits_scale"], rel_tol=1e-6)
+    assert re.search(rf'  {exit_.group(1)} \[label="com.microsoft.QGemm \(QOperator\)', text)
+    assert "QuantizeLinear: 1 (1 entering QOperator ops)" in text
+    assert "DequantizeLinear: 1 (1 leaving QOperator ops)" in text
+    counts = qdq_counts(model, DotOptions())
+    assert (counts["q_entry"], counts["dq_exit"], counts["q_alone"], counts["dq_alone"]) == \
+        (1, 1, 0, 0)
+    # drawn as nodes (pairs as nodes), they say their role
+    assert 'label="QuantizeLinear (entry)' in render_dot(model, DotOptions(pairs="nodes"))
+
+
+def test_entry_and_exit_are_found_through_layout_ops_and_a_lone_q_stays_lone() -> None:
+    helper = onnx.helper
+    initializers = [factories.scalar("x_s", 0.1), factories.scalar("x_z", 3, onnx.TensorProto.UINT8),
+                    numpy_helper.from_array(np.ones((4, 4), np.uint8), "w"),
+                    factories.scalar("w_s", 0.2), factories.scalar("w_z", 0, onnx.TensorProto.UINT8),
+                    factories.scalar("y_s", 0.3), factories.scalar("y_z", 5, onnx.TensorProto.UINT8),
+                    numpy_helper.from_array(np.array([1, 4], np.int64), "shape")]
+    nodes = [
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["x_q"], name="entry_q"),
+        helper.make_node("Reshape", ["x_q", "shape"], ["x_r"], name="reshape"),
+        helper.make_node("QLinearMatMul", ["x_r", "x_s", "x_z", "w", "w_s", "w_z", "y_s", "y_z"],
+                         ["y_q"], name="qmm"),
+        helper.make_node("Transpose", ["y_q"], ["y_t"], name="transpose"),
+        helper.make_node("DequantizeLinear", ["y_t", "y_s", "y_z"], ["y"], name="exit_dq"),
+        helper.make_node("QuantizeLinear", ["x", "x_s", "x_z"], ["side"], name="lone_q"),
+    ]
+    model = analysed(factories.make_model(
+        nodes, [factories.tensor_input("x", [1, 4])],
+        [factories.tensor_input("y", [4, 1]),
+         factories.tensor_input("side", [1, 4], onnx.TensorProto.UINT8)], initializers))
+    roles = {q.key: q.role for q in model.qdq_nodes}
+    assert roles == {"entry_q": Role.ENTRY, "exit_dq": Role.EXIT, "lone_q": Role.LONE_Q}
+
+
 def test_the_text_outline_lists_the_quantized_operators(qoperator) -> None:
     from sphinxext_qdq.render.outline import outline
 
@@ -629,6 +689,8 @@ def test_qoperator_and_dynamic_pages_table_every_operand(pages) -> None:
     assert page_warnings(pages, "formats.rst") == []
     qop = (pages.outdir / "qop.html").read_text(encoding="utf-8")
     assert "input[4]" in qop and "input[6]" in qop  # w_scale and y_scale of QLinearConv
+    assert "<td><p>entry</p></td>" in qop and "<td><p>exit</p></td>" in qop
+    assert "lone" not in qop
     assert "none: s_x·s_w by definition" in qop
     assert qop.count("QOperator") >= 3
     page = re.sub(r'</span><wbr><span class="pre">', "",  # names come with break points

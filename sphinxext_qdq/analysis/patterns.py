@@ -16,8 +16,10 @@ Definitions used throughout:
 * **Roles**: a DequantizeLinear reading a QuantizeLinear output forms a pair
   (``weight pair`` when the Q reads an initializer or ``Constant``, otherwise
   ``activation``); Q -> Clip -> DQ is ``clip``; a DQ reading a stored tensor is
-  ``bias`` when that tensor is INT32 and ``weight`` otherwise; anything else is
-  a ``lone Q`` / ``lone DQ``.
+  ``bias`` when that tensor is INT32 and ``weight`` otherwise; a Q whose output a
+  QOperator-format node reads (directly or through layout ops such as ``Reshape``) is
+  that node's ``entry``, a DQ of a QOperator node's output (likewise) its ``exit``;
+  anything else is a ``lone Q`` / ``lone DQ``.
 * A **quantized group** is a compute node with at least one input written by a
   DequantizeLinear and at least one output read by a QuantizeLinear.
 * A node is **in the quantized region** when it is the compute node of a
@@ -658,7 +660,8 @@ class _Analysis:
                 roles[node.key] = (role, None, node.outputs[0] if node.outputs else "")
         for node in self.nodes:
             if node.is_quantize and node.key not in roles:
-                roles[node.key] = (Role.LONE_Q, None, node.inputs[0] if node.inputs else "")
+                role = Role.ENTRY if _feeds_qoperator(node) else Role.LONE_Q
+                roles[node.key] = (role, None, node.inputs[0] if node.inputs else "")
         return roles
 
     def _dequantize_role(self, node: _Node) -> tuple[Role, _Node | None]:
@@ -676,7 +679,7 @@ class _Analysis:
         if _is_stored(x, graph):
             dtype = self.type_of(graph, x)[0]
             return (Role.BIAS if dtype == "INT32" else Role.WEIGHT), None
-        return Role.LONE_DQ, None
+        return (Role.EXIT if _fed_by_qoperator(node) else Role.LONE_DQ), None
 
     # -- groups and regions -------------------------------------------------------------
     def _find_groups(self) -> list[QuantGroup]:
@@ -1103,6 +1106,43 @@ def _flat_values(array: np.ndarray, data_type: int) -> tuple:
 
 def _is_qoperator(node: _Node) -> bool:
     return node.op_type in QOPERATOR_OPS and node.domain in QDQ_DOMAINS
+
+
+#: Ops that move quantized values without computing on them (ONNX Runtime keeps them on
+#: the integer side of a QOperator model): an entry / exit Q or DQ may sit beyond them.
+_LAYOUT_OPS = frozenset({"Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze",
+                         "Identity", "MaxPool", "Slice", "Gather", "Split", "Concat", "Pad",
+                         "Resize", "DepthToSpace", "SpaceToDepth", "Tile", "Expand"})
+#: Layout ops followed at most from an entry Q or back from an exit DQ.
+_LAYOUT_STEPS = 8
+
+
+def _is_layout(node: _Node) -> bool:
+    return node.op_type in _LAYOUT_OPS and node.domain in ("", "ai.onnx")
+
+
+def _feeds_qoperator(quantize: _Node) -> bool:
+    """*quantize*'s output reaches a QOperator-format node through layout ops only."""
+    graph, tensors = quantize.graph, [t for t in quantize.outputs[:1] if t]
+    for _ in range(_LAYOUT_STEPS):
+        readers = [node for tensor in tensors for node, _ in graph.consumers.get(tensor, ())]
+        if any(_is_qoperator(node) for node in readers):
+            return True
+        tensors = [t for node in readers if _is_layout(node) for t in node.outputs[:1] if t]
+    return False
+
+
+def _fed_by_qoperator(dequantize: _Node) -> bool:
+    """*dequantize*'s input comes from a QOperator-format node through layout ops only."""
+    graph, tensor = dequantize.graph, dequantize.inputs[0] if dequantize.inputs else ""
+    for _ in range(_LAYOUT_STEPS):
+        producer = graph.producers.get(tensor) if tensor else None
+        if producer is None or _is_qoperator(producer):
+            return producer is not None
+        if not _is_layout(producer) or not producer.inputs:
+            return False
+        tensor = producer.inputs[0]
+    return False
 
 
 def _scale_shape_problem(record: QdqNode, scale_shape: tuple[int, ...],

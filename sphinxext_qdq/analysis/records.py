@@ -41,6 +41,8 @@ class Role(str, Enum):
     CLIP = "clip"                  # Q -> Clip -> DQ (narrow range, Brevitas QCDQ)
     LONE_Q = "lone Q"
     LONE_DQ = "lone DQ"
+    ENTRY = "entry"                # Q whose output a QOperator op reads: its input quantization
+    EXIT = "exit"                  # DQ of a QOperator op's output: back to float
     INPUT = "input"                # an activation input of a quantized operator
     OUTPUT = "output"              # the quantized output of a quantized operator
 

@@ -210,7 +210,7 @@ def _quantize_node(model: QdqModel, tensor: str) -> QdqNode | None:
     for qdq in model.qdq_nodes:
         if qdq.op_type == "QuantizeLinear" and not qdq.graph \
                 and qdq.input in (tensor, tensor + QUANTIZE_INPUT_SUFFIX) \
-                and qdq.role in (Role.ACTIVATION, Role.CLIP, Role.LONE_Q):
+                and qdq.role in (Role.ACTIVATION, Role.CLIP, Role.LONE_Q, Role.ENTRY):
             return qdq
     return None
 

@@ -307,15 +307,18 @@ class _QdqCounts:
     dq_folded_bias: int = 0
     q_in_subgraphs: int = 0
     dq_in_subgraphs: int = 0
+    q_entry: int = 0  # entry Q of a QOperator op, drawn on its edge
+    dq_exit: int = 0  # exit DQ of a QOperator op, drawn on its edge
 
     @property
     def quantize(self) -> int:
-        return self.q_alone + self.q_in_pairs + self.q_folded + self.q_in_subgraphs
+        return self.q_alone + self.q_in_pairs + self.q_folded + self.q_in_subgraphs \
+            + self.q_entry
 
     @property
     def dequantize(self) -> int:
         return (self.dq_alone + self.dq_in_pairs + self.dq_folded_weight + self.dq_folded_bias
-                + self.dq_in_subgraphs)
+                + self.dq_in_subgraphs + self.dq_exit)
 
 
 @dataclass
@@ -569,6 +572,8 @@ def _new_plan(model: QdqModel, options: DotOptions) -> _Drawing:
         taken = set()
     on_edges = {key: dqs for key, dqs in pairs.items()
                 if options.pairs == "edges" and _fits_on_an_edge(index, index.qdq[key], dqs)}
+    if options.mode == "compact" and options.pairs == "edges":
+        on_edges.update(_entries_and_exits(index, taken))
     taken.update(on_edges)
 
     elements: list[_Element] = []
@@ -625,17 +630,33 @@ def _fits_on_an_edge(index: _GraphIndex, quantizer: QdqNode, partners: list[QdqN
     return True
 
 
+_ENTRY_EXIT = (Role.ENTRY, Role.EXIT)
+
+
+def _entries_and_exits(index: _GraphIndex, taken: set[str]) -> dict[str, list[QdqNode]]:
+    """The entry Q and exit DQ nodes of QOperator ops that can sit on their edge (key ->
+    no partners): drawn like a Q→DQ pair on an edge, in the op's group."""
+    return {node.key: [] for node in index.selected
+            if node.key not in taken and node.key in index.qdq
+            and index.qdq[node.key].role in _ENTRY_EXIT
+            and _fits_on_an_edge(index, index.qdq[node.key], [index.qdq[node.key]])}
+
+
 def _edge_pairs(index: _GraphIndex, on_edges: dict[str, list[QdqNode]],
                 tensor_source: dict[str, _Element], counts: _QdqCounts
                 ) -> tuple[dict[str, _Element], dict[str, str]]:
-    """Records of the pairs drawn on edges, and {DQ output tensor: Q key}; the DQ outputs
-    are drawn from wherever the pair's input comes from."""
+    """Records of the pairs (and entry / exit nodes) drawn on edges, and {DQ output
+    tensor: Q key}; the DQ outputs are drawn from wherever the pair's input comes from."""
     records: dict[str, _Element] = {}
     pair_of: dict[str, str] = {}
     for key, partners in on_edges.items():
         quantizer = index.qdq[key]
-        record = _pair_element(index, "", quantizer, partners, counts)
-        record.tensor = quantizer.output
+        if partners:
+            record = _pair_element(index, "", quantizer, partners, counts)
+            record.tensor = quantizer.output
+        else:  # an entry Q or an exit DQ alone
+            record = _entry_exit_element(index, quantizer, counts)
+            partners = [quantizer]
         records[key] = record
         source = tensor_source.get(quantizer.input)
         for dq in partners:
@@ -643,6 +664,27 @@ def _edge_pairs(index: _GraphIndex, on_edges: dict[str, list[QdqNode]],
             if source is not None:
                 tensor_source[dq.output] = source
     return records, pair_of
+
+
+def _entry_exit_element(index: _GraphIndex, qdq: QdqNode, counts: _QdqCounts) -> _Element:
+    """The label of an entry Q (``entry Q UINT8`` and its scale and zero point) or an exit
+    DQ drawn on the edge between a QOperator op and the float side."""
+    quantize = qdq.op_type in QUANTIZE_OPS
+    if quantize:
+        counts.q_entry += 1
+    else:
+        counts.dq_exit += 1
+    head = f"{qdq.role.value} {'Q' if quantize else 'DQ'} {dtype_label(qdq.quant_dtype)}"
+    label = [head, _scale_zp_text(index, qdq)] if qdq.granularity is Granularity.PER_TENSOR \
+        else [head, _scale_text(index, qdq), _zero_point_text(index, qdq),
+              _granularity_text(qdq)]
+    what = "the input quantization of the QOperator op reading it" if quantize else \
+        "back to float from the QOperator op writing its input"
+    tooltip = [f"{qdq.op_type} {index.model.node(qdq.key).name or qdq.key}: {what}",
+               *("  " + line for line in _qdq_tooltip_details(index, qdq))]
+    return _Element("", "pair", [qdq.key], label, tooltip,
+                    [f"op:{qdq.op_type}", f"node:{qdq.key}"],
+                    tensor=qdq.output if quantize else qdq.input)
 
 
 def _add_graph_inputs(index: _GraphIndex, elements: list[_Element],
@@ -978,7 +1020,7 @@ def _granularity_text(qdq: QdqNode) -> str:
 
 _ROLE_TAGS = {Role.ACTIVATION: "activation", Role.WEIGHT: "weight", Role.BIAS: "bias",
               Role.WEIGHT_PAIR: "weight", Role.CLIP: "clip", Role.LONE_Q: "lone",
-              Role.LONE_DQ: "lone"}
+              Role.LONE_DQ: "lone", Role.ENTRY: "entry", Role.EXIT: "exit"}
 
 
 def _qdq_element(index: _GraphIndex, element_id: str, node: NodeInfo, qdq: QdqNode | None,
@@ -1190,12 +1232,14 @@ def _count_lines(drawing: _Drawing) -> list[str]:
     q_parts = [f"{counts.q_in_pairs} in Q→DQ pairs" if counts.q_in_pairs else "",
                f"{counts.q_folded} folded (weights)" if counts.q_folded else "",
                f"{counts.q_alone} drawn alone" if counts.q_alone else "",
-               f"{counts.q_in_subgraphs} inside subgraphs" if counts.q_in_subgraphs else ""]
+               f"{counts.q_in_subgraphs} inside subgraphs" if counts.q_in_subgraphs else "",
+               f"{counts.q_entry} entering QOperator ops" if counts.q_entry else ""]
     dq_parts = [f"{counts.dq_in_pairs} in Q→DQ pairs" if counts.dq_in_pairs else "",
                 f"{counts.dq_folded_weight} folded (weights)" if counts.dq_folded_weight else "",
                 f"{counts.dq_folded_bias} folded (biases)" if counts.dq_folded_bias else "",
                 f"{counts.dq_alone} drawn alone" if counts.dq_alone else "",
-                f"{counts.dq_in_subgraphs} inside subgraphs" if counts.dq_in_subgraphs else ""]
+                f"{counts.dq_in_subgraphs} inside subgraphs" if counts.dq_in_subgraphs else "",
+                f"{counts.dq_exit} leaving QOperator ops" if counts.dq_exit else ""]
     lines = [f"QuantizeLinear: {counts.quantize}" + _parts(q_parts),
              f"DequantizeLinear: {counts.dequantize}" + _parts(dq_parts)]
     if counts.quantize + counts.dequantize == 0:
@@ -1755,4 +1799,5 @@ def qdq_counts(model: QdqModel, options: DotOptions = DotOptions()) -> dict[str,
     counts = _plan(model, dataclasses.replace(options, max_nodes=0)).counts
     return {name: getattr(counts, name) for name in (
         "q_alone", "dq_alone", "q_in_pairs", "dq_in_pairs", "q_folded",
-        "dq_folded_weight", "dq_folded_bias", "q_in_subgraphs", "dq_in_subgraphs")}
+        "dq_folded_weight", "dq_folded_bias", "q_in_subgraphs", "dq_in_subgraphs",
+        "q_entry", "dq_exit")}
