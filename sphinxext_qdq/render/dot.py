@@ -19,6 +19,13 @@ Two drawings:
     small node (``pairs="nodes"``); a pair that cannot sit on an edge (fed by another
     Q/DQ node or an initializer, or feeding one) is always a node. Folded nodes and
     pairs are listed, so the Q and DQ counts of the drawing still add up to the model's.
+    The entry Q and exit DQ of QOperator ops sit on their edge the same way.
+
+``If`` / ``Loop`` / ``Scan`` bodies and model-local functions are dashed clusters beside
+the node holding them (a function's beside its first caller; later callers say "same body
+as …"), nested as the bodies are, with dashed edges for the outer tensors they read (a
+function's formal inputs: the caller's actual tensors) and for their results. A collapsed
+box counts the Q/DQ of the bodies its nodes hold or call.
 
 Every edge carries the dtype of its tensor; the quantized regions of the analysis
 (:attr:`QdqModel.regions`) are shaded clusters; graph inputs and outputs are drawn.
