@@ -1390,6 +1390,8 @@ def _subgraph_clusters(index: _GraphIndex, owner: Mapping[str, _Element],
     point and dtypes; Q→DQ pairs as one node in compact mode), the edges inside it,
     dashed edges for the outer-scope tensors it reads (for a function: the caller's
     actual inputs) and for its results going back to the node holding it."""
+    if not index.model.subgraphs:
+        return [], []
     bodies = _Bodies(index, owner, tensor_source, compact)
     for path in dict.fromkeys(node.graph for node in index.model.nodes if node.graph):
         bodies.add(path)
