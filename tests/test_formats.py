@@ -469,6 +469,37 @@ def test_an_if_inside_a_function_is_drawn_inside_the_function_reading_the_caller
     assert re.search(rf'i0 -> {pair} \[label="FP32".*tooltip="input\\n.*style=dashed', text)
 
 
+def test_a_function_called_inside_another_function_is_drawn_inside_it() -> None:
+    """torch.onnx writes modules as functions calling functions; the inner one is listed
+    first here, before the function calling it."""
+    helper = onnx.helper
+    inner = formats.function_qdq_model().functions[0]  # local.QuantRelu: Q -> DQ -> Relu
+    outer = helper.make_function(
+        "local", "Block", ["u"], ["v"],
+        [helper.make_node("Neg", ["u"], ["w"], name="block_neg"),
+         helper.make_node("QuantRelu", ["w"], ["v"], name="block_call", domain="local")],
+        [helper.make_opsetid("", 17), helper.make_opsetid("local", 1)])
+    proto = factories.make_model(
+        [helper.make_node("Block", ["input"], ["out"], name="main_call", domain="local")],
+        [factories.tensor_input("input", [1, 4])], [factories.tensor_input("out", [1, 4])],
+        name="nested_functions", extra_opsets=[("local", 1)])
+    proto.functions.extend([inner, outer])
+    model = analysed(proto)
+    counts = qdq_counts(model, DotOptions())
+    assert (counts["q_in_subgraphs"], counts["dq_in_subgraphs"]) == (1, 1)
+    svg = run_dot(render_dot(model, DotOptions()))
+    clusters = {lines[0]: box for lines, box in _svg_groups(svg, "cluster").values()}
+    nodes = {lines[0]: box for lines, box in _svg_groups(svg, "node").values()}
+    assert _inside(clusters["function local.QuantRelu"], clusters["function local.Block"])
+    assert _inside(nodes["Q→DQ UINT8"], clusters["function local.QuantRelu"])
+    assert _inside(nodes["local.QuantRelu"], clusters["function local.Block"])
+    # a function calling itself (not valid ONNX) is drawn once, without its own body
+    proto.functions[1].node.append(helper.make_node("Block", ["v"], ["again"], name="self_call",
+                                                    domain="local"))
+    looping = analysed(proto)
+    assert render_dot(looping, DotOptions()).count("subgraph cluster_fn_") == 2
+
+
 def test_a_function_body_counts_against_the_node_cap() -> None:
     model = analysed(formats.function_qdq_model())
     # input, two callers, output; the body: two Constants, the pair, the Relu

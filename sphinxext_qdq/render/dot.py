@@ -409,19 +409,22 @@ class _GraphIndex:
         for _ in range(len(self.model.subgraphs) + 1):  # each step leaves one body
             if path in functions:
                 callers = self.function_calls.get(path)
-                return callers[0] if callers else None
-            holder = self.nodes.get(path.rpartition(":")[0])
+                holder = self.nodes.get(callers[0]) if callers else None
+            else:
+                holder = self.nodes.get(path.rpartition(":")[0])
             if holder is None or not holder.graph:
                 return holder.key if holder is not None else None
             path = holder.graph
-        return None
+        return None  # a function calling itself
 
     def _function_callers(self) -> dict[str, list[str]]:
-        """``function:<domain>.<name>`` -> keys of the selected main-graph nodes calling it
-        (the first one draws the body)."""
+        """``function:<domain>.<name>`` -> keys of the nodes calling it: the selected
+        main-graph ones, then those in bodies (the first one draws the body)."""
         paths = set(self.model.function_graphs)
         callers: dict[str, list[str]] = {}
-        for node in self.selected:
+        if not paths:
+            return callers
+        for node in (*self.selected, *(n for n in self.model.nodes if n.graph)):
             path = f"function:{node.domain}.{node.op_type}" if node.domain \
                 else f"function:{node.op_type}"
             if path in paths:
@@ -1393,8 +1396,7 @@ def _subgraph_clusters(index: _GraphIndex, owner: Mapping[str, _Element],
     if not index.model.subgraphs:
         return [], []
     bodies = _Bodies(index, owner, tensor_source, compact)
-    for path in dict.fromkeys(node.graph for node in index.model.nodes if node.graph):
-        bodies.add(path)
+    bodies.add_all(list(bodies.members))
     return list(bodies.clusters.values()), bodies.edges
 
 
@@ -1421,11 +1423,40 @@ class _Bodies:
         self.number = itertools.count()
         self.spare = _QdqCounts()  # the holder's label already counts them
 
+    def add_all(self, paths: list[str]) -> None:
+        """Every body, each after the body holding (or first calling) it: a function
+        called from inside another function's body comes after that body."""
+        done: set[str] = {""}
+        for path in paths:
+            stack, on_stack = [path], {path}
+            while stack:
+                current = stack[-1]
+                outer = self._holder_graph(current)
+                if current not in done and outer is not None and outer not in done \
+                        and outer not in on_stack:  # (a function calling itself: drop it)
+                    stack.append(outer)
+                    on_stack.add(outer)
+                    continue
+                stack.pop()
+                if current not in done:
+                    done.add(current)
+                    self.add(current)
+
+    def _holder_key(self, path: str) -> str | None:
+        if path in self.model.function_graphs:
+            callers = self.index.function_calls.get(path)
+            return callers[0] if callers else None
+        return path.rpartition(":")[0]
+
+    def _holder_graph(self, path: str) -> str | None:
+        """The path of the graph holding the node that holds (or first calls) *path*."""
+        holder = self.index.nodes.get(self._holder_key(path) or "")
+        return holder.graph if holder is not None else None
+
     def add(self, path: str) -> None:
         function = path in self.model.function_graphs
         callers = self.index.function_calls.get(path, []) if function else []
-        holder_key = callers[0] if function and callers else \
-            None if function else path.rpartition(":")[0]
+        holder_key = self._holder_key(path)
         holder = self.holders.get(holder_key) if holder_key else None
         if holder is None:
             return  # its holder is not drawn (outside the selection, or in a box)
