@@ -335,6 +335,23 @@ def test_matmul_nbits_zero_points_are_shown_unpacked() -> None:
     assert bare.quant_ops[0].operands[0].zero_point_default == 8
 
 
+def test_gather_block_quantized_zero_points_on_uint8_data_are_shown_unpacked() -> None:
+    """UINT8 data with bits < 8: zero points packed along the last axis like the data."""
+    proto = formats.gather_block_quantized_model(vocab=4, dim=32, block_size=16)
+    node = proto.graph.node[0]
+    zero_points = [[3, 12], [0, 15], [7, 7], [9, 1]]  # one per block: 4 rows of 2 blocks
+    packed = np.array([[low | high << 4] for low, high in zero_points], np.uint8)
+    proto.graph.initializer.append(numpy_helper.from_array(packed, "table_zp"))
+    node.input.append("table_zp")
+    model = analysed(proto)
+    param = model.param("table_zp")
+    assert param.values == (3, 12, 0, 15, 7, 7, 9, 1)
+    assert (param.dtype, param.shape) == ("UINT4", (4, 2))
+    assert "zp=8× 0 … 15" in render_dot(model, DotOptions())
+    bare = analysed(formats.gather_block_quantized_model(vocab=4, dim=32, block_size=16))
+    assert bare.quant_ops[0].operands[0].zero_point_default == 8  # 2^(bits-1) for UINT8
+
+
 def test_gather_block_quantized_and_cast_mul_weights() -> None:
     model = analysed(formats.gather_block_quantized_model(block_size=16))
     (weight,) = model.quant_ops[0].operands

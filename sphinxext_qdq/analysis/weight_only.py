@@ -96,26 +96,30 @@ def _matmul_nbits(analysis: _Analysis, node: _Node) -> QuantOp:
                    operands=(weight,), members=(node.key,), note=note, graph=node.graph.path)
 
 
-def _unpack_param(analysis: _Analysis, name: str, bits: int, rows: int, blocks: int) -> str:
-    """Restate MatMulNBits' packed UINT8 zero points as the ``rows`` × ``blocks``
-    ``bits``-bit values the op uses; say how they are stored."""
+def _unpack_param(analysis: _Analysis, name: str, bits: int, rows: int, count: int,
+                  shape: tuple[int, ...] | None = None) -> str:
+    """Restate packed UINT8 zero points (MatMulNBits; GatherBlockQuantized on UINT8 data)
+    as the ``rows`` × ``count`` ``bits``-bit values the op uses (recorded with *shape*,
+    by default ``(rows, count)`` or ``(rows * count,)`` as they were stored); say how
+    they are stored."""
     param = analysis.param_record(name)
     if param is None or param.values is None or not 0 < bits <= 8:
         return "zero points stored"
     per_byte = f", {8 // bits} per byte" if 8 % bits == 0 else ""
     unpacked_note = f"zero points stored packed ({bits} bits each{per_byte}), shown unpacked"
-    if param.dtype == f"UINT{bits}" and len(param.values) == rows * blocks:
-        return unpacked_note  # another MatMulNBits sharing them unpacked them
-    if param.dtype != "UINT8":  # the scales' float type: one value per block, not packed
+    if param.dtype == f"UINT{bits}" and len(param.values) == rows * count:
+        return unpacked_note  # another node sharing them unpacked them
+    if param.dtype != "UINT8":  # the scales' float type (or INT4 ...): not packed
         return f"zero points stored unpacked ({param.dtype or 'unknown type'})"
     if bits == 8:
         return "zero points stored, one per byte"
-    unpacked = unpack_bits(param.values, bits, rows, blocks)
+    unpacked = unpack_bits(param.values, bits, rows, count)
     if unpacked is None:
         return (f"zero points stored packed, but {len(param.values)} bytes are not "
-                f"{rows} rows of {math.ceil(blocks * bits / 8)}: shown as stored")
-    shape = (rows, blocks) if param.shape is not None and len(param.shape) == 2 \
-        else (rows * blocks,)  # as the scales are stored: [N, blocks] or [N * blocks]
+                f"{rows} rows of {math.ceil(count * bits / 8)}: shown as stored")
+    if shape is None:  # as the scales are stored: [N, blocks] or [N * blocks]
+        shape = (rows, count) if param.shape is not None and len(param.shape) == 2 \
+            else (rows * count,)
     param.values, param.dtype, param.shape = unpacked, f"UINT{bits}", shape
     return unpacked_note
 
@@ -137,15 +141,33 @@ def _gather_block_quantized(analysis: _Analysis, node: _Node) -> QuantOp:
     bits = analysis.int_attribute(node, "bits", 4)
     block_size = analysis.int_attribute(node, "block_size", 128)
     axis = analysis.int_attribute(node, "quantize_axis", 1)
-    shape = analysis.type_of(node.graph, _input(node, 0))[1]
+    data_dtype, shape = analysis.type_of(node.graph, _input(node, 0))
     if axis < 0 and shape is not None:
         axis += len(shape)
     weight = _blocked_weight(analysis, node, 0, 2, 3, bits=bits, block_size=block_size,
                              axis=axis)
     note = f"{bits}-bit table in blocks of {block_size} along axis {axis}; rows gathered " \
         "then dequantized"
+    if weight.zero_point:
+        note += "; " + _unpack_table_zero_points(analysis, weight, bits)
+    elif data_dtype == "UINT8" and 0 < bits <= 8:  # the MatMulNBits convention
+        weight = dataclasses.replace(weight, zero_point_default=2 ** (bits - 1))
+        note += f"; no zero points (default {2 ** (bits - 1)})"
+    elif data_dtype in ("INT4", "UINT4"):
+        weight = dataclasses.replace(weight, zero_point_default=0)
     return QuantOp(node=node.key, op_type=node.op_type, format=QuantFormat.WEIGHT_ONLY,
                    operands=(weight,), members=(node.key,), note=note, graph=node.graph.path)
+
+
+def _unpack_table_zero_points(analysis: _Analysis, weight: QuantOperand, bits: int) -> str:
+    """GatherBlockQuantized on UINT8 data packs its zero points along the last axis, like
+    the data; one per scale once unpacked."""
+    scale_shape = analysis.param_shape(weight.scale or "")
+    if not scale_shape:
+        return "zero points stored"
+    rows = math.prod(scale_shape[:-1])
+    return _unpack_param(analysis, weight.zero_point or "", bits, rows, scale_shape[-1],
+                         tuple(scale_shape))
 
 
 def _cast_mul(analysis: _Analysis, cast: _Node) -> QuantOp | None:
