@@ -356,6 +356,12 @@ def test_a_collapsed_box_counts_the_qdq_of_the_bodies_its_nodes_hold_or_call(tmp
     assert 'label="Q→DQ UINT8\\ns=0.1 zp=128"' in expanded  # the If branch's pair
     assert 'label="Q→DQ UINT8\\ns=0.05 zp=128"' in expanded  # the function's pair
     assert "tail_then" not in expanded
-    for text in (collapsed, expanded):
+    # what the If of "tail" reads only inside its branches still leaves "block", and
+    # enters the drawing of "tail", where the branches read it
+    assert re.search(r'\[label="c …", shape=ellipse, style=dashed', expanded)
+    tail = render_dot(model, DotOptions(scope=("tail",)))
+    source = re.search(r'(b\d+) \[label="… c", shape=ellipse, style=dashed', tail).group(1)
+    assert len(re.findall(rf'  {source} -> g\d+ \[label="FP32".*style=dashed', tail)) == 2
+    for text in (collapsed, expanded, tail):
         subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True, check=True,
                        timeout=120)

@@ -374,6 +374,12 @@ class _GraphIndex:
                     self.producer.setdefault(tensor, node)
             for tensor in dict.fromkeys(t for t in node.inputs if t):
                 self.consumers.setdefault(tensor, []).append(node)
+        #: main-graph nodes whose bodies read a tensor of the main graph (If / Loop / Scan
+        #: outer-scope reads): never an edge of the main graph, but a selection's boundary
+        self.implicit_readers: dict[str, list[NodeInfo]] = {}
+        for node in self.main:
+            for tensor in node.implicit_inputs:
+                self.implicit_readers.setdefault(tensor, []).append(node)
         self.qdq = {q.key: q for q in model.qdq_nodes if not q.graph}
         self.params: dict[str, QuantParam] = {}
         for param in model.params:
@@ -701,7 +707,8 @@ def _add_graph_inputs(index: _GraphIndex, elements: list[_Element],
                       tensor_source: dict[str, _Element]) -> None:
     for number, name in enumerate(index.model.inputs):
         if index.selection_is_partial() and not any(
-                c.key in index.selected_keys for c in index.consumers.get(name, [])):
+                c.key in index.selected_keys for c in (*index.consumers.get(name, []),
+                                                      *index.implicit_readers.get(name, []))):
             continue
         element = _Element(f"i{number}", "input", label=[_clip_name(name)],
                            tooltip=["graph input", name, _tensor_text(index, name)], tensor=name)
@@ -729,7 +736,7 @@ def _add_boundary_inputs(index: _GraphIndex, elements: list[_Element],
         return
     seen: set[str] = set()
     for node in index.selected:
-        for tensor in node.inputs:
+        for tensor in (*node.inputs, *node.implicit_inputs):
             producer = index.producer.get(tensor) if tensor else None
             if producer is None or producer.key in index.selected_keys or tensor in seen:
                 continue
@@ -748,7 +755,7 @@ def _add_boundary_outputs(index: _GraphIndex, elements: list[_Element]) -> list[
     sinks = []
     for node in index.selected:
         for tensor in node.outputs:
-            users = index.consumers.get(tensor, [])
+            users = [*index.consumers.get(tensor, []), *index.implicit_readers.get(tensor, [])]
             if not tensor or tensor in index.graph_outputs or all(
                     u.key in index.selected_keys for u in users):
                 continue
