@@ -1423,6 +1423,8 @@ class _Bodies:
         self.scopes: dict[str, dict[str, tuple[_Element, str]]] = {
             "": {tensor: (element, tensor) for tensor, element in tensor_source.items()}}
         self.cluster_of: dict[str, str] = {}  # element id -> id of the cluster holding it
+        #: (function path, "input" | "output") -> its formal tensors, in order
+        self.formals: dict[tuple[str, str], list[str]] | None = None
         self.clusters: dict[str, _Cluster] = {}
         self.edges: list[_Edge] = []
         self.seen: set[tuple[str, str, str]] = set()
@@ -1537,13 +1539,15 @@ class _Bodies:
     def _actual_tensors(self, path: str, caller: NodeInfo
                         ) -> tuple[dict[str, str], dict[str, str]]:
         """A function's formal inputs, and its formal outputs -> the caller's actual ones."""
-        formal = {"input": [], "output": []}  # type: dict[str, list[str]]
-        for tensor in self.model.tensors.values():
-            if tensor.graph == path and tensor.kind in formal:
-                formal[tensor.kind].append(tensor.name)
-        return ({name: actual for name, actual in zip(formal["input"], caller.inputs) if actual},
-                {name: actual for name, actual in zip(formal["output"], caller.outputs)
-                 if actual})
+        if self.formals is None:  # every function's, in one pass over the tensors
+            functions = set(self.model.function_graphs)
+            self.formals = {}
+            for tensor in self.model.tensors.values():
+                if tensor.graph in functions and tensor.kind in ("input", "output"):
+                    self.formals.setdefault((tensor.graph, tensor.kind), []).append(tensor.name)
+        inputs, outputs = (self.formals.get((path, kind), []) for kind in ("input", "output"))
+        return ({name: actual for name, actual in zip(inputs, caller.inputs) if actual},
+                {name: actual for name, actual in zip(outputs, caller.outputs) if actual})
 
     def _edges(self, path: str, members: list[NodeInfo], holder: _Element,
                outer: Mapping[str, tuple[_Element, str]], results: Mapping[str, str] | None
