@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -89,15 +90,18 @@ def calibrate(folder: Path, timeout: float, names) -> list[dict]:
 def time_defaults(folder: Path, runs: int, names) -> list[dict]:
     """Wall time of ``qdq-graph MODEL`` (defaults: compact, depth auto) to an SVG."""
     rows = []
+    environment = dict(os.environ, PYTHONPYCACHEPREFIX=str(folder / "pycache"))
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)  # byte code cached, as when installed
     for name, path in write_models(folder, names).items():
         seconds, cpu = [], []
+        load_start = os.getloadavg()[0]
         for _ in range(runs):
             with tempfile.TemporaryDirectory() as out:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 start = time.perf_counter()
                 result = subprocess.run([sys.executable, "-m", "sphinxext_qdq", str(path),
                                          "-o", out], capture_output=True, text=True,
-                                        check=False)
+                                        check=False, env=environment)
                 seconds.append(time.perf_counter() - start)
                 after = resource.getrusage(resource.RUSAGE_CHILDREN)
                 cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
@@ -108,7 +112,8 @@ def time_defaults(folder: Path, runs: int, names) -> list[dict]:
         row = {"model": name, "nodes": len(model.nodes), "runs": runs,
                "min_s": round(min(seconds), 2), "median_s": round(statistics.median(seconds), 2),
                "cpu_min_s": round(min(cpu), 2), "cpu_median_s": round(statistics.median(cpu), 2),
-               "exit": result.returncode}
+               "exit": result.returncode, "load_average_start": load_start,
+               "load_average_end": os.getloadavg()[0]}
         rows.append(row)
         print(json.dumps(row), flush=True)
     return rows
