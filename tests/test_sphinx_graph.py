@@ -345,14 +345,14 @@ def test_texinfo_includes_the_graph_as_png(tmp_path):
 
 
 def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path):
-    """``retarget_svg_links`` (a regular expression over dot's text) gives every link the
-    value ``sphinx.ext.graphviz.fix_svg_relative_paths`` (an XML tree) gives it."""
+    """``finish_svg`` (a regular expression over dot's text) gives every link the value
+    ``sphinx.ext.graphviz.fix_svg_relative_paths`` (an XML tree) gives it."""
     from types import SimpleNamespace
 
     from sphinx.ext.graphviz import fix_svg_relative_paths
 
     from sphinxext_qdq.render.graphviz import DotRunError
-    from sphinxext_qdq.sphinx.nodes import retarget_svg_links
+    from sphinxext_qdq.sphinx.nodes import finish_svg
 
     hrefs = ["../params.html#qdq-param-a&amp;b", "#local", "../../up.html",
              "https://onnx.ai/x.html#y", "sub%20dir/page.html?q=1&amp;r=2#f",
@@ -368,7 +368,7 @@ def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path
     ours, sphinx_way = tmp_path / "ours.svg", tmp_path / "sphinx.svg"
     ours.write_text(svg, encoding="utf-8")
     sphinx_way.write_text(svg, encoding="utf-8")
-    retarget_svg_links(translator, ours)
+    finish_svg(translator, ours, None)
     fix_svg_relative_paths(translator, sphinx_way)
 
     def links(path):
@@ -380,7 +380,7 @@ def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path
     broken = tmp_path / "broken.svg"
     broken.write_text(svg[:-10], encoding="utf-8")
     with pytest.raises(DotRunError, match="not valid XML"):
-        retarget_svg_links(translator, broken)
+        finish_svg(translator, broken, None)
 
 
 def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):

@@ -1129,15 +1129,69 @@ def _header(options: DotOptions) -> list[str]:
     ]
 
 
-def _url_for(element: _Element, urls: Mapping[str, str] | None, prefix: str = "") -> str | None:
-    """The first URL the map has for the element's link keys (starting with *prefix*)."""
+def _url_for(element: _Element, urls: Mapping[str, str] | LinkSlots | None,
+             prefix: str = "") -> str | None:
+    """The first URL the map has for the element's link keys (starting with *prefix*);
+    with :class:`LinkSlots`, the placeholder of that whole list of keys."""
     if not urls:
         return None
-    for key in element.links:
-        url = urls.get(key) if key.startswith(prefix) else None
+    keys = [key for key in element.links if key.startswith(prefix)]
+    if isinstance(urls, LinkSlots):
+        return urls.slot(keys)
+    for key in keys:
+        url = urls.get(key)
         if url:
             return url
     return None
+
+
+class LinkSlots:
+    """A URL map for a drawing whose link targets are known only later (Sphinx resolves
+    them when the page is written): :func:`render_dot` writes a placeholder URL for each
+    list of link keys (best first) an element offers; :func:`fill_links` puts in the
+    final URLs. The drawing is planned and written once."""
+
+    def __init__(self) -> None:
+        #: the link keys of each placeholder, best first (placeholder *n* is ``chains[n]``)
+        self.chains: list[tuple[str, ...]] = []
+        self._numbers: dict[tuple[str, ...], int] = {}
+
+    def __bool__(self) -> bool:
+        return True
+
+    def slot(self, keys: Sequence[str]) -> str | None:
+        chain = tuple(keys)
+        if not chain:
+            return None
+        number = self._numbers.setdefault(chain, len(self.chains))
+        if number == len(self.chains):
+            self.chains.append(chain)
+        return f"{_SLOT_PREFIX}{number}"
+
+    def keys(self) -> list[str]:
+        """Every link key of the drawing, sorted (as :func:`link_keys`)."""
+        return sorted({key for chain in self.chains for key in chain})
+
+
+_SLOT_PREFIX = "qdq-link:"
+#: A placeholder's link attributes as ``_node_statement``, ``_row_link`` and
+#: ``_pair_edge_statement`` write them (quotes in model text are always escaped, so
+#: ``URL="`` never comes from a name).
+_SLOT_ATTRIBUTES = re.compile(
+    r', (URL|labelURL)="' + re.escape(_SLOT_PREFIX) + r'(\d+)"'
+    r'(, (?:label)?target="_top"(?:, labeltooltip="(?:[^"\\]|\\.)*")?)')
+
+
+def fill_links(dot_text: str, chains: Sequence[Sequence[str]], urls: Mapping[str, str]) -> str:
+    """DOT of a drawing written with :class:`LinkSlots` (*chains*: its ``chains``) as
+    :func:`render_dot` would have written it with *urls*: each placeholder becomes the
+    first URL *urls* has for its keys; one with none loses its link attributes."""
+    def final(match: re.Match[str]) -> str:
+        url = next((urls[key] for key in chains[int(match.group(2))] if urls.get(key)), None)
+        attribute = _url_attribute(match.group(1), url) if url is not None else ""
+        return f", {attribute}{match.group(3)}" if attribute else ""
+
+    return _SLOT_ATTRIBUTES.sub(final, dot_text)
 
 
 #: Elements that are Q/DQ nodes: they link to the operator documentation, and the
@@ -1812,8 +1866,9 @@ def drawing_graph(model: QdqModel, options: DotOptions = DotOptions()
 
 
 def render_dot(model: QdqModel, options: DotOptions = DotOptions(),
-               urls: Mapping[str, str] | None = None) -> str:
-    """DOT text of ``model``; ``urls`` maps :func:`link_keys` keys to link targets."""
+               urls: Mapping[str, str] | LinkSlots | None = None) -> str:
+    """DOT text of ``model``; ``urls`` maps :func:`link_keys` keys to link targets (or
+    is a :class:`LinkSlots`, the targets given later to :func:`fill_links`)."""
     drawing = _plan(model, options)
     if drawing.over_cap:
         return _fallback(model, drawing, options)

@@ -10,16 +10,14 @@ the drawing uses to the colours it uses on a dark page) when
 - the system prefers a dark colour scheme and the SVG is not shown with ``#qdq-light``
   (an SVG opened on its own follows the system).
 
-Pure text and XML: no Sphinx here.
+Pure text: no Sphinx here.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from xml.etree import ElementTree
-
-SVG_NS = "http://www.w3.org/2000/svg"
+from xml.sax.saxutils import escape
 
 #: Ids of the two empty markers put before the drawing: ``#qdq-dark:target ~ g`` is the
 #: drawing when the SVG is shown as ``picture.svg#qdq-dark``.
@@ -124,15 +122,31 @@ def theme_style(palette: Mapping[str, str] | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def add_theme_style(svg_path: str, style_text: str) -> None:
-    """Put a ``<style>`` (:func:`theme_style`) and the two fragment markers at the start
-    of the SVG file."""
-    tree = ElementTree.parse(svg_path)
-    root = tree.getroot()
-    style = ElementTree.Element(f"{{{SVG_NS}}}style", {"type": "text/css"})
-    style.text = style_text
-    markers = [ElementTree.Element(f"{{{SVG_NS}}}g", {"id": marker})
-               for marker in (DARK_ID, LIGHT_ID)]
-    for position, element in enumerate([style, *markers]):
-        root.insert(position, element)
-    tree.write(svg_path, encoding="utf-8", xml_declaration=True)
+def theme_markup(style_text: str) -> str:
+    """The ``<style>`` (:func:`theme_style`) and the two fragment markers, as SVG text."""
+    markers = "".join(f'<g id="{marker}"/>' for marker in (DARK_ID, LIGHT_ID))
+    return f'<style type="text/css">{escape(style_text)}</style>{markers}'
+
+
+def add_theme_style(svg: bytes, root_start: int, style_text: str) -> bytes:
+    """*svg* with :func:`theme_markup` first inside its root element, whose start tag
+    begins at byte *root_start* (the caller has parsed the file). dot's text is kept
+    as it is: no XML tree is built and written again (a 2,000-node drawing took
+    ~0.2 s that way)."""
+    end = _start_tag_end(svg, root_start)
+    return svg[:end] + theme_markup(style_text).encode("utf-8") + svg[end:]
+
+
+def _start_tag_end(svg: bytes, start: int) -> int:
+    """The offset just after the start tag at *start* (``>`` inside a quoted attribute
+    value does not end it)."""
+    quote = 0
+    for offset in range(start, len(svg)):
+        byte = svg[offset]
+        if quote:
+            quote = 0 if byte == quote else quote
+        elif byte in b"\"'":
+            quote = byte
+        elif byte == ord(">"):
+            return offset + 1
+    raise ValueError("unterminated start tag")

@@ -263,8 +263,11 @@ class QdqGraphDirective(QdqModelDirective):
 
     def graph_node(self, loaded: LoadedModel, options: DotOptions, alt: str | None) -> qdq_graph:
         node = qdq_graph()
-        node["code"] = ""
-        node["options"] = {}  # rendering does not depend on the page: one image per picture
+        # planned and written once, here: the page writer only puts the links in
+        slots = backend.LinkSlots()
+        node["code"] = backend.render_dot(loaded.analysis, options, slots)
+        node["qdq_link_chains"] = slots.chains
+        node["options"] = {}
         node["qdq_model"] = loaded.key
         node["qdq_path"] = str(loaded.path)
         node["qdq_options"] = options
@@ -272,9 +275,8 @@ class QdqGraphDirective(QdqModelDirective):
         for name in ("width", "scale"):
             if name in self.options:
                 node[f"qdq_{name}"] = self.options[name]
-        keys = backend.link_keys(loaded.analysis, options)
         # the pending_xrefs are added after the read transforms (add_link_requests)
-        node["qdq_link_keys"] = [key for key in keys if not key.startswith("scope:")]
+        node["qdq_link_keys"] = [key for key in slots.keys() if not key.startswith("scope:")]
         self.set_source_info(node)
         return node
 

@@ -1,9 +1,12 @@
 """The ``qdq_graph`` node and one visitor per builder.
 
-The directive stores the model path and drawing options; links arrive as
-children (``pending_xref`` resolved by Sphinx into ``reference`` nodes carrying
-``qdq_link_key``). The visitors turn them into a URL map, ask
-:mod:`sphinxext_qdq.render.dot` for DOT, and delegate to ``sphinx.ext.graphviz``.
+The directive plans and writes the drawing once: its DOT text (``code``) carries a
+placeholder for each link (:class:`sphinxext_qdq.render.dot.LinkSlots`), and the links
+arrive as children (``pending_xref`` resolved by Sphinx into ``reference`` nodes carrying
+``qdq_link_key``). The visitors only turn those into a URL map for the page being
+written, put the URLs in (``fill_links``), run ``dot`` through
+:mod:`sphinxext_qdq.render.graphviz` into the builder's image folder under a name of our
+own (a hash of what is drawn), and write the markup ``sphinx.ext.graphviz`` would.
 """
 
 from __future__ import annotations
@@ -13,22 +16,15 @@ import html
 import os
 import posixpath
 import re
-from hashlib import sha1
+from hashlib import sha256
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 from xml.parsers import expat
 from xml.sax.saxutils import escape as xml_escape
 
 from docutils import nodes
-from sphinx.ext.graphviz import (
-    GraphvizError,
-    graphviz,
-    render_dot,
-    render_dot_html,
-    render_dot_latex,
-    render_dot_texinfo,
-)
+from sphinx.ext.graphviz import ClickableMapDefinition, graphviz
 from sphinx.util import logging
 
 from sphinxext_qdq.onnxio.errors import QdqModelError
@@ -59,10 +55,6 @@ PREFIX = "qdq"
 #: Pages whose graphs failed while being written, read again by the next build
 #: (one line per page, appended by every writing process).
 WRITE_PROBLEMS_FILE = "qdq-write-problems.txt"
-
-
-#: Key of a graph's options holding the CSS put inside its SVG (render.svg_theme).
-SVG_STYLE = "qdq_svg_style"
 
 
 class qdq_graph(graphviz):
@@ -148,23 +140,16 @@ def _svg_path(translator: HTML5Translator, path: str) -> str:
 _SVG_HREF = re.compile(rb'xlink:href="([^"]*)"')
 
 
-def retarget_svg_links(translator: Any, path: Path) -> None:
+def retarget_svg_links(translator: Any, data: bytes) -> bytes:
     """What ``sphinx.ext.graphviz.fix_svg_relative_paths`` does to a drawing, at a
     fraction of its cost for a graph with a link per node: every relative
     ``xlink:href`` made relative to the image folder (the same arithmetic, done once per
     distinct link instead of once per element), dot's own text otherwise left as it is
-    (no XML tree is built and written again). The file is checked to be well-formed XML
-    with expat, so a broken drawing is still refused."""
-    data = path.read_bytes()
-    try:
-        expat.ParserCreate().Parse(data, True)
-    except expat.ExpatError as error:
-        raise DotRunError("invalid", f"dot wrote an SVG that is not valid XML ({error})"
-                          ) from None
+    (no XML tree is built and written again)."""
     builder = translator.builder
     docname = builder.env.path2doc(translator.document["source"])
     if docname is None:
-        return
+        return data
     doc_dir = builder.outdir.joinpath(docname).resolve().parent
     img_path = doc_dir / builder.imgpath
     done: dict[bytes, bytes] = {}
@@ -182,7 +167,37 @@ def retarget_svg_links(translator: Any, path: Path) -> None:
                 done[value] = xml_escape(url, {'"': "&quot;"}).encode("utf-8")
         return b'xlink:href="' + done[value] + b'"'
 
-    changed = _SVG_HREF.sub(retarget, data)
+    return _SVG_HREF.sub(retarget, data)
+
+
+def svg_root_start(data: bytes) -> int:
+    """Where the root element's start tag begins in *data*, checked to be well-formed
+    XML with expat (a broken drawing is refused: :class:`DotRunError`)."""
+    parser = expat.ParserCreate()
+    starts: list[int] = []
+
+    def first_element(_name: str, _attributes: dict[str, str]) -> None:
+        starts.append(parser.CurrentByteIndex)
+        parser.StartElementHandler = None
+
+    parser.StartElementHandler = first_element
+    try:
+        parser.Parse(data, True)
+    except expat.ExpatError as error:
+        raise DotRunError("invalid", f"dot wrote an SVG that is not valid XML ({error})"
+                          ) from None
+    return starts[0]
+
+
+def finish_svg(translator: Any, path: Path, style: str | None) -> None:
+    """dot's SVG, checked, with its links made relative to the image folder and, with
+    *style*, the light / dark style inside (:mod:`render.svg_theme`); one read, one
+    write, no XML tree."""
+    data = path.read_bytes()
+    root = svg_root_start(data)
+    changed = retarget_svg_links(translator, data)  # links lie after the root's start
+    if style is not None:
+        changed = add_theme_style(changed, root, style)
     if changed != data:
         path.write_bytes(changed)
 
@@ -191,81 +206,89 @@ class DotProblem(Exception):
     """dot failed, or took longer than ``qdq_dot_timeout``: the message is one line."""
 
 
-def image_path(translator: Any, code: str, options: dict[str, Any], fmt: str) -> Path:
-    """Where ``sphinx.ext.graphviz.render_dot`` looks for (and keeps) this picture."""
+def picture_name(translator: Any, code: str, fmt: str, style: str | None) -> str:
+    """Our own name for a picture: a hash of everything its bytes depend on (the DOT
+    text, the style inside an SVG, the folder its relative links start from, the dot
+    program and its arguments). The same drawing on two pages is one file."""
     builder = translator.builder
-    graphviz_dot = options.get("graphviz_dot", builder.config.graphviz_dot)
-    hashkey = "".join((code, str(options), str(graphviz_dot),
-                       str(builder.config.graphviz_dot_args))).encode()
-    name = f"{PREFIX}-{sha1(hashkey, usedforsecurity=False).hexdigest()}.{fmt}"
-    return Path(builder.outdir, builder.imagedir, name)
+    config = builder.config
+    base = posixpath.dirname(builder.current_docname or "") if fmt == "svg" else ""
+    key = "\0".join((code, style or "", base, str(config.graphviz_dot),
+                     str(config.graphviz_dot_args), fmt))
+    return f"{PREFIX}-{sha256(key.encode('utf-8')).hexdigest()[:40]}.{fmt}"
 
 
-def draw_picture(translator: Any, code: str, options: dict[str, Any], fmt: str,
-                 timeout: float | None) -> None:
-    """Run dot for a picture Sphinx has not got yet, with a time limit, into temporary
-    files renamed into place: two pages (or two writing processes) drawing the same
-    graph never read a half-written file. Sphinx's ``render_dot`` then finds it."""
-    target = image_path(translator, code, options, fmt)
+def draw_picture(translator: Any, code: str, fmt: str, timeout: float | None,
+                 style: str | None = None) -> tuple[str, Path]:
+    """(URI from the page, file) of the picture in the builder's image folder, as
+    ``sphinx.ext.graphviz`` keeps its own: dot is run (with a time limit) only when the
+    file is not there yet, into temporary files renamed into place, so two pages (or
+    two writing processes) drawing the same graph never read a half-written file."""
+    builder = translator.builder
+    name = picture_name(translator, code, fmt, style)
+    target = Path(builder.outdir, builder.imagedir, name)
+    uri = posixpath.join(builder.imgpath or "", name)
     if target.is_file():
-        return
+        return uri, target
     target.parent.mkdir(parents=True, exist_ok=True)
     outputs = [(fmt, target)] + ([("cmapx", Path(f"{target}.map"))] if fmt == "png" else [])
-    config = translator.builder.config
 
-    def fix_links(written: dict[Path, Path]) -> None:
+    def finish(written: dict[Path, Path]) -> None:
         if fmt == "svg":
-            retarget_svg_links(translator, written[target])
-            if SVG_STYLE in options:
-                add_theme_style(str(written[target]), options[SVG_STYLE])
+            finish_svg(translator, written[target], style)
 
     try:
-        draw_files(code, outputs, dot=options.get("graphviz_dot", config.graphviz_dot),
-                   dot_args=config.graphviz_dot_args, timeout=timeout,
-                   cwd=str(translator.builder.srcdir), check=fix_links)
+        draw_files(code, outputs, dot=builder.config.graphviz_dot,
+                   dot_args=builder.config.graphviz_dot_args, timeout=timeout,
+                   cwd=str(builder.srcdir), check=finish)
     except DotRunError as error:
         advice = {"timeout": " (qdq_dot_timeout); draw less with :depth: or :from: / :to:, "
                              "or raise qdq_dot_timeout",
                   "missing": "; install graphviz or set graphviz_dot",
                   "unusable": "; install graphviz or set graphviz_dot"}
         raise DotProblem(f"{error}{advice.get(error.reason, '')}") from None
+    return uri, target
+
+
+class Picture(NamedTuple):
+    """A drawn picture: its URI from the page, its file, and the DOT it was drawn from."""
+
+    uri: str
+    path: Path
+    code: str
+
+
+def drawing_code(node: qdq_graph, urls: dict[str, str]) -> str:
+    """The DOT the directive wrote, with the links of the page being written."""
+    return backend.fill_links(node["code"], node.get("qdq_link_chains", []), urls)
 
 
 def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
-                   model: QdqModel) -> str:
-    """Draw the picture (dot with ``qdq_dot_timeout``) before Sphinx asks for it, so
-    that a failure or a timeout is one located warning and the page still builds: the
-    picture is then a note for the reader saying what happened and what to write
-    instead. Returns the DOT text of what was drawn."""
+                   style: str | None = None) -> Picture:
+    """Draw the picture (dot with ``qdq_dot_timeout``), so that a failure or a timeout
+    is one located warning and the page still builds: the picture is then a note for
+    the reader saying what happened and what to write instead."""
+    limit = translator.builder.config.qdq_dot_timeout
     try:
-        _render(translator, node, code, fmt)
-        return code
-    except (DotProblem, GraphvizError) as exc:
+        return Picture(*draw_picture(translator, code, fmt, limit, style), code)
+    except DotProblem as exc:
         warn_at_graph(translator, node, f"the graph of {node['qdq_model']} is not drawn: "
                                         f"{backend.one_line(str(exc))}", "dot")
+        model = graph_model(translator, node)
         note = backend.render_note(model, node["qdq_options"], dot_problem_note(
             translator, model, node["qdq_options"], exc))
-        limit = translator.builder.config.qdq_dot_timeout
-        try:  # a note and a few ellipses: a tiny time limit is the drawing's, not the note's
-            _render(translator, node, note, fmt,
-                    NOTE_TIMEOUT if not limit or limit <= 0 else min(NOTE_TIMEOUT,
-                                                                     max(5.0, limit)))
-        except (DotProblem, GraphvizError):
+        # a note and a few ellipses: a tiny time limit is the drawing's, not the note's
+        timeout = NOTE_TIMEOUT if not limit or limit <= 0 else min(NOTE_TIMEOUT,
+                                                                   max(5.0, limit))
+        try:
+            return Picture(*draw_picture(translator, note, fmt, timeout, style), note)
+        except DotProblem:
             raise nodes.SkipNode from exc
-        return note
 
 
 #: Seconds dot may take, at most, for the note that replaces a drawing it could not make
 #: (at least 5 s, or ``qdq_dot_timeout`` when that is longer).
 NOTE_TIMEOUT = 30.0
-
-
-def _render(translator: Any, node: qdq_graph, code: str, fmt: str,
-            timeout: float | None = None) -> None:
-    draw_picture(translator, code, node["options"], fmt,
-                 timeout or translator.builder.config.qdq_dot_timeout)
-    # finds the picture; draws it itself only if it names pictures differently
-    render_dot(translator, code, node["options"], fmt, PREFIX)
 
 
 def dot_problem_note(translator: Any, model: QdqModel, options: DotOptions,
@@ -304,27 +327,41 @@ def graph_palette(translator: Any, node: qdq_graph) -> dict[str, str] | None:
 
 
 def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
-    model = graph_model(self, node)
+    fmt = "png" if self.builder.config.graphviz_output_format == "png" else "svg"
     urls = resolved_links(node)
-    fmt = self.builder.config.graphviz_output_format
+    style = None
     if fmt == "svg":
         urls = {key: svg_href(self, url) for key, url in urls.items()}
-        # the light / dark style inside the SVG is part of the picture (it names the
-        # file too): the options of this page's copy of the node carry it to draw_picture
-        node["options"] = {**node["options"],
-                           SVG_STYLE: theme_style(graph_palette(self, node))}
-    code = backend.render_dot(model, node["qdq_options"], urls)
-    code = render_checked(self, node, code, fmt, model)
-    if fmt != "svg":  # a PNG and its image map: no pan-and-zoom frame
-        render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
-                        alt=self.encode(node["alt"]))
-        return
-    self.body.append(zoom_start(self, node))
-    try:
-        render_dot_html(self, node, code, node["options"], PREFIX, "qdq-graph",
-                        alt=self.encode(node["alt"]))
-    finally:
-        self.body.append(zoom_end(self, image_path(self, code, node["options"], fmt).name))
+        # the light / dark style inside the SVG is part of the picture (and of its name)
+        style = theme_style(graph_palette(self, node))
+    picture = render_checked(self, node, drawing_code(node, urls), fmt, style)
+    markup = picture_html(self, node, picture, fmt)
+    if fmt == "svg":  # a PNG and its image map: no pan-and-zoom frame
+        markup = zoom_start(self, node) + markup + zoom_end(self, picture.uri)
+    self.body.append(markup)
+    raise nodes.SkipNode
+
+
+def picture_html(translator: HTML5Translator, node: qdq_graph, picture: Picture,
+                 fmt: str) -> str:
+    """The markup ``sphinx.ext.graphviz.render_dot_html`` writes for a picture."""
+    classes = " ".join(["qdq-graph", "graphviz", *node.get("classes", [])])
+    alt = translator.encode(node["alt"])
+    if fmt == "svg":
+        markup = (f'<div class="graphviz"><object data="{picture.uri}" type="image/svg+xml" '
+                  f'class="{classes}">\n<p class="warning">{alt}</p></object></div>\n')
+    else:
+        map_file = f"{picture.path}.map"
+        image_map = ClickableMapDefinition(map_file, Path(map_file).read_text(encoding="utf-8"),
+                                           dot=picture.code)
+        usemap = f' usemap="#{image_map.id}"' if image_map.clickable else ""
+        markup = (f'<div class="graphviz"><img src="{picture.uri}" alt="{alt}"{usemap} '
+                  f'class="{classes}" /></div>\n'
+                  + (image_map.generate_clickable_map() if image_map.clickable else ""))
+    if "align" in node:
+        align = node["align"]
+        markup = f'<div align="{align}" class="align-{align}">{markup}</div>\n'
+    return markup
 
 
 def zoom_start(translator: HTML5Translator, node: qdq_graph) -> str:
@@ -342,9 +379,9 @@ def zoom_start(translator: HTML5Translator, node: qdq_graph) -> str:
             '<div class="qdq-zoom-canvas">')
 
 
-def zoom_end(translator: HTML5Translator, image_name: str) -> str:
+def zoom_end(translator: HTML5Translator, image_uri: str) -> str:
     """The tool bar (zoom buttons, the scale, a link to the drawing alone) and the end."""
-    full = translator.attval(posixpath.join(translator.builder.imgpath, image_name))
+    full = translator.attval(image_uri)
     buttons = "".join(
         f'<button type="button" data-qdq-zoom="{command}" title="{title}">{text}</button>'
         for command, title, text in (("out", "zoom out (-)", "−"), ("in", "zoom in (+)", "+"),
@@ -361,17 +398,26 @@ def css_length(value: str) -> str:
     return text + "px" if text.replace(".", "", 1).isdigit() else text
 
 
+#: What ``sphinx.ext.graphviz`` puts around a picture for ``:align:`` in LaTeX.
+LATEX_ALIGN = {"left": ("{", r"\hspace*{\fill}}"), "right": (r"{\hspace*{\fill}", "}"),
+               "center": (r"{\hfill", r"\hspace*{\fill}}")}
+
+
 def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
     # LaTeX drops links inside included PDF images: draw without them.
-    model = graph_model(self, node)
-    code = render_checked(self, node, backend.render_dot(model, node["qdq_options"], {}), "pdf", model)
-    render_dot_latex(self, node, code, node["options"], PREFIX)
+    picture = render_checked(self, node, drawing_code(node, {}), "pdf")
+    include = r"\sphinxincludegraphics[]{" + picture.uri + "}"
+    if not self.is_inline(node):
+        pre, post = LATEX_ALIGN.get(node.get("align"), ("", ""))
+        include = f"\n{pre}{include}{post}\n"
+    self.body.append(include)
+    raise nodes.SkipNode
 
 
 def texinfo_visit_qdq_graph(self: TexinfoTranslator, node: qdq_graph) -> None:
-    model = graph_model(self, node)
-    code = render_checked(self, node, backend.render_dot(model, node["qdq_options"], {}), "png", model)
-    render_dot_texinfo(self, node, code, node["options"], PREFIX)
+    picture = render_checked(self, node, drawing_code(node, {}), "png")
+    self.body.append(f"@image{{{picture.uri[:-4]},,,[graphviz],png}}\n")
+    raise nodes.SkipNode
 
 
 def outline_visit_qdq_graph(self: TextTranslator | ManualPageTranslator, node: qdq_graph) -> None:
