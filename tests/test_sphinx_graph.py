@@ -39,6 +39,8 @@ def test_build_is_warning_free_and_draws_svgs(html_build):
     text = svgs[0].read_text()
     for dtype in ("FP32", "UINT8", "INT8", "INT32"):
         assert dtype in text
+    # dot's own text, the style put in as text: no namespace prefixes of a rewritten tree
+    assert "ns0:" not in text and text.count("<style") == 1
     for page in ("graph_rst", "graph_md"):
         html = (html_build.outdir / "sub" / f"{page}.html").read_text()
         assert f'data="../_images/{svgs[0].name}"' in html
@@ -410,3 +412,58 @@ def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):
     assert seen_by_transforms == [0]
     assert len(stored) > 5 and "qdq_link_keys" not in graph
     assert all(len(ref.children) == 1 and ref.astext() == "" for ref in stored)
+
+
+def test_the_drawing_is_planned_and_written_once_per_directive(tmp_path, monkeypatch):
+    """The directive writes a drawing's DOT once; the HTML and then the LaTeX writer of
+    the same environment only put their links in: neither writes DOT nor reads the
+    model again."""
+    from sphinxext_qdq.sphinx import backend
+
+    calls = {"render_dot": 0, "load": 0}
+    real_render, real_load = backend.render_dot, backend.load_qdq_model
+
+    def counting_render(*args, **kwargs):
+        calls["render_dot"] += 1
+        return real_render(*args, **kwargs)
+
+    def counting_load(*args, **kwargs):
+        calls["load"] += 1
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "render_dot", counting_render)
+    monkeypatch.setattr(backend, "load_qdq_model", counting_load)
+    src = make_project(tmp_path / "src")
+    html = build(src, "html", outdir=tmp_path / "out")
+    assert html.warnings == ""
+    env = html.app.env
+    drawings = sum(len(list(env.get_doctree(doc).findall(qdq_graph))) for doc in env.found_docs)
+    assert drawings == 2  # the reST and the MyST page
+    assert calls["render_dot"] == drawings
+    read = dict(calls)
+    latex = build(src, "latex", outdir=tmp_path / "out")
+    assert "qdq-" in next(latex.outdir.glob("*.tex")).read_text()
+    assert calls == read  # nothing read again, nothing planned again
+
+
+def test_links_put_in_later_give_the_drawing_written_with_them():
+    """``render_dot`` with placeholders then ``fill_links`` is ``render_dot`` with the URL
+    map itself, for every mode and for maps that have some, all or none of the keys (the
+    first key of an element the map has wins; no key: no link attributes at all)."""
+    from sphinxext_qdq.render.dot import DotOptions, LinkSlots, fill_links, link_keys, render_dot
+
+    model = loader.load_qdq_model(Path(__file__).parents[1] / "models" / "resnet8_int8.onnx")
+    for options in (DotOptions(), DotOptions(mode="full"), DotOptions(pairs="nodes"),
+                    DotOptions(depth=1)):
+        slots = LinkSlots()
+        deferred = render_dot(model, options, slots)
+        keys = link_keys(model, options)
+        assert set(slots.keys()) <= set(keys) and slots.chains
+        maps = [{}, {key: f"page.html#{key}" for key in keys},
+                {key: f'p{n % 3}.html#"{key}"' for n, key in enumerate(keys) if n % 2},
+                {key: "op.html" for key in keys if key.startswith("op:")},
+                {key: "x" * 9000 for key in keys}]  # too long for graphviz: no link
+        for urls in maps:
+            assert fill_links(deferred, slots.chains, urls) == render_dot(model, options, urls)
+        assert "qdq-link:" not in fill_links(deferred, slots.chains, {})
+        assert 'URL="' not in fill_links(deferred, slots.chains, {})
