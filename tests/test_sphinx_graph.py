@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import ClassVar
 from xml.etree import ElementTree
 
 import onnx
@@ -450,7 +451,13 @@ def test_links_put_in_later_give_the_drawing_written_with_them():
     """``render_dot`` with placeholders then ``fill_links`` is ``render_dot`` with the URL
     map itself, for every mode and for maps that have some, all or none of the keys (the
     first key of an element the map has wins; no key: no link attributes at all)."""
-    from sphinxext_qdq.render.dot import DotOptions, LinkSlots, fill_links, link_keys, render_dot
+    from sphinxext_qdq.render.dot import (
+        DotOptions,
+        LinkSlots,
+        fill_links,
+        link_keys,
+        render_dot,
+    )
 
     model = loader.load_qdq_model(Path(__file__).parents[1] / "models" / "resnet8_int8.onnx")
     for options in (DotOptions(), DotOptions(mode="full"), DotOptions(pairs="nodes"),
@@ -458,7 +465,7 @@ def test_links_put_in_later_give_the_drawing_written_with_them():
         slots = LinkSlots()
         deferred = render_dot(model, options, slots)
         keys = link_keys(model, options)
-        assert set(slots.keys()) <= set(keys) and slots.chains
+        assert set(slots.link_keys()) <= set(keys) and slots.chains
         maps = [{}, {key: f"page.html#{key}" for key in keys},
                 {key: f'p{n % 3}.html#"{key}"' for n, key in enumerate(keys) if n % 2},
                 {key: "op.html" for key in keys if key.startswith("op:")},
@@ -467,3 +474,42 @@ def test_links_put_in_later_give_the_drawing_written_with_them():
             assert fill_links(deferred, slots.chains, urls) == render_dot(model, options, urls)
         assert "qdq-link:" not in fill_links(deferred, slots.chains, {})
         assert 'URL="' not in fill_links(deferred, slots.chains, {})
+
+
+def test_every_directive_option_is_described_where_it_is_declared(tmp_path, monkeypatch):
+    """Each directive says what its options take and mean beside ``option_spec``
+    (``option_docs()``); the reference page shows those and reports an option without
+    one (a ``docs.reference`` warning in ``make docs``)."""
+    from docutils.parsers.rst import directives as docutils_directives
+    from sphinx.testing.util import SphinxTestApp
+
+    from sphinxext_qdq.sphinx.domain import QdqDomain
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "docs" / "_ext"))
+    import extension_reference
+
+    app = SphinxTestApp("html", srcdir=make_project(tmp_path / "src"),
+                        builddir=tmp_path / "build")
+    try:
+        names = extension_reference.registered_directives()
+        classes = [docutils_directives.directive(name, None, None)[0] for name in names]
+    finally:
+        app.cleanup()
+    assert len(names) == 6 and None not in classes
+    for directive_class in [*classes, QdqDomain.directives["op"]]:
+        docs = directive_class.option_docs()
+        assert set(docs) == set(directive_class.option_spec), directive_class
+        assert all(value and meaning.endswith(".") for value, meaning in docs.values())
+    graph = next(c for c in classes if c.__name__ == "QdqGraphOverlayDirective")
+    assert "mode" in graph.option_docs() and "color-by" in graph.option_docs()
+
+    class Undescribed(graph):
+        option_spec: ClassVar = {**graph.option_spec, "glow": docutils_directives.flag}
+
+    problems = extension_reference.ReferenceProblems()
+    page = extension_reference.option_table(Undescribed, "qdq-graph", problems)
+    assert problems == [("reference page: option of qdq-graph 'glow' exists in the code but "
+                        "has no meaning in "
+                        "test_every_directive_option_is_described_where_it_is_declared."
+                        "<locals>.Undescribed.option_docs()")]
+    assert "`:mode:`" in page and "glow" not in page

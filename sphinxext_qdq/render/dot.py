@@ -1168,7 +1168,7 @@ class LinkSlots:
             self.chains.append(chain)
         return f"{_SLOT_PREFIX}{number}"
 
-    def keys(self) -> list[str]:
+    def link_keys(self) -> list[str]:
         """Every link key of the drawing, sorted (as :func:`link_keys`)."""
         return sorted({key for chain in self.chains for key in chain})
 

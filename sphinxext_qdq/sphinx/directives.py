@@ -127,6 +127,16 @@ CAPTION_OPTIONS: OptionSpec = {
     "class": directives.class_option,
 }
 
+#: (what an option takes, what it means) for the reference page (``option_docs``).
+OptionDocs = dict[str, tuple[str, str]]
+
+#: What the options of :data:`CAPTION_OPTIONS` take and mean.
+CAPTION_OPTION_DOCS: OptionDocs = {
+    "caption": ("text", "A caption; the graph or table becomes numbered and referable."),
+    "name": ("label", "A label for `{ref}` (MyST) or `:ref:` (reST)."),
+    "class": ("class names", "Extra CSS classes."),
+}
+
 
 class QdqModelDirective(SphinxDirective):
     """Shared argument handling: a path (page-relative or ``/``-rooted) or a
@@ -134,6 +144,14 @@ class QdqModelDirective(SphinxDirective):
 
     required_arguments = 1
     final_argument_whitespace = True
+
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        """(what it takes, what it means; Markdown) of every option in ``option_spec``,
+        said once, here: the reference page shows them and warns about an option
+        without one. A method, so that a meaning may name what the analysis knows
+        (imported only when the page asks)."""
+        return {}
 
     @property
     def qdq_domain(self) -> QdqDomain:
@@ -241,6 +259,47 @@ class QdqGraphDirective(QdqModelDirective):
         "class": directives.class_option,
     }
 
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        return {
+            "mode": ("`compact` or `full`",
+                     ("`compact`: weight / bias DequantizeLinear nodes are folded into their "
+                     "Conv or Gemm and each activation Q→DQ pair is drawn small (see "
+                     "`:pairs:`); `full`: every ONNX node. Default: `qdq_graph_mode`.")),
+            "pairs": ("`edges` or `nodes`",
+                      ("Compact mode: `edges` draws an activation Q→DQ pair on the edge it "
+                      "quantizes (thick, in the quantized type's colour, labelled with the "
+                      "type, scale and zero point; the line links to the QuantizeLinear "
+                      "documentation, the label to the pair's `qdq-params` row); `nodes` "
+                      "draws it as a node of its own. `edges` gives dot about half the nodes "
+                      "to lay out. A pair fed by or feeding another Q/DQ node is always a "
+                      "node. Default: `qdq_graph_pairs`.")),
+            "rankdir": ("`TB` or `LR`", ("Top to bottom or left to right. Default: "
+                                        "`qdq_graph_rankdir`.")),
+            "from": ("node or tensor names, comma-separated",
+                     "Draw only what lies downstream of these (between them and `:to:`)."),
+            "to": ("node or tensor names, comma-separated",
+                   "Draw only what lies upstream of these (between `:from:` and them)."),
+            "depth": ("`auto`, `all` or a positive integer",
+                      ("Scopes (the `/`-separated scopes of node names, or chunks of the "
+                      "topological order when names carry none) with at least this many "
+                      "levels are collapsed into one box showing their op counts, Q/DQ "
+                      "counts, the dtypes entering and leaving, and the scale / zero point of "
+                      "the pairs on their boundary; each box links to its scope drawn "
+                      "expanded, added below the drawing. `all`: every node. `auto` "
+                      "(default, `qdq_graph_depth`): every node when the estimated layout "
+                      "time fits `qdq_layout_budget` and the drawing has at most 300 nodes, "
+                      "else the deepest depth that fits.")),
+            "scope": ("scope path, `/`-separated",
+                      "Draw only the nodes inside this scope (`layer1/layer1.0`)."),
+            "width": ("length or percentage", "Width of the drawing in HTML (as `image`)."),
+            "scale": ("percentage", "Scale of the drawing in HTML (as `image`)."),
+            "legend": ("flag", "Draw a legend of the node shapes and edge colours."),
+            "align": ("`left`, `center` or `right`", "Horizontal alignment."),
+            "alt": ("text", "Alternative text; default: a one-line description of the model."),
+            **CAPTION_OPTION_DOCS,
+        }
+
     def run(self) -> list[Node]:
         loaded = self.load_model()
         if loaded is None:
@@ -276,7 +335,7 @@ class QdqGraphDirective(QdqModelDirective):
             if name in self.options:
                 node[f"qdq_{name}"] = self.options[name]
         # the pending_xrefs are added after the read transforms (add_link_requests)
-        node["qdq_link_keys"] = [key for key in slots.keys() if not key.startswith("scope:")]
+        node["qdq_link_keys"] = [key for key in slots.link_keys() if not key.startswith("scope:")]
         self.set_source_info(node)
         return node
 
@@ -457,6 +516,37 @@ class QdqParamsDirective(QdqModelDirective):
         **CAPTION_OPTIONS,
     }
 
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        roles = ", ".join(f"`{role.value}`" for role in backend.Role)
+        return {
+            "layout": ("`node` or `initializer`",
+                       ("`node` (default): one row per QuantizeLinear / DequantizeLinear node, "
+                       "with its role, the tensor it quantizes, scale, zero point, type and "
+                       "granularity; `initializer`: one row per scale or zero-point tensor, "
+                       "with its source and users (`input[1]` / `input[2]` of which node).")),
+            "values": ("`summary` or `full`",
+                       ("`summary` (default): a per-axis scale is shown as its count and "
+                       "range; `full`: every value.")),
+            "nodes": ("regular expression", ("Keep the Q/DQ nodes, and the operands of the "
+                                            "quantized operators, whose node name matches "
+                                            "(`re.search`).")),
+            "qdq-ops": ("op types, comma-separated", ("Keep `QuantizeLinear` and / or "
+                                                     "`DequantizeLinear` nodes, or the operands "
+                                                     "of quantized operators of these types "
+                                                     "(`QLinearConv`, `MatMulInteger`, "
+                                                     "`MatMulNBits` …).")),
+            "ops": ("op types, comma-separated", ("Deprecated name of `:qdq-ops:` (a "
+                                                 "`qdq.deprecated` warning).")),
+            "roles": ("roles, comma-separated", f"Keep the nodes of these roles: {roles}."),
+            "limit": ("positive integer", "At most this many rows."),
+            "no-index": ("flag", ("Rows are not cross-reference targets (for a second table "
+                                 "of the same model).")),
+            "no-index-entry": ("flag", ("No general-index entry; the rows stay targets "
+                                       "(see `qdq_index_entries`).")),
+            **CAPTION_OPTION_DOCS,
+        }
+
     def run(self) -> list[Node]:
         loaded = self.load_model()
         if loaded is None:
@@ -566,6 +656,10 @@ class QdqSummaryDirective(QdqModelDirective):
         **CAPTION_OPTIONS,
     }
 
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        return dict(CAPTION_OPTION_DOCS)
+
     def run(self) -> list[Node]:
         loaded = self.load_model()
         if loaded is None:
@@ -621,6 +715,34 @@ class QdqRequantDirective(QdqParamsDirective):
         **CAPTION_OPTIONS,
     }
     ops_option: ClassVar[str] = "compute-ops"
+
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        return {
+            "show": ("`table`, `example` or `agreement`",
+                     ("`table` (default): the integer recipe of every quantized-op group "
+                     "(rows are `qdq:node` targets of the compute nodes); `example`: one "
+                     "Conv / Gemm output element computed step by step; `agreement`: the "
+                     "integer reference against ONNX Runtime on real inputs.")),
+            "nodes": ("regular expression", "Keep the groups whose compute node name matches."),
+            "compute-ops": ("op types, comma-separated",
+                            "Keep the groups of these compute op types (`Conv`, `Gemm`, …)."),
+            "ops": ("op types, comma-separated", ("Deprecated name of `:compute-ops:` (a "
+                                                 "`qdq.deprecated` warning).")),
+            "values": ("`summary` or `full`", "As for `qdq-params`."),
+            "limit": ("positive integer", "At most this many rows."),
+            "no-index": ("flag", "Rows are not cross-reference targets."),
+            "no-index-entry": ("flag", "No general-index entry; the rows stay targets."),
+            "node": ("node name", "The Conv or Gemm node of `:show: example`."),
+            "inputs": ("`module:attribute` or a `.npy` file",
+                       "Float model inputs for `example` and `agreement`."),
+            "images": ("positive integer", "How many inputs `agreement` runs."),
+            "image": ("non-negative integer", "Which input `example` uses."),
+            "position": ("integers, comma-separated",
+                         "The output element of `example`: channel, row, column (or column)."),
+            "rounding": ("`half_even` or `half_up`", "Rounding of the requantization."),
+            **CAPTION_OPTION_DOCS,
+        }
 
     def run(self) -> list[Node]:
         show = self.options.get("show", "table")

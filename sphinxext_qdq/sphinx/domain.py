@@ -85,6 +85,20 @@ def warn_ambiguous(objtype: str, target: str, matches: list[QdqTarget], location
 class QdqOpDirective(ObjectDescription[str]):
     """``.. qdq:op:: QuantizeLinear`` documents an operator; graphs link here."""
 
+    @classmethod
+    def option_docs(cls) -> dict[str, tuple[str, str]]:
+        """(what it takes, what it means) of each option (Sphinx's own for object
+        descriptions), for the reference page."""
+        return {
+            "no-index": ("flag", "Not a cross-reference target: graphs do not link here."),
+            "no-index-entry": ("flag", "No entry in the general index."),
+            "no-contents-entry": ("flag", "No entry in the table of contents."),
+            "no-typesetting": ("flag", "Only the target, no visible description."),
+            "noindex": ("flag", "Old spelling of `no-index`."),
+            "noindexentry": ("flag", "Old spelling of `no-index-entry`."),
+            "nocontentsentry": ("flag", "Old spelling of `no-contents-entry`."),
+        }
+
     def handle_signature(self, sig: str, signode: addnodes.desc_signature) -> str:
         op = sig.strip()
         signode += addnodes.desc_name(op, op)

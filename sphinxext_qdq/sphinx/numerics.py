@@ -23,8 +23,10 @@ from sphinx.util import logging
 from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.sphinx import backend
 from sphinxext_qdq.sphinx.directives import (
+    CAPTION_OPTION_DOCS,
     CAPTION_OPTIONS,
     LoadedModel,
+    OptionDocs,
     QdqGraphDirective,
     QdqModelDirective,
     name_list,
@@ -181,6 +183,12 @@ def error_report(directive: QdqModelDirective, loaded: LoadedModel, float_argume
     return reference, report
 
 
+#: What ``:inputs:`` of ``qdq-error`` and ``qdq-histogram`` takes (their ``option_docs``).
+INPUTS_MEANING = ("Float model inputs, batch first, as for `qdq-requant`: a `.npy` file "
+                  "(relative to the page, or `/…` from the source directory; no pickles) or "
+                  "`module:attribute` (attributes may end in `()`).")
+
+
 class NumericsDirective(QdqModelDirective):
     """Model, float model and inputs as the numerics directives read them."""
 
@@ -238,6 +246,28 @@ class QdqErrorDirective(NumericsDirective):
         "layout": lambda arg: directives.choice(arg, ("row", "column")),
         **CAPTION_OPTIONS,
     }
+
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        return {
+            "float": ("model", ("Required: the float model the quantized one was made from "
+                               "(a path or a `qdq_models` name).")),
+            "inputs": ("`module:attribute` or a `.npy` file", "Required. " + INPUTS_MEANING),
+            "images": ("positive integer", "Use the first N inputs."),
+            "show": ("`both`, `table`, `plot` or `none`",
+                     ("The table, the SQNR picture, both (default), or neither (with "
+                     "`:worst-weights:`).")),
+            "compare": ("model", ("A second quantized model of the same float model: its "
+                                 "SQNR in a column and in bars next to this one's (same "
+                                 "inputs).")),
+            "worst-weights": ("flag", ("Add the weight histogram (as `qdq-histogram` with "
+                                      "`:float:`) of the weighted layer whose output has the "
+                                      "lowest SQNR.")),
+            "bins": ("positive integer", "Bins of that weight histogram (default 64)."),
+            "layout": ("`row` or `column`",
+                       "Panels of that weight histogram, as for `qdq-histogram`."),
+            **CAPTION_OPTION_DOCS,
+        }
 
     def run(self) -> list[Node]:
         for required in ("float", "inputs"):
@@ -405,6 +435,36 @@ class QdqHistogramDirective(NumericsDirective):
         "limit": directives.positive_int,
         **CAPTION_OPTIONS,
     }
+
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        return {
+            "nodes": ("regular expression", ("Keep the tensors whose Q/DQ node or consumer "
+                                            "(the Conv, Gemm … reading a weight) has a "
+                                            "matching name.")),
+            "tensors": ("tensor names, comma-separated",
+                        ("Keep these tensors (the float tensor, the stored integer "
+                        "initializer, or a Q/DQ output).")),
+            "roles": ("roles, comma-separated", ("Keep the tensors of these roles. Default: "
+                                                "`weight`, `weight pair`, and `activation` "
+                                                "when `:inputs:` are given.")),
+            "bins": ("positive integer", ("Bins of the float histogram (default 64, at most "
+                                         "1000); the integer histogram has one bin per code "
+                                         "up to 256 codes.")),
+            "layout": ("`row` or `column`", ("The panels (float values, per-channel strip, "
+                                            "integer codes) side by side (`row`, default) or "
+                                            "stacked.")),
+            "float": ("model", ("The float model: a stored weight's float values come from it "
+                               "(matched by the consumer node's name and input index), so the "
+                               "clipped fraction is real; without it they are the dequantized "
+                               "integers.")),
+            "inputs": ("`module:attribute` or a `.npy` file",
+                       INPUTS_MEANING + " Activations are collected on them with ONNX "
+                                        "Runtime."),
+            "images": ("positive integer", "Use the first N inputs."),
+            "limit": ("positive integer", "At most this many tensors."),
+            **CAPTION_OPTION_DOCS,
+        }
 
     def run(self) -> list[Node]:
         loaded = self.load_model()
@@ -584,6 +644,22 @@ class QdqGraphOverlayDirective(QdqGraphDirective):
         "inputs": directives.unchanged_required,
         "images": directives.positive_int,
     }
+
+    @classmethod
+    def option_docs(cls) -> OptionDocs:
+        drawing = super().option_docs()
+        overlay = {
+            "color-by": ("`sqnr`", ("Fill each quantized group (its compute node) by the SQNR "
+                                   "of its output against `:float:` on `:inputs:` (as "
+                                   "`qdq-error` computes it), with a legend of the colours.")),
+            "float": ("model", "The float model of `:color-by: sqnr`."),
+            "inputs": ("`module:attribute` or a `.npy` file", ("The inputs of "
+                                                              "`:color-by: sqnr`.")),
+            "images": ("positive integer", "Use the first N inputs for `:color-by: sqnr`."),
+        }
+        shared = ("align", "alt", *CAPTION_OPTION_DOCS)  # listed last, as for every directive
+        return {**{name: doc for name, doc in drawing.items() if name not in shared},
+                **overlay, **{name: drawing[name] for name in shared}}
 
     def drawing_options(self, loaded: LoadedModel) -> DotOptions:
         options = super().drawing_options(loaded)
