@@ -513,3 +513,27 @@ def test_every_directive_option_is_described_where_it_is_declared(tmp_path, monk
                         "test_every_directive_option_is_described_where_it_is_declared."
                         "<locals>.Undescribed.option_docs()")]
     assert "`:mode:`" in page and "glow" not in page
+
+
+def test_png_output_is_an_image_with_a_clickable_map(tmp_path):
+    """``graphviz_output_format = "png"``: an ``<img>`` of our own picture in ``_images``
+    with the image map dot wrote, whose areas lead to the pages the SVG links lead to;
+    no pan-and-zoom frame (that is for SVG)."""
+    import re
+
+    result = build(make_project(tmp_path / "src"), "html",
+                   confoverrides={"graphviz_output_format": "png"})
+    assert result.warnings == ""
+    page = result.outdir / "sub" / "graph_rst.html"
+    html = page.read_text()
+    [(src, usemap)] = re.findall(r'<img src="([^"]+\.png)" alt="[^"]+" usemap="#([^"]+)" '
+                                 r'class="qdq-graph graphviz" />', html)
+    assert src.startswith("../_images/qdq-")
+    assert (page.parent / src).read_bytes().startswith(b"\x89PNG")
+    assert f'<map id="{usemap}" name="{usemap}">' in html and 'class="qdq-zoom"' not in html
+    hrefs = set(re.findall(r'<area [^>]*href="([^"]+)"', html))
+    local = [href for href in hrefs if not href.startswith("https://")]
+    assert local
+    for href in local:
+        target, fragment = follow(page, href)
+        assert target.is_file() and has_id(target, fragment), href
