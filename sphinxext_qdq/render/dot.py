@@ -547,7 +547,8 @@ def _find_pairs(index: _GraphIndex, taken: set[str]) -> dict[str, list[QdqNode]]
 
 _plans: OrderedDict[tuple[int, DotOptions], tuple[QdqModel, _Drawing]] = OrderedDict()
 _plans_lock = threading.Lock()
-#: Drawings remembered: a directive asks for the link keys, the page writer for the DOT.
+#: Drawings remembered: a directive asks several questions of one drawing (its size, its
+#: boxes, depth estimates, its DOT); the page writer asks none (it fills in links only).
 _PLAN_CACHE_SIZE = 16
 
 
