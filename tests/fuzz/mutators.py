@@ -91,6 +91,9 @@ class FuzzInput:
     path: Path
     mutations: tuple[str, ...]
     compute_node: str  # a node name for :node: / --node ("" when none)
+    #: the first graph input's declared shape (symbolic or odd dimensions as 1), for
+    #: ``.npy`` inputs that fit; None when there is none or it is larger than 65,536 values
+    input_shape: tuple[int, ...] | None = None
 
 
 # -- mutations through the onnx API -----------------------------------------------------
@@ -430,4 +433,26 @@ def make_input(seed: int, folder: Path) -> FuzzInput:
         data, what = mutate_bytes(data, rng)
         mutations.append(what)
     path.write_bytes(data)
-    return FuzzInput(seed, path, tuple(mutations), node)
+    return FuzzInput(seed, path, tuple(mutations), node, _input_shape(model))
+
+
+def _input_shape(model: onnx.ModelProto) -> tuple[int, ...] | None:
+    if not model.graph.input:
+        return None
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    shape = tuple(d.dim_value if 0 < d.dim_value <= 4096 else 1 for d in dims)
+    return shape if len(shape) <= 6 and int(np.prod(shape)) <= 1 << 16 else None
+
+
+def make_sibling(fuzz_input: FuzzInput, path: Path) -> Path:
+    """A float-model stand-in for *fuzz_input* at *path*: its seed model (the same tensor
+    names) with one other mutation through the onnx API, no byte-level damage; the
+    input's own path when it has no seed model (a special path)."""
+    seed_name = fuzz_input.mutations[0] if fuzz_input.mutations else ""
+    if seed_name not in SEED_NAMES:
+        return fuzz_input.path
+    model = onnx.ModelProto()
+    model.ParseFromString(seed_bytes(seed_name))
+    mutate(model, random.Random(-1 - fuzz_input.seed))
+    path.write_bytes(model.SerializeToString())
+    return path
