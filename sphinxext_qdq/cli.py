@@ -50,7 +50,7 @@ from sphinxext_qdq.integer.vectors import (
     kernel_vectors,
     random_group_inputs,
 )
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_ELEMENTS
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_ELEMENTS, DEFAULT_MAX_PARAM_VALUES
 from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.depth import choose_depth
 from sphinxext_qdq.render.dot import (
@@ -167,6 +167,15 @@ def _base_name(text: str) -> str:
     return text
 
 
+def add_max_param_values(parser: argparse.ArgumentParser) -> None:
+    """``--max-param-values N``, for every subcommand that analyses a model."""
+    parser.add_argument("--max-param-values", metavar="N", type=_positive_int,
+                        default=DEFAULT_MAX_PARAM_VALUES,
+                        help="most values read for one scale or zero point; a larger one "
+                             "is reported as a warning and not read "
+                             f"(default: {DEFAULT_MAX_PARAM_VALUES})")
+
+
 def graph_parser() -> argparse.ArgumentParser:
     """Arguments of ``qdq-graph MODEL``."""
     parser = _Parser(prog=PROG, description="Draw a quantized (QDQ) ONNX model with graphviz.")
@@ -204,6 +213,7 @@ def graph_parser() -> argparse.ArgumentParser:
                         help="base name of the output files (default: the model file's stem)")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
                         help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    add_max_param_values(parser)
     parser.add_argument("--max-nodes", metavar="N", type=_non_negative_int, default=0,
                         help="draw a short note instead of a graph above N nodes (0: no limit)")
     parser.add_argument("--dot", metavar="PATH", default="dot", dest="dot_binary",
@@ -218,10 +228,16 @@ def graph_parser() -> argparse.ArgumentParser:
 # -- work -----------------------------------------------------------------------
 
 
-def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
+def load_limits(args: argparse.Namespace) -> dict[str, int]:
+    """The caps of ``--max-bytes`` and ``--max-param-values``, as the loader takes them."""
+    return {"max_bytes": args.max_bytes, "max_param_values": args.max_param_values}
+
+
+def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
+               max_param_values: int = DEFAULT_MAX_PARAM_VALUES) -> QdqModel:
     """The analysed model; every loading problem becomes a :class:`CliError`."""
     try:
-        return load_qdq_model(path, max_bytes=max_bytes)
+        return load_qdq_model(path, max_bytes=max_bytes, max_param_values=max_param_values)
     except QdqModelError as error:
         raise CliError(str(error)) from None
     except OSError as error:
@@ -295,7 +311,7 @@ def write_graph_files(model: QdqModel, output_dir: Path, base: str, formats: Seq
 def run_graph(argv: Sequence[str]) -> int:
     """``qdq-graph MODEL ...``: draw one model."""
     args = graph_parser().parse_args(list(argv))
-    model = load_model(args.model, args.max_bytes)
+    model = load_model(args.model, **load_limits(args))
     for diagnostic in model.diagnostics:
         report_warning(diagnostic_text(diagnostic))
     options = graph_options(model, args)
@@ -384,6 +400,7 @@ def vectors_parser() -> argparse.ArgumentParser:
                         help="base name of the files (default: the node name as a C identifier)")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
                         help=f"largest model (or .npy) file to read (default: {DEFAULT_MAX_BYTES})")
+    add_max_param_values(parser)
     parser.add_argument("--max-elements", metavar="N", type=_positive_int,
                         default=DEFAULT_MAX_ELEMENTS,
                         help="largest array (elements) allocated from a size the model "
@@ -394,11 +411,10 @@ def vectors_parser() -> argparse.ArgumentParser:
 def run_vectors(argv: Sequence[str]) -> int:
     """``qdq-graph vectors MODEL --node NAME -o DIR``: one group's test vectors."""
     args = vectors_parser().parse_args(list(argv))
-    model = load_model(args.model, args.max_bytes)
+    model = load_model(args.model, **load_limits(args))
     try:
-        program = build_integer_program(args.model, max_bytes=args.max_bytes,
-                                                  strict=args.inputs is not None,
-                                                  max_elements=args.max_elements)
+        program = build_integer_program(args.model, strict=args.inputs is not None,
+                                        max_elements=args.max_elements, **load_limits(args))
         step = _vectors_step(program, args.node, args.model)
         if args.inputs is not None:
             values = program.run(_float_inputs(args.inputs, args.max_bytes),
@@ -491,6 +507,7 @@ def error_parser() -> argparse.ArgumentParser:
                         help="write here instead of standard output")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
                         help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    add_max_param_values(parser)
     return parser
 
 
@@ -500,9 +517,9 @@ def run_error(argv: Sequence[str]) -> int:
     from sphinxext_qdq.numerics.error import tensor_errors
 
     args = error_parser().parse_args(list(argv))
-    reference_model = load_model(args.float_model, args.max_bytes)
-    model = load_model(args.model, args.max_bytes)
-    inputs = _float_inputs(args.inputs)[: args.images]
+    reference_model = load_model(args.float_model, **load_limits(args))
+    model = load_model(args.model, **load_limits(args))
+    inputs = _float_inputs(args.inputs, args.max_bytes)[: args.images]
     try:
         report = tensor_errors(args.float_model, args.model, inputs, quantized=model,
                                reference=reference_model)
@@ -628,6 +645,11 @@ def histogram_parser() -> argparse.ArgumentParser:
                         help="panels side by side (row, default) or stacked (column)")
     parser.add_argument("--max-bytes", metavar="N", type=_positive_int, default=DEFAULT_MAX_BYTES,
                         help=f"largest model file to read (default: {DEFAULT_MAX_BYTES})")
+    parser.add_argument("--max-elements", metavar="N", type=_positive_int,
+                        default=DEFAULT_MAX_ELEMENTS,
+                        help="largest weight (elements) read from the model "
+                             f"(default: {DEFAULT_MAX_ELEMENTS})")
+    add_max_param_values(parser)
     return parser
 
 
@@ -638,7 +660,7 @@ def run_histogram(argv: Sequence[str]) -> int:
     from sphinxext_qdq.numerics import NumericsError, grid, plots
 
     args = histogram_parser().parse_args(list(argv))
-    model = load_model(args.model, args.max_bytes)
+    model = load_model(args.model, **load_limits(args))
     roles = args.roles or frozenset({Role.WEIGHT, Role.WEIGHT_PAIR} | (
         {Role.ACTIVATION} if args.inputs is not None else set()))
     chosen = grid.select_qdq_nodes(model, roles, args.nodes)
@@ -649,11 +671,13 @@ def run_histogram(argv: Sequence[str]) -> int:
     if activations and args.inputs is None:
         raise CliError("activations need --inputs X.npy")
     if args.float_model is not None:
-        load_model(args.float_model, args.max_bytes)  # the same checks as the model
+        load_model(args.float_model, **load_limits(args))  # the same checks as the model
     try:
         values = _activation_values(args, model, activations)
-        constants = grid.ModelConstants(args.model)
-        float_constants = grid.ModelConstants(args.float_model) if args.float_model else None
+        limits = {"max_elements": args.max_elements, "max_bytes": args.max_bytes}
+        constants = grid.ModelConstants(args.model, **limits)
+        float_constants = grid.ModelConstants(args.float_model, **limits) \
+            if args.float_model else None
         stats = [grid.grid_stats(model, qdq, constants, bins=args.bins,
                                  float_constants=float_constants, values=values.get(qdq.input))
                  for qdq in chosen if qdq.role != Role.ACTIVATION or qdq.input in values]
@@ -685,7 +709,7 @@ def _activation_values(args: argparse.Namespace, model: QdqModel, activations: l
     from sphinxext_qdq.numerics.error import activation_values
 
     try:
-        return activation_values(args.model, _float_inputs(args.inputs),
+        return activation_values(args.model, _float_inputs(args.inputs, args.max_bytes),
                                  [qdq.input for qdq in activations], model=model)
     except ImportError as error:
         raise CliError(f"ONNX Runtime is needed ({error.name or error})") from None

@@ -394,22 +394,58 @@ def test_module_inputs_must_come_from_a_regular_file(tmp_path: Path,
         load_named_inputs("big_inputs_module:values", max_bytes=50)
 
 
-def test_value_lists_are_capped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A scale with more values than the cap is a qdq.value diagnostic, never a list."""
-    from sphinxext_qdq.analysis import patterns
+def test_value_lists_are_capped(tmp_path: Path) -> None:
+    """A scale with more values than the cap is a qdq.value diagnostic, never a list;
+    the cap is part of the loader's cache key (the same file, another answer)."""
     from sphinxext_qdq.analysis.loader import clear_cache, load_qdq_model
 
-    monkeypatch.setattr(patterns, "MAX_PARAM_VALUES", 3)
     clear_cache()
-    path = factories.save(factories.qdq_pair_model([0.5, 0.25, 0.125, 2.0], 0, axis=1),
-                          tmp_path / "m.onnx")
-    analysis = load_qdq_model(path)
+    path = factories.save(four_value_scale(), tmp_path / "m.onnx")
+    capped = load_qdq_model(path, max_param_values=3)
+    default = load_qdq_model(path)
     clear_cache()
-    assert {p.name: p.values for p in analysis.params} == {"scale": None, "zero_point": None}
-    assert [d.subtype for d in analysis.diagnostics] == ["value", "value"]
-    assert "more than the 3" in analysis.diagnostics[0].message
+    assert {p.name: p.values for p in capped.params} == {"scale": None, "zero_point": None}
+    assert [d.subtype for d in capped.diagnostics] == ["value", "value"]
+    assert "more than the 3" in capped.diagnostics[0].message
+    assert {p.name: p.values for p in default.params} == {
+        "scale": (0.5, 0.25, 0.125, 2.0), "zero_point": (0, 0, 0, 0)}
+    assert default.diagnostics == ()
 
 
+def four_value_scale() -> onnx.ModelProto:
+    """A per-axis Q -> DQ pair: its scale and zero point hold 4 values each."""
+    model = factories.qdq_pair_model([0.5, 0.25, 0.125, 2.0], 0, axis=1)
+    scale = model.graph.initializer[0]  # raw data, as exporters write it (read inline)
+    scale.raw_data = np.asarray(scale.float_data, np.float32).tobytes()
+    scale.ClearField("float_data")
+    return model
+
+
+def test_max_param_values_config_sets_the_cap(tmp_path: Path) -> None:
+    src = make_project(tmp_path / "src", root=None, conf="qdq_max_param_values = 3", pages={
+        "index.rst": "Caps\n====\n\n.. qdq-params:: models/pair.onnx\n"})
+    factories.save(four_value_scale(), src / "models" / "pair.onnx")
+    result = build(src, "dummy")
+    found = parse_warnings(result.warnings)
+    assert [(w.type, w.line) for w in found] == [("qdq.value", 4)] * 2, result.warnings
+    assert all("more than the 3" in w.message for w in found)
+
+
+def test_max_param_values_flag_sets_the_cap(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    path = factories.save(four_value_scale(), tmp_path / "m.onnx")
+    graph = [str(path), "--format", "dot", "-o", str(tmp_path / "out")]
+    assert cli.main([*graph, "--max-param-values", "3"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("more than the 3") == 2 and err.count("[qdq.value]") == 2, err
+    assert cli.main(graph) == 0 and capsys.readouterr().err == ""
+    per_channel = conv(scale=[0.1, 0.2, 0.3, 0.4], zero_point=[0, 0, 0, 0], axis=0)
+    histogram = ["histogram", str(factories.save(per_channel, tmp_path / "conv.onnx")),
+                 "-o", str(tmp_path / "out")]
+    assert cli.main(histogram) == 0
+    capsys.readouterr()
+    assert cli.main([*histogram, "--max-param-values", "3"]) == 2  # the scale is not read
+    assert "scale or zero point is not known" in capsys.readouterr().err
 def test_vectors_of_a_packed_4_bit_weight(tmp_path: Path, capsys: pytest.CaptureFixture
                                           ) -> None:
     """A UINT4 weight (found by the fuzz run, seed 471): the C header had no type for it
@@ -427,3 +463,31 @@ def test_vectors_of_a_packed_4_bit_weight(tmp_path: Path, capsys: pytest.Capture
     weight = np.load(tmp_path / "out" / "conv_weight.npy")
     assert weight.dtype == np.uint8 and weight.ravel().tolist() == list(range(12))
     assert "static const uint8_t conv_weight[12]" in (tmp_path / "out" / "conv.h").read_text()
+
+
+# -- qdq-graph histogram ------------------------------------------------------------------
+def weight_without_data() -> onnx.ModelProto:
+    """Fuzz seed 114: a Conv weight whose dims say 4x3x1x1 and whose data is empty."""
+    model = conv()
+    weight = next(t for t in model.graph.initializer if len(t.dims) == 4)
+    for data in ("raw_data", "int32_data"):
+        weight.ClearField(data)
+    return model
+
+
+def test_histogram_of_a_weight_without_data(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    path = factories.save(weight_without_data(), tmp_path / "model.onnx")
+    assert cli.main(["histogram", str(path), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unexpected" not in err, err
+    assert "its data cannot be read" in err and "(4,3,1,1)" in err, err
+
+
+def test_histogram_max_elements_caps_the_weights(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    path = factories.save(conv(), tmp_path / "model.onnx")  # weight 4x3x1x1: 12 values
+    argv = ["histogram", str(path), "-o", str(tmp_path / "out"), "--max-elements"]
+    assert cli.main([*argv, "11"]) == 2
+    assert "has 12 values, more than the limit of 11" in capsys.readouterr().err
+    assert cli.main([*argv, "12"]) == 0, capsys.readouterr().err

@@ -4,8 +4,9 @@
 :class:`QdqModelError` naming the file and the reason, never a protobuf
 traceback. It parses the bytes itself (external data is never loaded with the
 model), caps the file size, and caches the analysis by resolved path and file
-status (size, times, inode, device), so a process parses a model once however
-many directives ask for it. The content is hashed only when the status cannot
+status (size, times, inode, device) and the limits that change the analysis
+(``max_param_values``), so a process parses a model once however many directives ask
+for it. The content is hashed only when the status cannot
 tell whether the file changed (see :func:`load_qdq_model`).
 
 Reading and parsing are :mod:`sphinxext_qdq.onnxio`'s job (checked paths, the lean parse
@@ -29,6 +30,7 @@ from sphinxext_qdq.onnxio import proto as _proto
 from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.onnxio.files import (
     DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_PARAM_VALUES,
     checked_stat,
     content_hash_of,
     read_bytes,
@@ -74,15 +76,20 @@ class _Entry(NamedTuple):
     data_status: tuple[tuple[str, _Status | None], ...]
 
 
-_cache: OrderedDict[str, _Entry] = OrderedDict()  # resolved path -> its latest analysis
+#: (resolved path, max_param_values) -> the latest analysis
+_cache: OrderedDict[tuple[str, int], _Entry] = OrderedDict()
 _lock = threading.Lock()
 _hit_count = 0
 _hash_count = 0
 
 
 # -- public API ---------------------------------------------------------------
-def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES) -> QdqModel:
+def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
+                   max_param_values: int = DEFAULT_MAX_PARAM_VALUES) -> QdqModel:
     """Parse and analyse the ONNX model at *path*, or return the cached analysis.
+
+    *max_bytes*: a larger file is refused; *max_param_values*: a scale or zero point with
+    more values is reported (``qdq.value``), not read (part of the cache key).
 
     Freshness comes from the file's status (size, mtime, ctime, inode, device): a cached
     analysis whose file has the same status, and had settled when it was read, is returned
@@ -92,7 +99,7 @@ def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
     and then the analysis is kept)."""
     resolved = resolve_model_file(path)
     status = _status(checked_stat(resolved, max_bytes))
-    where = str(resolved)
+    where = (str(resolved), max_param_values)
     entry = _entry(where)
     if entry is not None and entry.trusted and entry.status == status:
         return _hit(where, entry)
@@ -103,11 +110,11 @@ def load_qdq_model(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX
         content_hash = _hash(data)  # the status changed or was not trusted: compare content
         if content_hash == entry.content_hash:
             return _hit(where, entry._replace(status=status, trusted=trusted))
-        model = _analysed(parse_lean(data, resolved), resolved, content_hash)
+        model = _analysed(parse_lean(data, resolved), resolved, content_hash, max_param_values)
     elif trusted:
-        model = _analysed(parse_lean(data, resolved), resolved, "")
+        model = _analysed(parse_lean(data, resolved), resolved, "", max_param_values)
     else:  # changed a moment ago: hash (releases the GIL) while parsing and analysing
-        model = _analysed_while_hashing(data, resolved)
+        model = _analysed_while_hashing(data, resolved, max_param_values)
     model = dataclasses.replace(model, file_status=tuple(status))
     _remember(where, _Entry(status, model.content_hash, trusted, model,
                             _data_files_status(model)))
@@ -119,7 +126,7 @@ def _status(status: os.stat_result) -> _Status:
                    status.st_dev)
 
 
-def _entry(where: str) -> _Entry | None:
+def _entry(where: tuple[str, int]) -> _Entry | None:
     """The cached analysis of *where*, unless an external data file it read has changed."""
     with _lock:
         entry = _cache.get(where)
@@ -130,7 +137,7 @@ def _entry(where: str) -> _Entry | None:
     return entry
 
 
-def _hit(where: str, entry: _Entry) -> QdqModel:
+def _hit(where: tuple[str, int], entry: _Entry) -> QdqModel:
     global _hit_count
     with _lock:
         _cache[where] = entry
@@ -157,7 +164,8 @@ def _data_files_status(model: QdqModel) -> tuple[tuple[str, _Status | None], ...
     return tuple(found)
 
 
-def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel:
+def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str,
+              max_param_values: int = DEFAULT_MAX_PARAM_VALUES) -> QdqModel:
     """Analyse a parsed model; a failure of the analysis itself never escapes raw.
 
     The cyclic garbage collector is paused meanwhile: the analysis allocates tens of
@@ -168,7 +176,8 @@ def _analysed(proto: onnx.ModelProto, path: Path, content_hash: str) -> QdqModel
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return analyze(proto, path=str(path), model_dir=path.parent, content_hash=content_hash)
+        return analyze(proto, path=str(path), model_dir=path.parent, content_hash=content_hash,
+                       max_param_values=max_param_values)
     except QdqModelError:
         raise
     except Exception as error:  # a model must never crash a documentation build
@@ -201,21 +210,21 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _analysed_while_hashing(data: bytes, path: Path) -> QdqModel:
+def _analysed_while_hashing(data: bytes, path: Path, max_param_values: int) -> QdqModel:
     """Parse and analyse *data* while a thread hashes it (sha256 runs without the GIL)."""
     if len(data) < _THREADED_HASH_BYTES:
-        return _analysed(parse_lean(data, path), path, _hash(data))
+        return _analysed(parse_lean(data, path), path, _hash(data), max_param_values)
     digest: list[str] = []
     worker = threading.Thread(target=lambda: digest.append(_hash(data)), daemon=True)
     worker.start()
     try:
-        model = _analysed(parse_lean(data, path), path, "")
+        model = _analysed(parse_lean(data, path), path, "", max_param_values)
     finally:
         worker.join()
     return dataclasses.replace(model, content_hash=digest[0])
 
 
-def _remember(where: str, entry: _Entry) -> None:
+def _remember(where: tuple[str, int], entry: _Entry) -> None:
     with _lock:
         _cache[where] = entry  # replaces an older version of the same file
         _cache.move_to_end(where)

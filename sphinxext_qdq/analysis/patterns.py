@@ -66,6 +66,7 @@ from sphinxext_qdq.analysis.records import (
 )
 from sphinxext_qdq.analysis.weight_only import find_weight_only_ops
 from sphinxext_qdq.onnxio import dtypes
+from sphinxext_qdq.onnxio.files import DEFAULT_MAX_PARAM_VALUES
 from sphinxext_qdq.onnxio.proto import (
     QdqModelError,
     external_data_file,
@@ -171,16 +172,19 @@ class _Param:
 
 # -- entry point ---------------------------------------------------------------
 def analyze(proto: onnx.ModelProto, *, path: str, model_dir: str | os.PathLike[str] | None,
-            content_hash: str = "") -> QdqModel:
+            content_hash: str = "", max_param_values: int = DEFAULT_MAX_PARAM_VALUES
+            ) -> QdqModel:
     """Analyse *proto* (loaded without external data) into a :class:`QdqModel`.
 
     *model_dir* is the folder external data may be read from (``None``: none).
-    Strings of *proto* that are not valid UTF-8 are repaired in place first.
+    *max_param_values*: a scale or zero point with more values is reported
+    (``qdq.value``), never read. Strings of *proto* that are not valid UTF-8 are
+    repaired in place first.
     """
-    analysis = _Analysis(proto, path, model_dir)
+    analysis = _Analysis(proto, path, model_dir, max_param_values)
     if not analysis.read():  # a string came back as bytes: repair, then read again
         repaired = repair_text_fields(proto)
-        analysis = _Analysis(proto, path, model_dir)
+        analysis = _Analysis(proto, path, model_dir, max_param_values)
         analysis.read()
         if repaired:
             analysis.diagnostics.append(Diagnostic(
@@ -202,10 +206,12 @@ class _Analysis:
             node.graph = None  # type: ignore[assignment]
 
     def __init__(self, proto: onnx.ModelProto, path: str,
-                 model_dir: str | os.PathLike[str] | None) -> None:
+                 model_dir: str | os.PathLike[str] | None,
+                 max_param_values: int = 0) -> None:
         self.proto = proto
         self.path = path
         self.model_dir = model_dir
+        self.max_param_values = max_param_values or DEFAULT_MAX_PARAM_VALUES
         self.diagnostics: list[Diagnostic] = []
         self.graphs: list[_Graph] = []
         self.nodes: list[_Node] = []
@@ -560,15 +566,16 @@ class _Analysis:
                        dims: tuple[int, ...]) -> tuple | None:
         """Flattened values of a scale / zero-point tensor (of *data_type* and *dims*);
         None (and a reason) if unreadable."""
+        count = math.prod(dims) if all(d >= 0 for d in dims) else 0
+        if count > self.max_param_values:  # a value list this size is no scale: not read
+            self.unreadable[name] = ("value", (f"it has {count:,} values, more than the "
+                                              f"{self.max_param_values:,} a scale or zero "
+                                              "point is read with (qdq_max_param_values, "
+                                              "--max-param-values)"))
+            return None
         values = _inline_values(tensor, data_type, dims)
         if values is not None:
             return values
-        count = math.prod(dims) if all(d >= 0 for d in dims) else 0
-        if count > MAX_PARAM_VALUES:  # a value list of this size is no scale: not read
-            self.unreadable[name] = ("value", (f"it has {count:,} values, more than the "
-                                              f"{MAX_PARAM_VALUES:,} a scale or zero point "
-                                              "is read with"))
-            return None
         if uses_external_data(tensor):
             data_file = external_data_file(tensor, self.model_dir)
             if data_file is not None:
@@ -1068,10 +1075,6 @@ def _is_stored(name: str, graph: _Graph) -> bool:
 
 
 _INLINE_VALUES_LIMIT = 4096
-
-#: Most values read for one scale or zero point (a per-channel scale has thousands at
-#: most): a larger tensor is reported (``qdq.value``), never turned into a value list.
-MAX_PARAM_VALUES = 1 << 20
 
 
 def _inline_values(tensor: onnx.TensorProto, data_type: int, dims: tuple[int, ...]

@@ -17,7 +17,11 @@ from onnx import helper
 
 from sphinxext_qdq.integer.kernels import IntegerReferenceError, quantize_linear
 from sphinxext_qdq.integer.program import IntegerProgram, build_integer_program
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    DEFAULT_MAX_PARAM_VALUES,
+)
 from sphinxext_qdq.onnxio.proto import read_model_proto
 
 if TYPE_CHECKING:
@@ -72,7 +76,9 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
                              rounding: str = "half_even", batch_size: int = 16,
                              session_config: dict[str, str] | None = None,
                              max_bytes: int = DEFAULT_MAX_BYTES,
-                             max_elements: int = DEFAULT_MAX_ELEMENTS) -> AgreementReport:
+                             max_elements: int = DEFAULT_MAX_ELEMENTS,
+                             max_param_values: int = DEFAULT_MAX_PARAM_VALUES
+                             ) -> AgreementReport:
     """Run the integer reference and ONNX Runtime (CPU, default optimisations) on
     *inputs*; compare every integer tensor and the top-1 class.
 
@@ -83,7 +89,8 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
 
     config = dict(session_config or {})
 
-    program = build_integer_program(path, max_bytes=max_bytes, max_elements=max_elements)
+    program = build_integer_program(path, max_bytes=max_bytes, max_elements=max_elements,
+                                    max_param_values=max_param_values)
     ours = program.run(inputs, rounding=rounding, batch_size=batch_size)
     _resolved, proto = read_model_proto(path, max_bytes)
     feeds = {program.entries[0].graph_input: np.asarray(inputs, np.float32)}

@@ -45,7 +45,11 @@ from sphinxext_qdq.integer.requant import (
     side_of,
 )
 from sphinxext_qdq.onnxio.errors import QdqModelError
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    DEFAULT_MAX_PARAM_VALUES,
+)
 from sphinxext_qdq.onnxio.proto import read_model_proto, read_tensor_array
 from sphinxext_qdq.render.text import one_line
 
@@ -124,13 +128,13 @@ class IntegerProgram:
 
 
 def build_integer_program(path: str | os.PathLike[str], *, max_bytes: int = DEFAULT_MAX_BYTES,
-                          strict: bool = True, max_elements: int = DEFAULT_MAX_ELEMENTS
-                          ) -> IntegerProgram:
+                          strict: bool = True, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                          max_param_values: int = DEFAULT_MAX_PARAM_VALUES) -> IntegerProgram:
     """Read the model at *path* (analysis cached by the loader) into an integer program.
 
     *strict*: every group must be runnable and the whole path from the inputs to the
     outputs integer; otherwise groups the reference cannot run are left out."""
-    model = load_qdq_model(path, max_bytes=max_bytes)
+    model = load_qdq_model(path, max_bytes=max_bytes, max_param_values=max_param_values)
     resolved, proto = read_model_proto(path, max_bytes)  # the loader's checks and repair
     return program_from(model, proto, resolved.parent, strict=strict, max_elements=max_elements)
 

@@ -14,6 +14,7 @@ nothing is clipped by construction then). Pure: numpy and onnx only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +25,14 @@ from sphinxext_qdq.analysis.records import Granularity, Role
 from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
+from sphinxext_qdq.onnxio.errors import QdqModelError
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    read_checked,
+)
 from sphinxext_qdq.onnxio.proto import parse_model_bytes, read_tensor_array
+from sphinxext_qdq.render.text import one_line
 
 if TYPE_CHECKING:
     import onnx
@@ -95,11 +103,19 @@ class GridStats:
 
 
 class ModelConstants:
-    """Initializers and Constant outputs of a model's main graph, read on demand."""
+    """Initializers and Constant outputs of a model's main graph, read on demand; a file
+    above *max_bytes*, a tensor of more than *max_elements* values or one whose data
+    cannot be read is a :class:`NumericsError`."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, max_elements: int = DEFAULT_MAX_ELEMENTS,
+                 max_bytes: int = DEFAULT_MAX_BYTES) -> None:
         self.path = Path(path)
-        proto = parse_model_bytes(self.path.read_bytes(), self.path)
+        self.max_elements = max_elements
+        try:
+            proto = parse_model_bytes(read_checked(self.path, max_bytes, "an ONNX file"),
+                                      self.path)
+        except QdqModelError as error:
+            raise NumericsError(str(error)) from None
         self.graph = proto.graph
         self.tensors: dict[str, onnx.TensorProto] = {t.name: t for t in proto.graph.initializer}
         for node in proto.graph.node:
@@ -110,7 +126,19 @@ class ModelConstants:
 
     def array(self, name: str) -> np.ndarray | None:
         tensor = self.tensors.get(name)
-        return None if tensor is None else read_tensor_array(tensor, self.path.parent)
+        if tensor is None:
+            return None
+        count = math.prod(tensor.dims)
+        if count > self.max_elements:
+            raise NumericsError(f"{name!r} has {count:,} values, more than the limit of "
+                                f"{self.max_elements:,} (qdq_max_elements, --max-elements)")
+        try:
+            return read_tensor_array(tensor, self.path.parent)
+        except QdqModelError as error:
+            raise NumericsError(f"{name!r}: {error.reason}") from None
+        except (ValueError, TypeError, KeyError) as error:  # malformed data, unknown type
+            raise NumericsError(f"{name!r}: its data cannot be read ({one_line(error)})") \
+                from None
 
     def node_input(self, node_name: str, index: int) -> str | None:
         """The name read at input *index* by the node called *node_name* (None if absent)."""

@@ -27,6 +27,11 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: a declared input shape, a weight, test vectors (``qdq_max_elements``, ``--max-elements``).
 DEFAULT_MAX_ELEMENTS = 1 << 24
 
+#: Most values read for one scale or zero point unless told otherwise
+#: (``qdq_max_param_values``, ``--max-param-values``; a per-channel scale has thousands at
+#: most): a larger tensor is reported (``qdq.value``), never turned into a value list.
+DEFAULT_MAX_PARAM_VALUES = 1 << 20
+
 
 # -- file checks -----------------------------------------------------------------
 def resolve_model_file(path: str | os.PathLike[str]) -> Path:

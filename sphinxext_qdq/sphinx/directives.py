@@ -157,6 +157,11 @@ class QdqModelDirective(SphinxDirective):
     def qdq_domain(self) -> QdqDomain:
         return self.env.domains["qdq"]  # type: ignore[return-value]
 
+    def load_limits(self) -> dict[str, int]:
+        """The caps every load of a model (and the integer reference's) goes by."""
+        return {"max_bytes": self.qdq_config("qdq_max_model_bytes"),
+                "max_param_values": self.qdq_config("qdq_max_param_values")}
+
     def qdq_config(self, name: str) -> Any:
         """A ``qdq_*`` configuration value; the page is read again when it changes."""
         value = self.config[name]
@@ -205,8 +210,7 @@ class QdqModelDirective(SphinxDirective):
         self.env.note_dependency(str(path))
         signature = file_signature(path)  # before reading: a later change is seen
         try:
-            analysis = backend.load_qdq_model(path,
-                                              max_bytes=self.qdq_config("qdq_max_model_bytes"))
+            analysis = backend.load_qdq_model(path, **self.load_limits())
         except QdqModelError as exc:
             self.note_input(str(path), signature=signature)
             self.warn(str(exc), "model")
@@ -828,8 +832,7 @@ class QdqRequantDirective(QdqParamsDirective):
             raise backend.integer_program.IntegerReferenceError(f":image: {image} but only {len(inputs)} "
                                                   "inputs")
         program = backend.integer_program.build_integer_program(
-            loaded.path, max_bytes=self.qdq_config("qdq_max_model_bytes"),
-            max_elements=self.qdq_config("qdq_max_elements"))
+            loaded.path, max_elements=self.qdq_config("qdq_max_elements"), **self.load_limits())
         rounding = self.options.get("rounding", "half_even")
         values = program.run(inputs[:image + 1], rounding=rounding)
         step = program.step(self.options["node"])
@@ -859,8 +862,7 @@ class QdqRequantDirective(QdqParamsDirective):
         if report is None:
             report = backend.onnxruntime_check.compare_with_onnxruntime(
                 loaded.path, inputs[:count], rounding=rounding,
-                max_bytes=self.qdq_config("qdq_max_model_bytes"),
-                max_elements=self.qdq_config("qdq_max_elements"))
+                max_elements=self.qdq_config("qdq_max_elements"), **self.load_limits())
             _agreement_cache[key] = report
         rows = agreement_rows(loaded.key, report)
         summary = nodes.paragraph("", nodes.Text(

@@ -6,7 +6,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sphinxext_qdq._version import __version__
-from sphinxext_qdq.onnxio.files import DEFAULT_MAX_BYTES, DEFAULT_MAX_ELEMENTS
+from sphinxext_qdq.onnxio.files import (
+    DEFAULT_MAX_BYTES,
+    DEFAULT_MAX_ELEMENTS,
+    DEFAULT_MAX_PARAM_VALUES,
+)
 from sphinxext_qdq.render.cost import DEFAULT_LAYOUT_BUDGET
 from sphinxext_qdq.render.graphviz import DEFAULT_DOT_TIMEOUT
 from sphinxext_qdq.sphinx.collector import QdqCollector
@@ -78,6 +82,10 @@ def setup(app: Sphinx) -> dict[str, Any]:
                                      "allocates from a size the model declares (input "
                                      "shapes, weights); larger ones are refused with a "
                                      "warning")
+    app.add_config_value("qdq_max_param_values", DEFAULT_MAX_PARAM_VALUES, "",
+                         types=frozenset({int}),
+                         description="most values read for one scale or zero point; a "
+                                     "larger one is reported (qdq.value) and not read")
     app.add_config_value("qdq_max_graph_nodes", DEFAULT_MAX_GRAPH_NODES, "",
                          types=frozenset({int}),
                          description="larger drawings are replaced by a note asking for "

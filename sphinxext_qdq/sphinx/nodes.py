@@ -85,7 +85,8 @@ def graph_model(translator: object, node: qdq_graph) -> QdqModel:
     """The analysis behind a graph (from the loader's cache); warn and skip on failure."""
     config = translator.builder.config  # type: ignore[attr-defined]
     try:
-        return backend.load_qdq_model(node["qdq_path"], max_bytes=config.qdq_max_model_bytes)
+        return backend.load_qdq_model(node["qdq_path"], max_bytes=config.qdq_max_model_bytes,
+                                      max_param_values=config.qdq_max_param_values)
     except QdqModelError as exc:
         warn_at_graph(translator, node, str(exc), "model")
         raise nodes.SkipNode from exc

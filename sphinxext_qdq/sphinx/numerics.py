@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode, Role
     from sphinxext_qdq.numerics.error import ErrorReport, TensorError
-    from sphinxext_qdq.numerics.grid import GridStats
+    from sphinxext_qdq.numerics.grid import GridStats, ModelConstants
     from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
@@ -203,6 +203,13 @@ class NumericsDirective(QdqModelDirective):
         """The inputs of ``:inputs:``, the first ``:images:`` of them."""
         return read_inputs(self, self.options["inputs"], self.options.get("images"))
 
+    def constants(self, path: Path) -> ModelConstants:
+        """The weights of the model at *path*, read within the configured caps."""
+        from sphinxext_qdq.numerics.grid import ModelConstants
+
+        return ModelConstants(path, max_elements=self.qdq_config("qdq_max_elements"),
+                              max_bytes=self.qdq_config("qdq_max_model_bytes"))
+
     def plot_classes(self) -> list[str]:
         return self.options.get("class", [])
 
@@ -301,7 +308,7 @@ class QdqErrorDirective(NumericsDirective):
     def worst_weights(self, loaded: LoadedModel, reference: LoadedModel, report: ErrorReport
                       ) -> list[Node]:
         """The weights of the layer writing the lowest-SQNR tensor, against their grid."""
-        from sphinxext_qdq.numerics.grid import ModelConstants, grid_stats
+        from sphinxext_qdq.numerics.grid import grid_stats
 
         model = loaded.analysis
         for tensor in sorted(report.tensors, key=lambda row: (row.sqnr_db, row.tensor)):
@@ -313,9 +320,9 @@ class QdqErrorDirective(NumericsDirective):
                                "with weights; no weight histogram")
             return []
         try:
-            stats = grid_stats(model, model.qdq(group.weight_dq), ModelConstants(loaded.path),
+            stats = grid_stats(model, model.qdq(group.weight_dq), self.constants(loaded.path),
                                bins=self.options.get("bins", DEFAULT_BINS),
-                               float_constants=ModelConstants(reference.path))
+                               float_constants=self.constants(reference.path))
         except NumericsError as exc:
             self.warn_numerics(f"{loaded.key}: {exc}")
             return []
@@ -505,15 +512,15 @@ class QdqHistogramDirective(NumericsDirective):
         return chosen
 
     def statistics(self, loaded: LoadedModel, qdqs: list[QdqNode]) -> list[GridStats]:
-        from sphinxext_qdq.numerics.grid import ModelConstants, grid_stats
+        from sphinxext_qdq.numerics.grid import grid_stats
 
-        constants = ModelConstants(loaded.path)
+        constants = self.constants(loaded.path)
         float_constants = None
         if "float" in self.options:
             reference = self.float_model()
             if reference is None:
                 return []
-            float_constants = ModelConstants(reference.path)
+            float_constants = self.constants(reference.path)
         values = self.activations(loaded, [q for q in qdqs if q.role == backend.Role.ACTIVATION])
         if values is None:
             return []
