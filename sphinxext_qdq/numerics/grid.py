@@ -175,8 +175,14 @@ def broadcast_params(qdq: QdqNode, scales: tuple[float, ...], zero_points: tuple
         view = [1] * len(shape)
         view[qdq.axis] = scale.size
         channel = np.broadcast_to(np.arange(scale.size).reshape(view), shape)
-    elif qdq.granularity == Granularity.BLOCKED and qdq.axis is not None and qdq.block_size:
-        blocks = np.arange(scale.size).reshape(_scale_shape(shape, qdq.axis, qdq.block_size))
+    elif qdq.granularity == Granularity.BLOCKED and qdq.axis is not None \
+            and 0 <= qdq.axis < len(shape) and (qdq.block_size or 0) > 0:
+        blocked = _scale_shape(shape, qdq.axis, qdq.block_size)
+        if math.prod(blocked) != scale.size:
+            raise NumericsError(f"{qdq.key}: {scale.size} blocked scales for a tensor of "
+                                f"shape {shape} in blocks of {qdq.block_size} (axis "
+                                f"{qdq.axis}) that needs {math.prod(blocked)}")
+        blocks = np.arange(scale.size).reshape(blocked)
         channel = np.repeat(blocks, qdq.block_size, axis=qdq.axis)
         channel = channel[tuple(slice(0, n) for n in shape)]
         if channel.shape != shape:
@@ -257,6 +263,10 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
         floats, codes, source = _constant_values(model, qdq, consumer, constants, float_constants)
     shape = tuple((codes if codes is not None else floats).shape)
     scale, zero, channel = broadcast_params(qdq, side.scales, side.zero_points, shape)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise NumericsError(f"{qdq.key}: a scale is zero, negative, NaN or infinite")
+    if floats is not None and not np.all(np.isfinite(floats)):
+        raise NumericsError(f"{qdq.key}: the float values hold NaN or infinity")
     if floats is None:
         floats = ((codes - zero) * scale).astype(np.float32)
         source = "dequantized"
