@@ -10,34 +10,40 @@ with ``seed % 4``, so four seeds in a row cover them all):
   pictures)). One page per input holds:
 
   - ``qdq-graph`` ``:mode: compact`` ``:legend:``; ``:mode: full`` ``:pairs: nodes``;
-    ``:depth: 1`` ``:scope:`` (the compute node's first scope) ``:rankdir: LR``;
-    ``:depth: auto`` (odd seeds) / ``all`` with ``:from:`` or ``:to:`` the compute node;
-    the SQNR overlay ``:color-by: sqnr`` ``:float:`` ``:inputs:`` ``:images: 1``;
+    ``:depth: 1`` ``:scope:`` (the compute node's first scope) ``:rankdir: LR`` with the
+    figure options ``:width:`` ``:align:`` ``:alt:`` ``:caption:`` ``:name:``
+    ``:class:``; ``:depth: auto`` (odd seeds) / ``all`` with ``:from:`` or ``:to:`` the
+    compute node and ``:scale:``; the SQNR overlay ``:color-by: sqnr`` ``:float:``
+    ``:inputs:`` ``:images: 1``;
   - ``qdq-params`` ``:values: full`` ``:no-index:`` with, by turn, ``:nodes:``,
     ``:qdq-ops:``, ``:roles:`` + ``:no-index-entry:`` or ``:limit:``; and
-    ``:layout: initializer``;
+    ``:layout: initializer`` ``:caption:`` (odd seeds: the deprecated ``:ops:``);
   - ``qdq-summary`` with ``:caption:`` ``:name:`` ``:class:``;
   - ``qdq-requant`` table (``:values: full``; by turn ``:nodes:``, ``:compute-ops:``,
-    ``:limit:`` + ``:rounding:``), ``:show: example`` ``:node:`` ``:inputs:`` (by turn
-    ``:position:``, ``:image:``, ``:rounding:``) and, one page in eight,
-    ``:show: agreement``;
-  - ``qdq-histogram`` ``:limit: 2`` ``:bins:`` ``:layout:`` with, by turn, ``:nodes:``,
-    ``:inputs:`` + ``:roles:``, ``:float:`` + ``:tensors:``, ``:float:`` + ``:inputs:`` +
-    ``:images:``;
-  - ``qdq-error`` ``:float:`` ``:inputs:`` ``:images:`` ``:bins:`` with, by turn,
-    ``:show: both`` + ``:worst-weights:``, ``table``, ``plot`` + ``:layout:``, ``none``
-    + ``:compare:``.
+    ``:limit:`` + ``:rounding:``, the deprecated ``:ops:`` + ``:no-index-entry:`` +
+    ``:caption:``), ``:show: example`` ``:node:`` ``:inputs:`` (by turn ``:position:``,
+    ``:image:``, ``:rounding:``) and, one page in eight, ``:show: agreement``;
+  - ``qdq-histogram`` ``:limit: 2`` ``:bins:`` ``:layout:`` ``:caption:`` ``:name:``
+    ``:class:`` with, by turn, ``:nodes:``, ``:inputs:`` + ``:roles:``, ``:float:`` +
+    ``:tensors:``, ``:float:`` + ``:inputs:`` + ``:images:``;
+  - ``qdq-error`` ``:float:`` ``:inputs:`` ``:images:`` ``:bins:`` ``:caption:``
+    ``:name:`` ``:class:`` with, by turn, ``:show: both`` + ``:worst-weights:``,
+    ``table``, ``plot`` + ``:layout:``, ``none`` + ``:compare:``.
 
   The float model is the input itself (even seeds) or a mutated sibling of it
   (:func:`mutators.make_sibling`: the same seed model, another mutation; odd seeds); the
   ``.npy`` inputs fit the model's declared input shape when it is small.
 * **CLI** (in-process ``cli.main``), every subcommand of ``cli.SUBCOMMANDS`` and the
-  graph: ``qdq-graph MODEL`` (by turn: ``--format svg|dot --legend``; ``--depth 1
-  --scope --rankdir LR --name``; ``--from --depth auto --budget --pairs nodes``;
-  ``--to --depth all --mode full``), ``vectors --node`` (by turn ``--name``,
-  ``--inputs --rounding``, ``--batch --seed``), ``error FLOAT MODEL --inputs`` (by turn
-  ``--format csv|json|md``, ``-o``, ``--images``) and ``histogram MODEL --nodes --bins``
-  (by turn ``--format svg|png``, ``--inputs --roles``, ``--float``, ``--layout``).
+  graph, each with, by turn, ``--max-param-values 64`` or ``--max-bytes 65536``:
+  ``qdq-graph MODEL --max-nodes --timeout`` (by turn: ``--format svg|dot --legend``;
+  ``--depth 1 --scope --rankdir LR --name``; ``--from --depth auto --budget --pairs
+  nodes``; ``--to --depth all --mode full --dot``), ``vectors --node --max-elements``
+  (by turn ``--name``, ``--inputs --rounding``, ``--batch --seed``), ``error FLOAT MODEL
+  --inputs`` (by turn ``--format csv|json|md``, ``-o``, ``--images``) and ``histogram
+  MODEL --nodes --bins`` (by turn ``--format svg|png|pdf``, ``--inputs --roles``,
+  ``--float --max-elements``, ``--layout``).
+
+Not given: ``--version`` and ``--help`` (no model is read).
 
 A failure is: a traceback (an exception out of a build or of ``cli.main``, an
 ``Exception occurred`` / ``Traceback`` / ``unexpected`` message in any output), a page
@@ -172,7 +178,8 @@ def _blocks(model: str, float_model: str, inputs: str, fuzz_input) -> list[list[
                      ["   :roles: weight, activation", "   :no-index-entry:"],
                      ["   :limit: 3"])[turn]
     requant_filter = (["   :nodes: ."], ["   :compute-ops: Conv, Gemm, MatMul"],
-                      ["   :limit: 2", "   :rounding: half_up"], [])[turn]
+                      ["   :limit: 2", "   :rounding: half_up"],
+                      ["   :ops: Conv", "   :no-index-entry:", f"   :caption: {node}"])[turn]
     example = (["   :position: 0, 0, 0", "   :image: 0"], ["   :rounding: half_up"], [],
                ["   :position: 1"])[turn]
     histogram = (["   :nodes: ."], ["   :inputs: " + inputs, "   :roles: activation, weight"],
@@ -185,22 +192,26 @@ def _blocks(model: str, float_model: str, inputs: str, fuzz_input) -> list[list[
         [f".. qdq-graph:: {model}", "   :mode: compact", "   :legend:"],
         [f".. qdq-graph:: {model}", "   :mode: full", "   :pairs: nodes"],
         [f".. qdq-graph:: {model}", "   :depth: 1", f"   :scope: {_scope(node)}",
-         "   :rankdir: LR"],
+         "   :rankdir: LR", "   :width: 50%", "   :align: center", f"   :alt: {node}",
+         f"   :caption: {node}", f"   :name: graph-{seed}", "   :class: fuzz"],
         [f".. qdq-graph:: {model}", "   :depth: " + ("auto" if seed % 2 else "all"),
-         f"   :{'from' if turn < 2 else 'to'}: {node}"],
+         f"   :{'from' if turn < 2 else 'to'}: {node}", "   :scale: 50"],
         [f".. qdq-graph:: {model}", "   :color-by: sqnr", f"   :float: {float_model}",
          f"   :inputs: {inputs}", "   :images: 1"],
         [f".. qdq-params:: {model}", "   :values: full", "   :no-index:", *params_filter],
-        [f".. qdq-params:: {model}", "   :layout: initializer"],
+        [f".. qdq-params:: {model}", "   :layout: initializer", f"   :caption: {node}",
+         *(["   :ops: QuantizeLinear"] if seed % 2 else [])],
         [f".. qdq-summary:: {model}", f"   :caption: Summary of {node}",
          f"   :name: summary-{seed}", "   :class: fuzz"],
         [f".. qdq-requant:: {model}", "   :no-index:", "   :values: full", *requant_filter],
         [f".. qdq-requant:: {model}", "   :show: example", f"   :node: {node}",
          f"   :inputs: {inputs}", *example],
         [f".. qdq-histogram:: {model}", "   :limit: 2", "   :bins: 16",
-         "   :layout: " + ("row", "column")[seed % 2], *histogram],
+         "   :layout: " + ("row", "column")[seed % 2], f"   :caption: {node}",
+         f"   :name: histogram-{seed}", "   :class: fuzz", *histogram],
         [f".. qdq-error:: {model}", f"   :float: {float_model}", f"   :inputs: {inputs}",
-         "   :images: 1", "   :bins: 16", *error],
+         "   :images: 1", "   :bins: 16", f"   :caption: {node}", f"   :name: error-{seed}",
+         "   :class: fuzz", *error],
     ]
     if seed % 8 == 0:
         blocks.append([f".. qdq-requant:: {model}", "   :show: agreement",
@@ -282,25 +293,27 @@ def _cli_runs(fuzz_input, folder: Path, out: Path) -> list[tuple[str, list[str]]
     inputs = folder / "x.npy"
     np.save(inputs, np.random.default_rng(seed).standard_normal(
         fuzz_input.input_shape or (1, 3, 4, 4), np.float32))
+    caps = [["--max-param-values", "64"], ["--max-bytes", "65536"], [], []][turn]
     graph = ([["--format", "svg" if seed % 8 == 0 else "dot", "--legend"],
               ["--depth", "1", "--scope", _scope(node), "--rankdir", "LR", "--name", "g"],
               ["--from", node, "--depth", "auto", "--budget", "0.5", "--pairs", "nodes"],
-              ["--to", node, "--depth", "all", "--mode", "full"]][turn])
+              ["--to", node, "--depth", "all", "--mode", "full", "--dot", "dot"]][turn])
     histogram = [["--format", "svg"], ["--inputs", str(inputs), "--roles", "activation,weight"],
-                 ["--float", float_model, "--format", "png"],
-                 ["--float", float_model, "--inputs", str(inputs), "--layout", "column"]][turn]
+                 ["--float", float_model, "--format", "png", "--max-elements", "64"],
+                 ["--float", float_model, "--inputs", str(inputs), "--layout", "column",
+                  "--format", "pdf"]][turn]
     vectors = [[], ["--name", "v"], ["--inputs", str(inputs), "--rounding", "half_up"],
-               ["--batch", "2", "--seed", "3"]][turn]
+               ["--batch", "2", "--seed", "3", "--max-elements", "4096"]][turn]
     error = [[], ["--format", "json", "-o", str(out / "error.json")],
              ["--format", "md", "--images", "1"], ["-o", str(out / "error.csv")]][turn]
     return [
         ("cli-graph", [model, "-o", str(out), "--format", "dot", "--max-nodes", "80",
-                       "--timeout", "20", *graph]),
+                       "--timeout", "20", *graph, *caps]),
         ("cli-vectors", ["vectors", model, "--node", node, "-o", str(out),
-                         "--max-elements", str(1 << 20), *vectors]),
-        ("cli-error", ["error", float_model, model, "--inputs", str(inputs), *error]),
+                         "--max-elements", str(1 << 20), *vectors, *caps]),
+        ("cli-error", ["error", float_model, model, "--inputs", str(inputs), *error, *caps]),
         ("cli-histogram", ["histogram", model, "-o", str(out), "--bins", "16",
-                           "--nodes", re.escape(node), *histogram]),
+                           "--nodes", re.escape(node), *histogram, *caps]),
     ]
 
 
