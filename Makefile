@@ -85,7 +85,7 @@ bench: venv-test need-graphviz
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/large.py time
 
-# FUZZ_ARGS: e.g. --inputs 2000, --minutes 60, --seed 100000 (see tests/fuzz/run.py).
+# FUZZ_ARGS: e.g. --inputs 2000, --minutes 60, --seed 100000, --jobs 1 (see tests/fuzz/run.py).
 fuzz: venv-test need-graphviz
 	nice -n 15 $(PY) tests/fuzz/run.py $(FUZZ_ARGS)
 

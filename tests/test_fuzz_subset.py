@@ -10,6 +10,7 @@ traceback, no hang, no exit status other than 0 and 2, every page written.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent / "fuzz"))
@@ -26,3 +27,15 @@ def test_fuzz_subset(tmp_path: Path) -> None:
                           "cli-histogram": 16}
     assert set(tally.exits) <= {"0", "2"} and sum(tally.exits.values()) == 64
     assert tally.peak_rss_kib < 1 << 20  # KiB: 1 GiB
+
+
+def test_time_limit_starts_no_batch() -> None:
+    """Past ``stop_at`` no Sphinx batch starts, nor the CLI batches of its seeds; the CLI
+    batches of a Sphinx batch already started still do."""
+    pending = harness.batches(4, 0, sphinx_batch=2, cli_batch=1)
+    assert harness.next_batch(pending, None) == ("html", [0, 1])
+    past = time.time() - 1
+    assert harness.next_batch(pending, past) == ("cli", [0])
+    assert harness.next_batch(pending, past) == ("cli", [1])
+    assert harness.next_batch(pending, past) is None  # ("text", [2, 3]) never starts
+    assert harness.next_batch(pending, None) is None  # nor ("cli", [2])

@@ -446,6 +446,17 @@ def batches(count: int, first_seed: int, sphinx_batch: int, cli_batch: int):
             yield "cli", seeds[start:start + cli_batch]
 
 
+def next_batch(pending, stop_at: float | None) -> tuple[str, list[int]] | None:
+    """The next (kind, seeds) of :func:`batches` to start; None when none is left or
+    *stop_at* has passed: then no Sphinx batch starts any more, nor the CLI batches of
+    its seeds (those of a Sphinx batch already started still do)."""
+    kind, seeds = next(pending, (None, []))
+    if kind is not None and kind != "cli" and stop_at is not None and time.time() >= stop_at:
+        pending.close()
+        return None
+    return None if kind is None else (kind, seeds)
+
+
 def _wait_any(running: list[Running]) -> list[Running]:
     """The batches that reported or outlived their deadline (waits for one)."""
     from multiprocessing.connection import wait
@@ -473,10 +484,10 @@ def run(count: int, *, first_seed: int = 0, sphinx_batch: int = 25, cli_batch: i
     try:
         while True:
             while len(running) < total.jobs:
-                kind, seeds = next(pending, (None, []))
-                if kind is None or (kind != "cli" and stop_at is not None
-                                    and time.time() >= stop_at):
+                batch = next_batch(pending, stop_at)
+                if batch is None:
                     break
+                kind, seeds = batch
                 running.append(start_batch(kind, seeds, workdir, timeout=timeout,
                                            memory=memory))
             if not running:
