@@ -505,3 +505,34 @@ def test_histogram_of_odd_weights_is_one_line(tmp_path: Path, capsys: pytest.Cap
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unexpected" not in err, err
     assert fragment in err, err
+
+
+# -- text fields that are not UTF-8 -------------------------------------------------------
+def test_names_inside_a_function_are_repaired(tmp_path: Path) -> None:
+    """Fuzz seed 2052: a flipped byte in the name of a node inside a model-local function
+    came out of the analysis as ``bytes`` (the repair skipped functions), and
+    ``qdq-params :nodes:`` failed on it with a TypeError."""
+    from sphinxext_qdq.analysis.loader import clear_cache, load_qdq_model
+
+    function = helper.make_function(
+        "local", "QdqFn", ["x", "s", "z"], ["y"],
+        [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="fqZZ"),
+         helper.make_node("DequantizeLinear", ["q", "s", "z"], ["y"], name="fdqZZ")],
+        [helper.make_opsetid("", 17)])
+    model = factories.make_model(
+        [helper.make_node("QdqFn", ["x", "s", "z"], ["y"], name="call", domain="local")],
+        [factories.tensor_input("x", [1, 4])], [factories.tensor_input("y", [1, 4])],
+        [factories.scalar("s", 0.5), factories.scalar("z", 3, onnx.TensorProto.UINT8)],
+        name="function", extra_opsets=[("local", 1)])
+    model.functions.append(function)
+    data = model.SerializeToString()
+    assert data.count(b"fqZZ") == 1
+    path = tmp_path / "model.onnx"
+    path.write_bytes(data.replace(b"fqZZ", b"fq\x8c\x8c"))
+    clear_cache()
+    analysis = load_qdq_model(path)
+    clear_cache()
+    assert all(isinstance(node.name, str) and isinstance(node.key, str)
+               for node in analysis.nodes)
+    assert "fq\ufffd\ufffd" in {node.name for node in analysis.nodes}
+    assert "encoding" in {d.subtype for d in analysis.diagnostics}

@@ -69,11 +69,13 @@ _GRAPH_TEXT = _existing(onnx.GraphProto, ("name", "doc_string"))
 _NODE_TEXT = _existing(onnx.NodeProto, ("name", "op_type", "domain", "doc_string", "overload"))
 _ATTRIBUTE_TEXT = _existing(onnx.AttributeProto, ("name", "doc_string", "ref_attr_name"))
 _NAMED_TEXT = ("name", "doc_string")  # TensorProto, ValueInfoProto
+_FUNCTION_TEXT = _existing(onnx.FunctionProto, ("name", "domain", "doc_string", "overload"))
 
 
 def repair_text_fields(proto: onnx.ModelProto) -> int:
-    """Decode, in place, the string fields of *proto* (and its subgraphs) that are not
-    valid UTF-8, with U+FFFD for the bad bytes; return how many there were.
+    """Decode, in place, the string fields of *proto* (its subgraphs and its model-local
+    functions) that are not valid UTF-8, with U+FFFD for the bad bytes; return how many
+    there were.
 
     ONNX strings are proto2 ``string`` fields: protobuf accepts any bytes there, and the
     Python runtime then hands them out as ``bytes`` instead of ``str`` (one flipped byte
@@ -83,20 +85,19 @@ def repair_text_fields(proto: onnx.ModelProto) -> int:
     for opset in proto.opset_import:
         repaired += _repaired(opset, ("domain",))
     pending = [proto.graph]
+    for function in proto.functions:
+        repaired += _repaired(function, _FUNCTION_TEXT)
+        repaired += _repaired_list(function.input) + _repaired_list(function.output)
+        repaired += _repaired_list(function.attribute)
+        for attr in getattr(function, "attribute_proto", ()):
+            repaired += _repaired(attr, _ATTRIBUTE_TEXT)
+        repaired += _repaired_nodes(function.node, pending)
+        for info in getattr(function, "value_info", ()):
+            repaired += _repaired(info, _NAMED_TEXT)
     while pending:
         graph = pending.pop()
         repaired += _repaired(graph, _GRAPH_TEXT)
-        for node in graph.node:
-            if bytes in map(type, (node.name, node.op_type, node.domain, node.doc_string,
-                                   *node.input, *node.output)):
-                repaired += _repaired(node, _NODE_TEXT)
-                repaired += _repaired_list(node.input) + _repaired_list(node.output)
-            for attr in node.attribute:
-                repaired += _repaired(attr, _ATTRIBUTE_TEXT)
-                if attr.type == onnx.AttributeProto.GRAPH:
-                    pending.append(attr.g)
-                elif attr.type == onnx.AttributeProto.GRAPHS:
-                    pending.extend(attr.graphs)
+        repaired += _repaired_nodes(graph.node, pending)
         for tensor in graph.initializer:
             repaired += _repaired(tensor, _NAMED_TEXT)
             for entry in tensor.external_data:
@@ -106,6 +107,23 @@ def repair_text_fields(proto: onnx.ModelProto) -> int:
             if info.type.HasField("tensor_type"):
                 for dim in info.type.tensor_type.shape.dim:
                     repaired += _repaired(dim, ("dim_param",))
+    return repaired
+
+
+def _repaired_nodes(nodes: object, pending: list[onnx.GraphProto]) -> int:
+    """Repair *nodes* and their attributes; their subgraphs are added to *pending*."""
+    repaired = 0
+    for node in nodes:  # type: ignore[attr-defined]
+        if bytes in map(type, (node.name, node.op_type, node.domain, node.doc_string,
+                               *node.input, *node.output)):
+            repaired += _repaired(node, _NODE_TEXT)
+            repaired += _repaired_list(node.input) + _repaired_list(node.output)
+        for attr in node.attribute:
+            repaired += _repaired(attr, _ATTRIBUTE_TEXT)
+            if attr.type == onnx.AttributeProto.GRAPH:
+                pending.append(attr.g)
+            elif attr.type == onnx.AttributeProto.GRAPHS:
+                pending.extend(attr.graphs)
     return repaired
 
 
