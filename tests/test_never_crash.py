@@ -496,10 +496,13 @@ def blocks_too_large() -> onnx.ModelProto:
     (lambda: conv(scale=float("nan")), "a scale is zero, negative, NaN or infinite"),
     (lambda: conv(scale=0.0), "a scale is zero, negative, NaN or infinite"),
     (blocks_too_large, "8 blocked scales for a tensor of shape (4, 8) in blocks of 100"),
-], ids=["no-data", "nan-scale", "zero-scale", "blocks"])
+    (lambda: conv(scale=[0.1, 0.2, 0.3, 0.4], zero_point=[0, 0, 0, 0], axis=-5),
+     "4 scales but no usable axis"),
+], ids=["no-data", "nan-scale", "zero-scale", "blocks", "axis-below-rank"])
 def test_histogram_of_odd_weights_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture,
                                               build_model, fragment: str) -> None:
-    """Fuzz seeds 114, 392 (NaN range of the histogram), 525 / 541."""
+    """Fuzz seeds 114, 392 (NaN range of the histogram), 525 / 541, 5300 / 5320 (axis -5
+    of a rank-4 weight: IndexError)."""
     path = factories.save(build_model(), tmp_path / "model.onnx")
     assert cli.main(["histogram", str(path), "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
@@ -536,3 +539,13 @@ def test_names_inside_a_function_are_repaired(tmp_path: Path) -> None:
                for node in analysis.nodes)
     assert "fq\ufffd\ufffd" in {node.name for node in analysis.nodes}
     assert "encoding" in {d.subtype for d in analysis.diagnostics}
+
+
+def test_nan_sqnr_has_the_lowest_colour() -> None:
+    """Fuzz seed 4450-4459: an SQNR of NaN (NaN activations) matched no colour bin and the
+    overlay ended in ``RuntimeError: generator raised StopIteration``."""
+    from sphinxext_qdq.sphinx.numerics import sqnr_colour
+
+    assert sqnr_colour(float("nan")) == "#d73027"  # the red of "SQNR < 20 dB"
+    assert sqnr_colour(-float("inf")) == "#d73027"
+    assert sqnr_colour(45.0) == "#1a9850"

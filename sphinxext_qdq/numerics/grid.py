@@ -168,28 +168,37 @@ def broadcast_params(qdq: QdqNode, scales: tuple[float, ...], zero_points: tuple
                 channel)
     if zero.size != scale.size:
         raise NumericsError(f"{qdq.key}: {scale.size} scales but {zero.size} zero points")
-    if qdq.granularity == Granularity.PER_AXIS and qdq.axis is not None and qdq.axis < len(shape):
-        if shape[qdq.axis] != scale.size:
-            raise NumericsError(f"{qdq.key}: {scale.size} scales for {shape[qdq.axis]} channels "
-                                f"on axis {qdq.axis}")
+    axis = _axis_in(qdq.axis, len(shape))
+    if qdq.granularity == Granularity.PER_AXIS and axis is not None:
+        if shape[axis] != scale.size:
+            raise NumericsError(f"{qdq.key}: {scale.size} scales for {shape[axis]} channels "
+                                f"on axis {axis}")
         view = [1] * len(shape)
-        view[qdq.axis] = scale.size
+        view[axis] = scale.size
         channel = np.broadcast_to(np.arange(scale.size).reshape(view), shape)
-    elif qdq.granularity == Granularity.BLOCKED and qdq.axis is not None \
-            and 0 <= qdq.axis < len(shape) and (qdq.block_size or 0) > 0:
-        blocked = _scale_shape(shape, qdq.axis, qdq.block_size)
+    elif qdq.granularity == Granularity.BLOCKED and axis is not None \
+            and (qdq.block_size or 0) > 0:
+        blocked = _scale_shape(shape, axis, qdq.block_size)
         if math.prod(blocked) != scale.size:
             raise NumericsError(f"{qdq.key}: {scale.size} blocked scales for a tensor of "
                                 f"shape {shape} in blocks of {qdq.block_size} (axis "
-                                f"{qdq.axis}) that needs {math.prod(blocked)}")
+                                f"{axis}) that needs {math.prod(blocked)}")
         blocks = np.arange(scale.size).reshape(blocked)
-        channel = np.repeat(blocks, qdq.block_size, axis=qdq.axis)
+        channel = np.repeat(blocks, qdq.block_size, axis=axis)
         channel = channel[tuple(slice(0, n) for n in shape)]
         if channel.shape != shape:
             raise NumericsError(f"{qdq.key}: blocked scales do not cover the tensor")
     else:
         raise NumericsError(f"{qdq.key}: {scale.size} scales but no usable axis")
     return scale[channel], zero[channel], np.asarray(channel)
+
+
+def _axis_in(axis: int | None, rank: int) -> int | None:
+    """*axis* (negative: from the end) as an index into a shape of *rank*; None outside."""
+    if axis is None:
+        return None
+    index = axis + rank if axis < 0 else axis
+    return index if 0 <= index < rank else None
 
 
 def _scale_shape(shape: tuple[int, ...], axis: int, block_size: int) -> tuple[int, ...]:

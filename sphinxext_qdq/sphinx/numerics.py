@@ -605,7 +605,8 @@ SQNR_COLOURS = ((40.0, "#1a9850"), (35.0, "#91cf60"), (30.0, "#d9ef8b"), (25.0, 
 
 
 def sqnr_colour(value: float) -> str:
-    return next(colour for low, colour in SQNR_COLOURS if value >= low)
+    """The fill of an SQNR; NaN (NaN in the activations) gets the lowest bin's."""
+    return next((colour for low, colour in SQNR_COLOURS if value >= low), SQNR_COLOURS[-1][1])
 
 
 def sqnr_legend() -> tuple[tuple[str, str], ...]:
