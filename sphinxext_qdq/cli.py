@@ -355,9 +355,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``qdq-graph`` and ``python -m sphinxext_qdq``; returns the exit status."""
     arguments = list(sys.argv[1:] if argv is None else argv)
     try:
-        if arguments and arguments[0] in SUBCOMMANDS:
-            return SUBCOMMANDS[arguments[0]](arguments[1:])
-        return run_graph(arguments)
+        with np.errstate(all="ignore"):  # a hostile model's overflows: no stray stderr lines
+            if arguments and arguments[0] in SUBCOMMANDS:
+                return SUBCOMMANDS[arguments[0]](arguments[1:])
+            return run_graph(arguments)
     except CliError as error:
         report_error(error)
         return 2

@@ -549,3 +549,28 @@ def test_nan_sqnr_has_the_lowest_colour() -> None:
     assert sqnr_colour(float("nan")) == "#d73027"  # the red of "SQNR < 20 dB"
     assert sqnr_colour(-float("inf")) == "#d73027"
     assert sqnr_colour(45.0) == "#1a9850"
+
+
+def test_histogram_of_a_range_wider_than_float32(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """Fuzz seeds 6175-6184, 6197: a scale near float32's largest value makes the
+    representable range wider than float32 holds; numpy's float32 bins overflowed
+    ("Too many bins for data range") with a RuntimeWarning on stderr. Now the histogram
+    is binned in float64 and the command prints its picture and nothing on stderr."""
+    path = factories.save(conv(scale=1e37), tmp_path / "model.onnx")  # range ±1.3e39
+    assert cli.main(["histogram", str(path), "-o", str(tmp_path / "out"), "--bins", "16"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out.count(".svg") == 1, captured
+
+
+def test_a_range_without_finite_bounds_is_a_numerics_error() -> None:
+    """Fuzz seeds 6450-6459: ``supplied range of [-inf, inf] is not finite``."""
+    from types import SimpleNamespace
+
+    from sphinxext_qdq.numerics import NumericsError
+    from sphinxext_qdq.numerics.grid import _float_histogram
+
+    stand_in = SimpleNamespace(key="w_dq")
+    for low, high in ((-np.inf, np.inf), (np.inf, -np.inf), (0.0, np.nan)):
+        with pytest.raises(NumericsError, match="w_dq: .* which has no finite histogram"):
+            _float_histogram(stand_in, np.zeros(3), 4, low, high)  # type: ignore[arg-type]

@@ -193,6 +193,21 @@ def broadcast_params(qdq: QdqNode, scales: tuple[float, ...], zero_points: tuple
     return scale[channel], zero[channel], np.asarray(channel)
 
 
+def _float_histogram(qdq: QdqNode, floats: np.ndarray, bins: int, low: float, high: float
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """``np.histogram`` of *floats* over [*low*, *high*] (in float64: a representable range
+    may be wider than float32 holds); a range numpy cannot cut into
+    *bins* (empty, not finite, too wide or too narrow for its steps) is a NumericsError."""
+    problem = f"{qdq.key}: the values and the representable range span [{low:g}, {high:g}]"
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise NumericsError(f"{problem}, which has no finite histogram")
+    try:
+        return np.histogram(np.asarray(floats, np.float64), bins=bins, range=(low, high))
+    except ValueError as error:
+        raise NumericsError(f"{problem}, which cannot be cut into {bins} bins "
+                            f"({one_line(error)})") from None
+
+
 def _axis_in(axis: int | None, rank: int) -> int | None:
     """*axis* (negative: from the end) as an index into a shape of *rank*; None outside."""
     if axis is None:
@@ -299,7 +314,7 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
     channel_mean = float(np.mean([c.grid_used for c in channels])) if channels else span
     float_low = float(min(floats.min(initial=np.inf), low_bound.min(initial=np.inf)))
     float_high = float(max(floats.max(initial=-np.inf), high_bound.max(initial=-np.inf)))
-    counts, edges = np.histogram(floats, bins=bins, range=(float_low, float_high))
+    counts, edges = _float_histogram(qdq, floats, bins, float_low, float_high)
     code_counts, code_edges = _code_histogram(codes, q_min, q_max, bins)
     return GridStats(
         tensor=tensor_name(qdq), qdq=qdq.key,
