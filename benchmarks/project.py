@@ -88,7 +88,9 @@ def _write_ext_pages(root: Path, region: BlockRegion) -> None:
         "# Summary\n\nWhat the model holds.\n\n```{qdq-summary} /models/model.onnx\n```\n")
     (root / "graph.md").write_text(
         "# Graph\n\nThe whole model, compact.\n\n"
-        "```{qdq-graph} /models/model.onnx\n:caption: The whole model\n```\n\n"
+        # ``:depth: all``: the one picture the twin pre-renders (``auto`` would add a
+        # drawing per collapsed scope, up to qdq_max_scope_drawings, that the twin lacks)
+        "```{qdq-graph} /models/model.onnx\n:depth: all\n:caption: The whole model\n```\n\n"
         "One residual block with every QuantizeLinear and DequantizeLinear node.\n\n"
         f"```{{qdq-graph}} /models/model.onnx\n:mode: full\n:from: {region.source}\n"
         f":to: {region.target}\n:caption: One block\n```\n")
