@@ -1304,13 +1304,13 @@ def _count_lines(drawing: _Drawing) -> list[str]:
     q_parts = [f"{counts.q_in_pairs} in Q→DQ pairs" if counts.q_in_pairs else "",
                f"{counts.q_folded} folded (weights)" if counts.q_folded else "",
                f"{counts.q_alone} drawn alone" if counts.q_alone else "",
-               f"{counts.q_in_subgraphs} inside subgraphs" if counts.q_in_subgraphs else "",
+               f"{counts.q_in_subgraphs} inside If/Loop/Scan or function bodies" if counts.q_in_subgraphs else "",
                f"{counts.q_entry} entering QOperator ops" if counts.q_entry else ""]
     dq_parts = [f"{counts.dq_in_pairs} in Q→DQ pairs" if counts.dq_in_pairs else "",
                 f"{counts.dq_folded_weight} folded (weights)" if counts.dq_folded_weight else "",
                 f"{counts.dq_folded_bias} folded (biases)" if counts.dq_folded_bias else "",
                 f"{counts.dq_alone} drawn alone" if counts.dq_alone else "",
-                f"{counts.dq_in_subgraphs} inside subgraphs" if counts.dq_in_subgraphs else "",
+                f"{counts.dq_in_subgraphs} inside If/Loop/Scan or function bodies" if counts.dq_in_subgraphs else "",
                 f"{counts.dq_exit} leaving QOperator ops" if counts.dq_exit else ""]
     lines = [f"QuantizeLinear: {counts.quantize}" + _parts(q_parts),
              f"DequantizeLinear: {counts.dequantize}" + _parts(dq_parts)]
