@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sphinx.application import Sphinx
 
 #: Bump when the pickled environment data (domain records, node attributes) changes shape.
-ENV_VERSION = 5
+ENV_VERSION = 6
 
 #: Default for ``qdq_max_graph_nodes``: above it a graph is replaced by a fallback.
 DEFAULT_MAX_GRAPH_NODES = 2000

@@ -24,6 +24,9 @@ CSS_FILE = "qdq.css"
 THEME_SCRIPT = "qdq-theme.js"
 LATEX_PACKAGE = "sphinxqdq"
 
+#: Most characters of a name's piece between two breaks in LaTeX (a longer piece is cut).
+LATEX_PIECE = 40
+
 #: Class of the box around each table (scrolls in HTML; narrower gaps in LaTeX).
 TABLE_BOX = "qdq-table-box"
 
@@ -32,42 +35,52 @@ TABLE_BOX = "qdq-table-box"
 _BREAK_AFTER = re.compile(r"(?<=[/_.:])(?=[^/_.:])|(?<=[a-z])(?=[A-Z][a-z])")
 
 
-class qdq_wbr(nodes.Inline, nodes.Element):
-    """A place where a line may break (``<wbr>``, ``\\sphinxqdqbreak``); no text."""
+class qdq_name(nodes.literal):
+    """A name from the model as code, with a break point after each ``/``, ``_``, ``.``
+    and ``:`` followed by more name (``stack2/conv_1.weight``) and inside CamelCase,
+    written by the HTML (``<wbr>``) and LaTeX (``\\sphinxqdqbreak``) writers. One node per
+    name however many break points: a table of thousands of names keeps the node count of
+    its text (every read-phase transform walks the whole page). Other writers see a
+    ``literal``."""
 
 
-def breakable_text(text: str) -> list[nodes.Node]:
-    """*text* as Text nodes with a :class:`qdq_wbr` after each ``/``, ``_``, ``.``
-    and ``:`` followed by more name (``stack2/conv_1.weight``), and inside CamelCase."""
-    pieces = _BREAK_AFTER.split(text)
-    result: list[nodes.Node] = []
-    for number, piece in enumerate(pieces):
+def breakable_pieces(text: str) -> list[str]:
+    """*text* cut where :class:`qdq_name` may break (the pieces join back to *text*)."""
+    return _BREAK_AFTER.split(text)
+
+
+def _html_name(self: nodes.NodeVisitor, node: qdq_name) -> None:
+    """The writer's own ``literal`` around the name's pieces, ``<wbr>`` between them."""
+    self.visit_literal(node)  # type: ignore[attr-defined]
+    for number, piece in enumerate(breakable_pieces(node.astext())):
         if number:
-            result.append(qdq_wbr())
-        result.append(nodes.Text(piece))
-    return result
-
-
-def _html_wbr(self: nodes.NodeVisitor, node: qdq_wbr) -> None:
-    self.body.append("<wbr>")  # type: ignore[attr-defined]
+            self.body.append("<wbr>")  # type: ignore[attr-defined]
+        self.visit_Text(nodes.Text(piece))  # type: ignore[attr-defined]
+    self.depart_literal(node)  # type: ignore[attr-defined]
     raise nodes.SkipNode
 
 
-def _latex_wbr(self: nodes.NodeVisitor, node: qdq_wbr) -> None:
-    self.body.append(r"\sphinxqdqbreak{}")  # type: ignore[attr-defined]
+def _latex_name(self: nodes.NodeVisitor, node: qdq_name) -> None:
+    """As HTML, and a piece longer than :data:`LATEX_PIECE` is cut further by breaks that
+    also end the ``.tex`` source line (``%``: no space), so no line of the file outgrows
+    TeX's input buffer (:class:`~sphinxext_qdq.sphinx.tables.PdflatexModelText` has
+    shortened and escaped the name)."""
+    self.visit_literal(node)  # type: ignore[attr-defined]
+    for number, piece in enumerate(breakable_pieces(node.astext())):
+        if number:
+            self.body.append(r"\sphinxqdqbreak{}")  # type: ignore[attr-defined]
+        for start in range(0, len(piece), LATEX_PIECE):
+            if start:
+                self.body.append("\\allowbreak{}%\n")  # type: ignore[attr-defined]
+            self.visit_Text(nodes.Text(piece[start:start + LATEX_PIECE]))  # type: ignore[attr-defined]
+    self.depart_literal(node)  # type: ignore[attr-defined]
     raise nodes.SkipNode
 
 
-def _skip(self: nodes.NodeVisitor, node: qdq_wbr) -> None:
-    raise nodes.SkipNode
-
-
-WBR_VISITORS = {
-    "html": (_html_wbr, None),
-    "latex": (_latex_wbr, None),
-    "text": (_skip, None),
-    "man": (_skip, None),
-    "texinfo": (_skip, None),
+#: HTML and LaTeX put the break points in; text, man and texinfo write a ``literal``.
+NAME_VISITORS = {
+    "html": (_html_name, None),
+    "latex": (_latex_name, None),
 }
 
 
@@ -91,7 +104,7 @@ def copy_latex_package(app: Sphinx, exception: Exception | None) -> None:
 def setup_presentation(app: Sphinx) -> None:
     """The files of ``static/`` reach ``_static`` with the extension's other static files
     (``extension.add_static_files``)."""
-    app.add_node(qdq_wbr, **WBR_VISITORS)
+    app.add_node(qdq_name, **NAME_VISITORS)
     app.connect("build-finished", copy_latex_package)
     app.add_css_file(CSS_FILE)
     app.add_js_file(THEME_SCRIPT, defer="defer")

@@ -11,7 +11,7 @@ from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from sphinxext_qdq.sphinx import backend
 from sphinxext_qdq.sphinx.domain import full_name, make_anchor
-from sphinxext_qdq.sphinx.presentation import breakable_text
+from sphinxext_qdq.sphinx.presentation import LATEX_PIECE, qdq_name
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import (
@@ -88,7 +88,7 @@ def _inline(cell: str | list[nodes.Node] | Lines) -> Lines:
 
 def code(text: str) -> nodes.literal:
     """A name from the model as code that may break after ``/``, ``_``, ``.``."""
-    return nodes.literal(text, "", *breakable_text(text))
+    return qdq_name(text, text)
 
 
 def op_link(op_type: str) -> addnodes.pending_xref:
@@ -476,8 +476,6 @@ def pdflatex_text(text: str) -> str:
 
 #: Longest model string a LaTeX table shows whole; longer ones keep their start and end.
 LATEX_TEXT_LIMIT = 400
-#: Characters between two break points (``\\allowbreak`` and a source line end) in LaTeX.
-LATEX_PIECE = 40
 #: Longest part (between ``;``) of an index entry made from a model, in LaTeX.
 LATEX_INDEX_LIMIT = 80
 
@@ -544,7 +542,7 @@ class PdflatexModelText(SphinxPostTransform):
                 original = text.astext()
                 safe = latex_shortened(original)
                 safe = pdflatex_text(safe) if pdflatex else safe
-                if len(safe) > LATEX_PIECE:
+                if len(safe) > LATEX_PIECE and not isinstance(text.parent, qdq_name):
                     parent = text.parent
                     position = parent.index(text)
                     parent.remove(text)
