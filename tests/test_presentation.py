@@ -508,3 +508,17 @@ def test_break_points_of_names() -> None:
         "model/", "conv2d_", "1/", "Bias", "Add:", "0"]
     assert breakable_pieces("a__b") == ["a__", "b"]
     assert breakable_pieces("QLinearConv") == ["QLinear", "Conv"]
+
+
+def test_a_name_is_one_node_however_many_break_points() -> None:
+    """A table's name cell is one literal holding one Text: the break points are put in
+    by the writers (a 700-node model's parameter page had 12,867 break-point nodes,
+    walked by every read transform)."""
+    from docutils import nodes
+
+    from sphinxext_qdq.sphinx.tables import code
+
+    cell = code("stage1.block0.conv1/weight_DequantizeLinear:0")
+    assert isinstance(cell, nodes.literal)
+    assert [type(child) for child in cell.children] == [nodes.Text]
+    assert cell.astext() == "stage1.block0.conv1/weight_DequantizeLinear:0"
