@@ -107,12 +107,7 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
     if reference.inputs != quantized.inputs:
         raise NumericsError(f"the float model's inputs {list(reference.inputs)} are not the "
                             f"quantized model's {list(quantized.inputs)}")
-    inputs = np.asarray(inputs, np.float32)
-    if inputs.ndim == 0 or len(inputs) == 0:
-        raise NumericsError("no inputs (an empty array)")
-    batch_size = _batch_size(quantized, batch_size)
-    feeds = [{quantized.inputs[0]: inputs[i:i + batch_size]}
-             for i in range(0, len(inputs), batch_size)]
+    feeds = _feeds(quantized, inputs, batch_size)
     with tempfile.TemporaryDirectory(prefix="qdq-error-") as folder:
         collected = []
         for role, path in (("float", float_path), ("quantized", quantized_path)):
@@ -161,6 +156,16 @@ def copy_model(path: str | Path, target: Path, role: str) -> None:
         raise NumericsError(f"the {role} model keeps tensors in external data files, which "
                             "ONNX Runtime's helpers would follow; not supported here")
     target.write_bytes(data)
+
+
+def _feeds(model: QdqModel, inputs: np.ndarray, batch_size: int) -> list[dict]:
+    """ONNX Runtime feeds of *inputs* for *model*'s one input, in batches of the size its
+    input declares (else *batch_size*)."""
+    inputs = np.asarray(inputs, np.float32)
+    if inputs.ndim == 0 or len(inputs) == 0:
+        raise NumericsError("no inputs (an empty array)")
+    size = _batch_size(model, batch_size)
+    return [{model.inputs[0]: inputs[i:i + size]} for i in range(0, len(inputs), size)]
 
 
 def _batch_size(model: QdqModel, default: int) -> int:
@@ -241,12 +246,7 @@ def activation_values(path: str | Path, inputs: np.ndarray, tensors: list[str], 
     if len(model.inputs) != 1:
         raise NumericsError(f"the model has {len(model.inputs)} inputs; only models with "
                             "one input are fed")
-    inputs = np.asarray(inputs, np.float32)
-    if inputs.ndim == 0 or len(inputs) == 0:
-        raise NumericsError("no inputs (an empty array)")
-    batch_size = _batch_size(model, batch_size)
-    feeds = [{model.inputs[0]: inputs[i:i + batch_size]}
-             for i in range(0, len(inputs), batch_size)]
+    feeds = _feeds(model, inputs, batch_size)
     with tempfile.TemporaryDirectory(prefix="qdq-activations-") as folder:
         copy = Path(folder) / "model.onnx"
         copy_model(path, copy, "quantized")

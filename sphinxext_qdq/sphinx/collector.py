@@ -78,11 +78,7 @@ class PageRecord:
 
 def page_records(env: BuildEnvironment) -> dict[str, PageRecord]:
     """docname -> :class:`PageRecord`, kept on the environment."""
-    records = getattr(env, ENV_ATTRIBUTE, None)
-    if records is None:
-        records = {}
-        setattr(env, ENV_ATTRIBUTE, records)
-    return records
+    return _env_dict(env, ENV_ATTRIBUTE)
 
 
 def page_record(env: BuildEnvironment) -> PageRecord:
@@ -92,11 +88,16 @@ def page_record(env: BuildEnvironment) -> PageRecord:
 
 def known_states(env: BuildEnvironment) -> dict[str, FileState]:
     """path -> its latest state with a content hash, kept on the environment."""
-    known = getattr(env, KNOWN_ATTRIBUTE, None)
-    if known is None:
-        known = {}
-        setattr(env, KNOWN_ATTRIBUTE, known)
-    return known
+    return _env_dict(env, KNOWN_ATTRIBUTE)
+
+
+def _env_dict(env: BuildEnvironment, attribute: str) -> dict:
+    """The dict kept on the environment under *attribute* (made on first use)."""
+    found = getattr(env, attribute, None)
+    if found is None:
+        found = {}
+        setattr(env, attribute, found)
+    return found
 
 
 def note_input(env: BuildEnvironment, path: str, state: FileState) -> None:
