@@ -18,14 +18,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+from browser_helpers import chromium_browser
 from docs_builds import REPOSITORY, build
-from playwright.sync_api import Browser, Frame, Page, Route, sync_playwright
+from playwright.sync_api import Browser, Frame, Page, Route
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPOSITORY / "_build" / "screenshots"
 ARCHITECTURE = "docs/quantization/04-architecture.html"
 BOUNDARY = "docs/quantization/01-boundary-operations.html"
@@ -57,12 +55,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium  # type: ignore[misc]
 
 
 @pytest.fixture

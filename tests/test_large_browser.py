@@ -14,14 +14,12 @@ from collections.abc import Iterator
 import model_zoo
 import pytest
 import qdq_factories
-from playwright.sync_api import Browser, Frame, Page, sync_playwright
+from browser_helpers import chromium_browser
+from playwright.sync_api import Browser, Frame, Page
 from sphinx_helpers import build, make_project
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 THEMES = ("alabaster", "furo", "pydata_sphinx_theme", "sphinx_book_theme", "sphinx_rtd_theme")
 PAGE = ("Dense\n=====\n\nThe model, drawn with its blocks collapsed.\n\n"
         ".. qdq-graph:: /dense.onnx\n   :depth: 2\n   :caption: blocks\n\nAfter the drawing.\n")
@@ -59,12 +57,8 @@ def sites(tmp_path_factory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium_browser() as chromium:
+        yield chromium  # type: ignore[misc]
 
 
 def open_page(browser: Browser, base: str, width: int = 1280) -> Page:

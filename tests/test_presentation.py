@@ -21,6 +21,7 @@ from urllib.parse import unquote, urlsplit
 
 import presentation_project
 import pytest
+from browser_helpers import chromium_browser
 from sphinx_helpers import SVG_NS, XLINK, build
 
 REPOSITORY = Path(__file__).resolve().parent.parent
@@ -29,9 +30,6 @@ THEMES = ("alabaster", "sphinx_rtd_theme", "furo", "pydata_sphinx_theme", "sphin
 #: Themes with a dark mode of their own (furo: body[data-theme]; the others html[data-theme]).
 DARK_THEMES = ("furo", "pydata_sphinx_theme", "sphinx_book_theme")
 BUILDERS = ("html", "dirhtml", "singlehtml")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 @dataclass(frozen=True)
 class Site:
@@ -173,14 +171,8 @@ def test_build_is_clean_and_every_link_resolves_on_file(project: Path, theme: st
 # -- the browser -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chromium() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 def _wait_for_graphs(page) -> None:
