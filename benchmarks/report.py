@@ -134,12 +134,20 @@ def tables(results: dict) -> str:
     if results.get("graph_page"):
         lines += [("**A. Cold `sphinx-build` of one page with one `qdq-graph` vs the same page "
                   "with the drawing pre-rendered**"), ""]
+        floor = all("floor_wall" in r for r in results["graph_page"])
         lines += _table(["model", "nodes", "with qdq-graph", "pre-rendered twin", "ratio",
-                         "CPU ratio", "<= 1.25"], [
+                         "CPU ratio", "<= 1.25", *(["floor", "floor ratio"] if floor else [])], [
             [r["model"], str(nodes[r["model"]]), _s(r["ext_wall"]), _s(r["static_wall"]),
-             f"{r['ratio']:.2f}", f"{r['cpu_ratio']:.2f}", _ok(r["ratio"] <= 1.25)]
+             f"{r['ratio']:.2f}", f"{r['cpu_ratio']:.2f}", _ok(r["ratio"] <= 1.25),
+             *([_s(r["floor_wall"]), f"{r['floor_ratio']:.2f}"] if floor else [])]
             for r in results["graph_page"]])
-        lines += [_load(results, "graph_page"), ""]
+        if floor:
+            lines += ["", ("*Floor*: the twin whose `conf.py` also imports onnx (and numpy with "
+                           "it), loads the model and runs dot once on the same DOT: the least "
+                           "any build that draws the model at build time pays, none of it our "
+                           "code. *Floor ratio* = floor / twin: where it is above 1.25 the "
+                           "target is out of reach of anything done in the extension.")]
+        lines += ["", _load(results, "graph_page"), ""]
     noop = results.get("noop")
     if noop:
         lines += [(f"**B. Rebuild with nothing changed ({noop['model']} graph page project, new "

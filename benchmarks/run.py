@@ -197,21 +197,24 @@ def bench_graph_page(paths: dict[str, Path], work: Path, runs: int) -> list[dict
     rows = []
     for name in GRAPH_PAGE_MODELS:
         ext, static = project.write_graph_page_projects(paths[name], work / f"page-{name}")
-        times: dict[str, list[tuple[float, float]]] = {"ext": [], "static": []}
-        for src in (ext, static):  # untimed: byte code, page cache, fontconfig cache
+        kinds = (("ext", ext), ("static", static), ("floor", ext.with_name("floor")))
+        times: dict[str, list[tuple[float, float]]] = {kind: [] for kind, _ in kinds}
+        for _, src in kinds:  # untimed: byte code, page cache, fontconfig cache
             timed_build(src, work / f"out-page-{name}-warm-up")
         for _ in range(runs):
-            for kind, src in (("ext", ext), ("static", static)):
+            for kind, src in kinds:
                 times[kind].append(timed_build(src, work / f"out-page-{name}-{kind}"))
         row = {"model": name}
-        for kind in ("ext", "static"):
+        for kind, _ in kinds:
             row[f"{kind}_wall"] = [w for w, _ in times[kind]]
             row[f"{kind}_cpu"] = [c for _, c in times[kind]]
         row["ratio"] = median(row["ext_wall"]) / median(row["static_wall"])
         row["cpu_ratio"] = median(row["ext_cpu"]) / median(row["static_cpu"])
+        row["floor_ratio"] = median(row["floor_wall"]) / median(row["static_wall"])
         log(f"graph page {name}: ext {median(row['ext_wall']):.2f} s (min "
             f"{min(row['ext_wall']):.2f}), static {median(row['static_wall']):.2f} s (min "
-            f"{min(row['static_wall']):.2f}), ratio {row['ratio']:.2f}")
+            f"{min(row['static_wall']):.2f}), floor {median(row['floor_wall']):.2f} s, "
+            f"ratio {row['ratio']:.2f}, floor ratio {row['floor_ratio']:.2f}")
         rows.append(row)
     return rows
 
