@@ -20,6 +20,8 @@ MODEL = ROOT / "models" / "resnet8_int8.onnx"
 
 #: Modules a build must not import until a directive reads a model.
 HEAVY = ("onnx", "numpy", "google.protobuf")
+#: Modules only ``qdq-requant`` needs (recipes; the integer reference's examples).
+INTEGER = ("sphinxext_qdq.integer.requant", "sphinxext_qdq.integer.program")
 
 #: Runs in a fresh interpreter; prints which heavy modules are loaded after each step.
 SCRIPT = r"""
@@ -58,7 +60,7 @@ def steps(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     (source / "index.rst").write_text("Index\n=====\n\n.. toctree::\n   :glob:\n\n   *\n",
                                       encoding="utf-8")
     (source / "plain.rst").write_text("Plain\n=====\n\nNo model here.\n", encoding="utf-8")
-    script = SCRIPT.format(heavy=HEAVY, source=str(source), model=str(MODEL))
+    script = SCRIPT.format(heavy=HEAVY + INTEGER, source=str(source), model=str(MODEL))
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
@@ -80,3 +82,11 @@ def test_setup_and_a_build_without_directives_import_neither(steps: dict) -> Non
 def test_the_first_directive_that_reads_a_model_imports_them(steps: dict) -> None:
     """The check above can see the modules: a directive brings them in."""
     assert set(steps["directive"]) >= {"onnx", "numpy"}
+
+
+def test_a_directive_other_than_qdq_requant_leaves_the_integer_modules_alone(steps: dict
+                                                                            ) -> None:
+    """A page with ``qdq-summary`` (and any other page but ``qdq-requant``'s) does not pay
+    for the requantization recipes or the integer reference."""
+    for step in ("import", "setup", "plain build", "directive"):
+        assert not set(steps[step]) & set(INTEGER), step

@@ -5,8 +5,9 @@ no directive, and a rebuild with nothing to read, would pay ~90 ms and ~22 MiB f
 So the glue (directives, node visitors, tables) reaches the analysis, the rendering and
 the integer arithmetic only through this module, as ``backend.load_qdq_model(...)``,
 ``backend.Role``…: the first such access runs the imports below (and with them onnx and
-numpy), later ones are plain attribute look-ups. The integer reference (``qdq-requant``
-examples and agreements only, ~25 ms of import of its own) comes in separately. Names
+numpy), later ones are plain attribute look-ups. The requantization recipes
+(``qdq-requant``, ~6 ms) and the integer reference (its examples and agreements only,
+~25 ms) come in separately, each on the first use of a name it defines. Names
 that setup needs (defaults, the error class) live in modules that import neither, and
 the glue imports those directly.
 """
@@ -18,7 +19,6 @@ from typing import Any
 
 def _analysis_and_rendering() -> dict[str, Any]:
     from sphinxext_qdq.analysis import loader, queries, records
-    from sphinxext_qdq.integer import requant
     from sphinxext_qdq.onnxio import dtypes
     from sphinxext_qdq.render import depth, dot, outline, scopes, text
 
@@ -29,8 +29,6 @@ def _analysis_and_rendering() -> dict[str, Any]:
         "select_region": queries.select_region,
         "summarize": queries.summarize,
         "Role": records.Role,
-        "ROUNDINGS": requant.ROUNDINGS,
-        "requant_recipes": requant.requant_recipes,
         "PAIR_STYLES": dot.PAIR_STYLES,
         "DotOptions": dot.DotOptions,
         "graph_node_count": dot.graph_node_count,
@@ -53,6 +51,12 @@ def _analysis_and_rendering() -> dict[str, Any]:
     }
 
 
+def _requantization() -> dict[str, Any]:
+    from sphinxext_qdq.integer import requant
+
+    return {"ROUNDINGS": requant.ROUNDINGS, "requant_recipes": requant.requant_recipes}
+
+
 def _integer_reference() -> dict[str, Any]:
     from sphinxext_qdq.integer import example, inputs, onnxruntime_check, program
 
@@ -60,14 +64,16 @@ def _integer_reference() -> dict[str, Any]:
             "onnxruntime_check": onnxruntime_check, "worked_example": example}
 
 
-_INTEGER_NAMES = frozenset({"integer_program", "integer_inputs", "onnxruntime_check",
-                            "worked_example"})
+#: The groups imported apart from the analysis and rendering, by the names they define.
+_GROUPS = {**dict.fromkeys(("ROUNDINGS", "requant_recipes"), _requantization),
+           **dict.fromkeys(("integer_program", "integer_inputs", "onnxruntime_check",
+                            "worked_example"), _integer_reference)}
 
 
 def __getattr__(name: str) -> Any:
     """Run the imports that define *name* on its first access; keep what they define."""
     if not name.startswith("__"):
-        found = _integer_reference() if name in _INTEGER_NAMES else _analysis_and_rendering()
+        found = _GROUPS.get(name, _analysis_and_rendering)()
         if name in found:
             globals().update(found)
             return found[name]
