@@ -233,6 +233,16 @@ def load_limits(args: argparse.Namespace) -> dict[str, int]:
     return {"max_bytes": args.max_bytes, "max_param_values": args.max_param_values}
 
 
+def analysed_model(path: str | os.PathLike[str], args: argparse.Namespace) -> QdqModel:
+    """The model a subcommand works on, loaded with the caps of *args*; each of its
+    diagnostics printed as a one-line warning (a float reference model is loaded with
+    :func:`load_model` and not diagnosed: "no quantization" is what it should say)."""
+    model = load_model(path, **load_limits(args))
+    for diagnostic in model.diagnostics:
+        report_warning(diagnostic_text(diagnostic))
+    return model
+
+
 def load_model(path: str | os.PathLike[str], max_bytes: int = DEFAULT_MAX_BYTES,
                max_param_values: int = DEFAULT_MAX_PARAM_VALUES) -> QdqModel:
     """The analysed model; every loading problem becomes a :class:`CliError`."""
@@ -311,9 +321,7 @@ def write_graph_files(model: QdqModel, output_dir: Path, base: str, formats: Seq
 def run_graph(argv: Sequence[str]) -> int:
     """``qdq-graph MODEL ...``: draw one model."""
     args = graph_parser().parse_args(list(argv))
-    model = load_model(args.model, **load_limits(args))
-    for diagnostic in model.diagnostics:
-        report_warning(diagnostic_text(diagnostic))
+    model = analysed_model(args.model, args)
     options = graph_options(model, args)
     count = graph_node_count(model, options)
     if args.max_nodes and count > args.max_nodes:
@@ -412,7 +420,7 @@ def vectors_parser() -> argparse.ArgumentParser:
 def run_vectors(argv: Sequence[str]) -> int:
     """``qdq-graph vectors MODEL --node NAME -o DIR``: one group's test vectors."""
     args = vectors_parser().parse_args(list(argv))
-    model = load_model(args.model, **load_limits(args))
+    model = analysed_model(args.model, args)
     try:
         program = build_integer_program(args.model, strict=args.inputs is not None,
                                         max_elements=args.max_elements, **load_limits(args))
@@ -519,7 +527,7 @@ def run_error(argv: Sequence[str]) -> int:
 
     args = error_parser().parse_args(list(argv))
     reference_model = load_model(args.float_model, **load_limits(args))
-    model = load_model(args.model, **load_limits(args))
+    model = analysed_model(args.model, args)
     inputs = _float_inputs(args.inputs, args.max_bytes)[: args.images]
     try:
         report = tensor_errors(args.float_model, args.model, inputs, quantized=model,
@@ -661,7 +669,7 @@ def run_histogram(argv: Sequence[str]) -> int:
     from sphinxext_qdq.numerics import NumericsError, grid, plots
 
     args = histogram_parser().parse_args(list(argv))
-    model = load_model(args.model, **load_limits(args))
+    model = analysed_model(args.model, args)
     roles = args.roles or frozenset({Role.WEIGHT, Role.WEIGHT_PAIR} | (
         {Role.ACTIVATION} if args.inputs is not None else set()))
     chosen = grid.select_qdq_nodes(model, roles, args.nodes)

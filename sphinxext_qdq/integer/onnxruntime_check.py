@@ -2,7 +2,9 @@
 
 :func:`compare_with_onnxruntime` runs the same images through the integer program and
 through ONNX Runtime (CPU, default optimisations) and compares every integer tensor.
-It is the only module of the package that imports ``onnxruntime`` (lazily).
+It imports ``onnxruntime`` lazily and owns its session options (:func:`session_options`:
+also used by :mod:`sphinxext_qdq.numerics.error`, whose sessions ONNX Runtime's debugging
+helpers open).
 """
 
 from __future__ import annotations
@@ -144,16 +146,31 @@ def _with_outputs(proto: onnx.ModelProto, tensors: Iterable[tuple[str, np.dtype]
     return tapped
 
 
-def _ort_session(proto: onnx.ModelProto, optimized_path: str | None = None, *,
-                 optimize: bool = True, config: dict[str, str] | None = None) -> Any:
+#: ``SessionOptions.log_severity_level`` of every session: errors only (ONNX Runtime's
+#: native warnings, such as "Error merging shape info for output", would reach stderr).
+LOG_SEVERITY_ERROR = 3
+
+
+def session_options(*, optimize: bool = True, config: dict[str, str] | None = None) -> Any:
+    """ONNX Runtime's session options as every session of the package is made: native
+    log messages below errors kept off stderr; *optimize* False: no graph optimisation;
+    *config*: ``add_session_config_entry`` pairs."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
-    options.log_severity_level = 3
+    options.log_severity_level = LOG_SEVERITY_ERROR
     for key, value in (config or {}).items():
         options.add_session_config_entry(key, value)
     if not optimize:
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    return options
+
+
+def _ort_session(proto: onnx.ModelProto, optimized_path: str | None = None, *,
+                 optimize: bool = True, config: dict[str, str] | None = None) -> Any:
+    import onnxruntime
+
+    options = session_options(optimize=optimize, config=config)
     if optimized_path:
         options.optimized_model_filepath = optimized_path
     return onnxruntime.InferenceSession(proto.SerializeToString(), options,

@@ -115,8 +115,7 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
             copy_model(path, copy, role)
             augmented = Path(folder) / f"{role}-augmented.onnx"
             try:
-                qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
-                collected.append(qdq_loss_debug.collect_activations(str(augmented), feeds))
+                collected.append(_collect_activations(copy, augmented, feeds))
             except Exception as exc:  # noqa: BLE001  (ONNX Runtime's errors have no common base)
                 raise NumericsError(f"ONNX Runtime cannot run the {role} model on these "
                                     f"inputs: {_first_line(exc)}") from None
@@ -156,6 +155,19 @@ def copy_model(path: str | Path, target: Path, role: str) -> None:
         raise NumericsError(f"the {role} model keeps tensors in external data files, which "
                             "ONNX Runtime's helpers would follow; not supported here")
     target.write_bytes(data)
+
+
+def _collect_activations(copy: Path, augmented: Path, feeds: list[dict]
+                         ) -> dict[str, list[np.ndarray]]:
+    """Every activation of the model at *copy* on *feeds* (ONNX Runtime's helpers: the
+    model with them as outputs written to *augmented*, run without graph optimisation)."""
+    from onnxruntime.quantization import qdq_loss_debug
+
+    from sphinxext_qdq.integer.onnxruntime_check import session_options
+
+    qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
+    return qdq_loss_debug.collect_activations(str(augmented), feeds,
+                                              session_options(optimize=False))
 
 
 def _feeds(model: QdqModel, inputs: np.ndarray, batch_size: int) -> list[dict]:
@@ -241,7 +253,7 @@ def activation_values(path: str | Path, inputs: np.ndarray, tensors: list[str], 
                       model: QdqModel, batch_size: int = 32) -> dict[str, np.ndarray]:
     """The float values of *tensors* (activations of the model at *path*) on *inputs*,
     collected with ONNX Runtime's ``collect_activations``."""
-    from onnxruntime.quantization import qdq_loss_debug
+    from onnxruntime.quantization import qdq_loss_debug  # noqa: F401  (missing: ImportError here)
 
     if len(model.inputs) != 1:
         raise NumericsError(f"the model has {len(model.inputs)} inputs; only models with "
@@ -252,8 +264,7 @@ def activation_values(path: str | Path, inputs: np.ndarray, tensors: list[str], 
         copy_model(path, copy, "quantized")
         augmented = Path(folder) / "augmented.onnx"
         try:
-            qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
-            collected = qdq_loss_debug.collect_activations(str(augmented), feeds)
+            collected = _collect_activations(copy, augmented, feeds)
         except Exception as exc:  # noqa: BLE001  (ONNX Runtime's errors have no common base)
             raise NumericsError(f"ONNX Runtime cannot run the model on these inputs: "
                                 f"{_first_line(exc)}") from None
