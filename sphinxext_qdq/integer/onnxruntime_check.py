@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from onnx import helper
 
+from sphinxext_qdq.integer.inputs import ModelInputs, input_count, input_feeds
 from sphinxext_qdq.integer.kernels import IntegerReferenceError, quantize_linear
 from sphinxext_qdq.integer.program import IntegerProgram, build_integer_program
 from sphinxext_qdq.onnxio.files import (
@@ -74,7 +75,7 @@ def layer_agreement(node: str, op_type: str, tensor: str, ours: np.ndarray, thei
                           max_difference=int(difference.max(initial=0)), ort_kernel=ort_kernel)
 
 
-def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *,
+def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: ModelInputs, *,
                              rounding: str = "half_even", batch_size: int = 16,
                              session_config: dict[str, str] | None = None,
                              max_bytes: int = DEFAULT_MAX_BYTES,
@@ -82,7 +83,9 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
                              max_param_values: int = DEFAULT_MAX_PARAM_VALUES
                              ) -> AgreementReport:
     """Run the integer reference and ONNX Runtime (CPU, default optimisations) on
-    *inputs*; compare every integer tensor and the top-1 class.
+    *inputs* (one array for a model with one graph input, else an array per input name:
+    every graph input is fed, see :func:`~sphinxext_qdq.integer.inputs.input_feeds`);
+    compare every integer tensor and the top-1 class.
 
     *session_config* entries go to ``SessionOptions.add_session_config_entry``
     (e.g. ``{"session.x64quantprecision": "1"}``: ONNX Runtime's U8U8 fallback for x86
@@ -93,9 +96,9 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
 
     program = build_integer_program(path, max_bytes=max_bytes, max_elements=max_elements,
                                     max_param_values=max_param_values)
-    ours = program.run(inputs, rounding=rounding, batch_size=batch_size)
     _resolved, proto = read_model_proto(path, max_bytes)
-    feeds = {program.entries[0].graph_input: np.asarray(inputs, np.float32)}
+    feeds = input_feeds(graph_inputs(proto), inputs)
+    ours = program.run(feeds, rounding=rounding, batch_size=batch_size)
     final_float = _ort_run(proto, feeds, [e.graph_output for e in program.exits], config=config)
     final = []
     for exit, values in zip(program.exits, final_float):
@@ -108,11 +111,18 @@ def compare_with_onnxruntime(path: str | os.PathLike[str], inputs: np.ndarray, *
     top1 = int(np.count_nonzero(_top1(ours[first]) == _top1(first_theirs)))
     kernels = onnxruntime_kernels(proto, config)
     layers = _tapped_layers(program, proto, feeds, ours, config)
-    return AgreementReport(model=str(path), images=len(inputs), rounding=rounding,
+    return AgreementReport(model=str(path), images=input_count(feeds), rounding=rounding,
                            onnxruntime_version=onnxruntime.__version__, layers=tuple(layers),
                            final=tuple(final), top1_equal=top1,
                            kernels=tuple((step.node, kernels.get(step.recipe.name, ""))
                                          for step in program.steps))
+
+
+def graph_inputs(proto: onnx.ModelProto) -> list[str]:
+    """The inputs ONNX Runtime must be fed: the graph's, less initializers (which older
+    files also list as inputs)."""
+    initializers = {tensor.name for tensor in proto.graph.initializer}
+    return [value.name for value in proto.graph.input if value.name not in initializers]
 
 
 def _top1(values: np.ndarray) -> np.ndarray:
@@ -181,11 +191,11 @@ def _ort_run(proto: onnx.ModelProto, feeds: dict[str, np.ndarray], outputs: Sequ
              batch_size: int = 64, *, optimize: bool = True,
              config: dict[str, str] | None = None) -> list[np.ndarray]:
     session = _ort_session(proto, optimize=optimize, config=config)
-    name, images = next(iter(feeds.items()))
     fixed = session.get_inputs()[0].shape[0]
     batch_size = fixed if isinstance(fixed, int) and fixed > 0 else batch_size
-    batches = [session.run(list(outputs), {name: images[i:i + batch_size]})
-               for i in range(0, len(images), batch_size)]
+    batches = [session.run(list(outputs), {name: images[i:i + batch_size]
+                                           for name, images in feeds.items()})
+               for i in range(0, input_count(feeds), batch_size)]
     return [np.concatenate([batch[k] for batch in batches]) for k in range(len(outputs))]
 
 

@@ -21,6 +21,7 @@ from onnx import helper
 
 from sphinxext_qdq.analysis.loader import load_qdq_model
 from sphinxext_qdq.analysis.records import Role
+from sphinxext_qdq.integer.inputs import ModelInputs, input_feeds
 from sphinxext_qdq.integer.kernels import (
     SUPPORTED_TYPES,
     IntegerReferenceError,
@@ -97,18 +98,14 @@ class IntegerProgram:
                 return step
         raise KeyError(node)
 
-    def quantize_inputs(self, inputs: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def quantize_inputs(self, inputs: ModelInputs) -> dict[str, np.ndarray]:
         """QuantizeLinear of the float graph inputs (one array: the only input)."""
-        if not isinstance(inputs, dict):
-            if len(self.entries) != 1:
-                raise IntegerReferenceError(f"the model has {len(self.entries)} quantized "
-                                            "inputs: pass a dict of arrays")
-            inputs = {self.entries[0].graph_input: inputs}
-        return {entry.quantization.tensor: quantize_linear(inputs[entry.graph_input],
+        feeds = input_feeds(list(dict.fromkeys(e.graph_input for e in self.entries)), inputs)
+        return {entry.quantization.tensor: quantize_linear(feeds[entry.graph_input],
                                                            entry.quantization)
                 for entry in self.entries}
 
-    def run(self, inputs: np.ndarray | dict[str, np.ndarray], *, rounding: str = "half_even",
+    def run(self, inputs: ModelInputs, *, rounding: str = "half_even",
             batch_size: int = 16) -> dict[str, np.ndarray]:
         """Every integer tensor of the model for float *inputs* (batched along axis 0)."""
         if rounding not in ROUNDINGS:

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from sphinxext_qdq.analysis.records import Role
+from sphinxext_qdq.integer.inputs import ModelInputs, input_count, input_feeds
+from sphinxext_qdq.integer.kernels import IntegerReferenceError
 from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
 from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
@@ -92,7 +94,7 @@ class ErrorReport:
         return table
 
 
-def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np.ndarray, *,
+def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: ModelInputs, *,
                   quantized: QdqModel, reference: QdqModel, batch_size: int = 32
                   ) -> ErrorReport:
     """Run both models on *inputs* (batch first, the quantized model's one graph input) and
@@ -136,7 +138,8 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: np
                             "same network, or not quantized by ONNX Runtime)")
     rows.sort(key=lambda row: _flow_position(quantized, row))
     return ErrorReport(float_model=str(float_path), quantized_model=str(quantized_path),
-                       images=len(inputs), onnxruntime_version=onnxruntime.__version__,
+                       images=sum(input_count(feed) for feed in feeds),
+                       onnxruntime_version=onnxruntime.__version__,
                        tensors=tuple(rows), unmatched=tuple(sorted(unmatched)))
 
 
@@ -170,14 +173,19 @@ def _collect_activations(copy: Path, augmented: Path, feeds: list[dict]
                                               session_options(optimize=False))
 
 
-def _feeds(model: QdqModel, inputs: np.ndarray, batch_size: int) -> list[dict]:
+def _feeds(model: QdqModel, inputs: ModelInputs, batch_size: int) -> list[dict]:
     """ONNX Runtime feeds of *inputs* for *model*'s one input, in batches of the size its
     input declares (else *batch_size*)."""
-    inputs = np.asarray(inputs, np.float32)
-    if inputs.ndim == 0 or len(inputs) == 0:
+    try:
+        feeds = input_feeds(list(model.inputs), inputs)
+    except IntegerReferenceError as error:
+        raise NumericsError(str(error)) from None
+    count = input_count(feeds)
+    if count == 0:
         raise NumericsError("no inputs (an empty array)")
     size = _batch_size(model, batch_size)
-    return [{model.inputs[0]: inputs[i:i + size]} for i in range(0, len(inputs), size)]
+    return [{name: array[i:i + size] for name, array in feeds.items()}
+            for i in range(0, count, size)]
 
 
 def _batch_size(model: QdqModel, default: int) -> int:
@@ -249,7 +257,7 @@ def _flow_position(model: QdqModel, row: TensorError) -> tuple[int, str]:
     return model.node(row.producer).index, row.tensor
 
 
-def activation_values(path: str | Path, inputs: np.ndarray, tensors: list[str], *,
+def activation_values(path: str | Path, inputs: ModelInputs, tensors: list[str], *,
                       model: QdqModel, batch_size: int = 32) -> dict[str, np.ndarray]:
     """The float values of *tensors* (activations of the model at *path*) on *inputs*,
     collected with ONNX Runtime's ``collect_activations``."""

@@ -48,7 +48,6 @@ from sphinxext_qdq.sphinx.tables import (
 )
 
 if TYPE_CHECKING:
-    import numpy as np
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
 
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
         QuantParam,
         Role,
     )
+    from sphinxext_qdq.integer.inputs import ModelInputs
     from sphinxext_qdq.integer.onnxruntime_check import AgreementReport
     from sphinxext_qdq.integer.requant import RequantRecipe
     from sphinxext_qdq.render.dot import DotOptions
@@ -692,7 +692,7 @@ def position_option(argument: str | None) -> tuple[int, ...]:
 #: Agreement reports computed in this process: (content hash, inputs, images, rounding).
 _agreement_cache: dict[tuple[str, str, int | None, str], AgreementReport] = {}
 #: Float inputs named ``module:attribute``, loaded once per process.
-_named_inputs_cache: dict[str, np.ndarray] = {}
+_named_inputs_cache: dict[str, ModelInputs] = {}
 
 
 class QdqRequantDirective(QdqParamsDirective):
@@ -739,7 +739,9 @@ class QdqRequantDirective(QdqParamsDirective):
             "no-index-entry": ("flag", "No general-index entry; the rows stay targets."),
             "node": ("node name", "The Conv or Gemm node of `:show: example`."),
             "inputs": ("`module:attribute` or a `.npy` file",
-                       "Float model inputs for `example` and `agreement`."),
+                       ("Float model inputs for `example` and `agreement`, batch first: one "
+                        "array, or (`module:attribute`) a dict of arrays by graph input name "
+                        "for a model with several inputs.")),
             "images": ("positive integer", "How many inputs `agreement` runs."),
             "image": ("non-negative integer", "Which input `example` uses."),
             "position": ("integers, comma-separated",
@@ -805,7 +807,7 @@ class QdqRequantDirective(QdqParamsDirective):
                       f"{self.arguments[0]}; no table", "filter")
         return selected
 
-    def model_inputs(self) -> np.ndarray | None:
+    def model_inputs(self) -> ModelInputs | None:
         """The float inputs named by ``:inputs:`` (a .npy file or module:attribute)."""
         spec = self.options["inputs"].strip()
         try:
@@ -828,13 +830,15 @@ class QdqRequantDirective(QdqParamsDirective):
         if inputs is None:
             return []
         image = self.options.get("image", 0)
-        if image >= len(inputs):
-            raise backend.integer_program.IntegerReferenceError(f":image: {image} but only {len(inputs)} "
+        count = backend.integer_inputs.input_count(inputs)
+        if image >= count:
+            raise backend.integer_program.IntegerReferenceError(f":image: {image} but only {count} "
                                                   "inputs")
         program = backend.integer_program.build_integer_program(
             loaded.path, max_elements=self.qdq_config("qdq_max_elements"), **self.load_limits())
         rounding = self.options.get("rounding", "half_even")
-        values = program.run(inputs[:image + 1], rounding=rounding)
+        values = program.run(backend.integer_inputs.first_inputs(inputs, image + 1),
+                             rounding=rounding)
         step = program.step(self.options["node"])
         try:
             example = backend.worked_example.worked_example(program, values, step.node, image=image,
@@ -861,7 +865,7 @@ class QdqRequantDirective(QdqParamsDirective):
         report = _agreement_cache.get(key)
         if report is None:
             report = backend.onnxruntime_check.compare_with_onnxruntime(
-                loaded.path, inputs[:count], rounding=rounding,
+                loaded.path, backend.integer_inputs.first_inputs(inputs, count), rounding=rounding,
                 max_elements=self.qdq_config("qdq_max_elements"), **self.load_limits())
             _agreement_cache[key] = report
         rows = agreement_rows(loaded.key, report)

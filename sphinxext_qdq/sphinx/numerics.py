@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from sphinx.writers.latex import LaTeXTranslator
 
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode, Role
+    from sphinxext_qdq.integer.inputs import ModelInputs
     from sphinxext_qdq.numerics.error import ErrorReport, TensorError
     from sphinxext_qdq.numerics.grid import GridStats, ModelConstants
     from sphinxext_qdq.render.dot import DotOptions
@@ -57,7 +59,7 @@ MAX_BINS = 1000
 #: Error reports computed in this process: (float hash, quantized hash, inputs hash).
 _error_cache: dict[tuple[str, str, str], ErrorReport] = {}
 #: Float inputs named ``module:attribute``, loaded once per process.
-_named_inputs: dict[str, np.ndarray] = {}
+_named_inputs: dict[str, ModelInputs] = {}
 
 
 # -- the picture node ---------------------------------------------------------------------
@@ -129,10 +131,15 @@ def warn_numerics(directive: QdqModelDirective, message: str) -> None:
 
 
 def read_inputs(directive: QdqModelDirective, spec: str, images: int | None
-                ) -> np.ndarray | None:
+                ) -> ModelInputs | None:
     """The float inputs *spec* names (a ``.npy`` file or ``module:attribute``, as for
     ``qdq-requant``), the first *images* of them; None (warned) when unreadable."""
-    from sphinxext_qdq.integer.inputs import load_input_file, load_named_inputs
+    from sphinxext_qdq.integer.inputs import (
+        first_inputs,
+        input_count,
+        load_input_file,
+        load_named_inputs,
+    )
 
     spec = spec.strip()
     try:
@@ -148,10 +155,10 @@ def read_inputs(directive: QdqModelDirective, spec: str, images: int | None
         warn_numerics(directive, f"cannot read the inputs {spec!r} "
                                  f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})")
         return None
-    if values.ndim == 0 or len(values) == 0:
+    if input_count(values) == 0:
         warn_numerics(directive, f"the inputs {spec!r} are empty")
         return None
-    return values[:images]
+    return first_inputs(values, images)
 
 
 def error_report(directive: QdqModelDirective, loaded: LoadedModel, float_argument: str,
@@ -199,7 +206,7 @@ class NumericsDirective(QdqModelDirective):
         """The ``:float:`` model (path or ``qdq_models`` name), loaded like the model."""
         return self.load_model(self.options["float"], diagnose=False)
 
-    def model_inputs(self) -> np.ndarray | None:
+    def model_inputs(self) -> ModelInputs | None:
         """The inputs of ``:inputs:``, the first ``:images:`` of them."""
         return read_inputs(self, self.options["inputs"], self.options.get("images"))
 
@@ -214,10 +221,12 @@ class NumericsDirective(QdqModelDirective):
         return self.options.get("class", [])
 
 
-def inputs_hash(values: np.ndarray) -> str:
+def inputs_hash(values: ModelInputs) -> str:
     digest = hashlib.sha1(usedforsecurity=False)
-    digest.update(f"{values.dtype}{values.shape}".encode())
-    digest.update(values.tobytes())
+    named = sorted(values.items()) if isinstance(values, Mapping) else [("", values)]
+    for name, array in named:
+        digest.update(f"{name}{array.dtype}{array.shape}".encode())
+        digest.update(array.tobytes())
     return digest.hexdigest()
 
 
