@@ -364,14 +364,17 @@ def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path
            'xmlns:xlink="http://www.w3.org/1999/xlink">'
            + "".join(f'<g><a xlink:href="{h}" xlink:title="t"><text>n</text></a></g>'
                      for h in hrefs) + "</svg>\n")
+    from sphinxext_qdq.sphinx.nodes import Page
+
     env = SimpleNamespace(path2doc=lambda source: "sub/graph")
     translator = SimpleNamespace(
         document={"source": str(tmp_path / "src" / "sub" / "graph.rst")},
         builder=SimpleNamespace(env=env, outdir=tmp_path / "out", imgpath="../_images"))
+    page = Page(translator.builder, "sub/graph", "../_images")
     ours, sphinx_way = tmp_path / "ours.svg", tmp_path / "sphinx.svg"
     ours.write_text(svg, encoding="utf-8")
     sphinx_way.write_text(svg, encoding="utf-8")
-    finish_svg(translator, ours, None)
+    finish_svg(page, ours, None)
     fix_svg_relative_paths(translator, sphinx_way)
 
     def links(path):
@@ -383,7 +386,7 @@ def test_svg_links_are_retargeted_as_sphinx_does_and_bad_xml_is_refused(tmp_path
     broken = tmp_path / "broken.svg"
     broken.write_text(svg[:-10], encoding="utf-8")
     with pytest.raises(DotRunError, match="not valid XML"):
-        finish_svg(translator, broken, None)
+        finish_svg(page, broken, None)
 
 
 def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):

@@ -21,7 +21,13 @@ from sphinxext_qdq.sphinx.directives import (
     add_link_requests,
 )
 from sphinxext_qdq.sphinx.domain import ONNX_OP_URL, QdqDomain
-from sphinxext_qdq.sphinx.nodes import VISITORS, qdq_graph
+from sphinxext_qdq.sphinx.nodes import (
+    MAX_AUTO_DOT_JOBS,
+    VISITORS,
+    draw_ahead,
+    qdq_graph,
+    stop_drawing_ahead,
+)
 from sphinxext_qdq.sphinx.numerics import (
     PLOT_VISITORS,
     QdqErrorDirective,
@@ -105,6 +111,12 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_config_value("qdq_dot_timeout", DEFAULT_DOT_TIMEOUT, "html",
                          types=frozenset({int, float, type(None)}),
                          description="seconds dot may take for one graph; None: no limit")
+    app.add_config_value("qdq_dot_jobs", 0, "", types=frozenset({int}),
+                         description="dot processes run at once for the graphs of a page "
+                                     "(started when its links are resolved, while it is "
+                                     "written); 0: one per processor, at most "
+                                     f"{MAX_AUTO_DOT_JOBS}; 1: one after another in the "
+                                     "writer; not used by a parallel (-j) build")
     app.add_config_value("qdq_graph_dark_palette", {}, "html",
                          types=frozenset({dict, type(None)}),
                          description="colours of the graph on a dark page, {light colour: "
@@ -125,6 +137,8 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_post_transform(PlainModelText)
     app.add_env_collector(QdqCollector)
     app.connect("doctree-read", add_link_requests)
+    app.connect("doctree-resolved", draw_ahead)
+    app.connect("build-finished", stop_drawing_ahead)
     app.add_directive("qdq-graph", QdqGraphOverlayDirective)
     app.add_directive("qdq-params", QdqParamsDirective)
     app.add_directive("qdq-summary", QdqSummaryDirective)

@@ -7,15 +7,25 @@ arrive as children (``pending_xref`` resolved by Sphinx into ``reference`` nodes
 written, put the URLs in (``fill_links``), run ``dot`` through
 :mod:`sphinxext_qdq.render.graphviz` into the builder's image folder under a name of our
 own (a hash of what is drawn), and write the markup ``sphinx.ext.graphviz`` would.
+
+Drawing ahead (``qdq_dot_jobs``): once a page's references are resolved
+(``doctree-resolved``), its URLs are known, so the dot runs of all its graphs start
+then, a few at a time in threads that each wait on their own ``dot`` process, while the
+page is written; each visitor takes its picture from :data:`ahead` (or the failure, which
+it reports as it would its own run). A page with a ``:depth: auto`` drawing and its
+scope drawings lays them out side by side instead of one after another.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import html
 import os
 import posixpath
 import re
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from hashlib import sha256
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -26,6 +36,7 @@ from xml.sax.saxutils import escape as xml_escape
 from docutils import nodes
 from sphinx.ext.graphviz import ClickableMapDefinition, graphviz
 from sphinx.util import logging
+from sphinx.util.osutil import relative_uri
 
 from sphinxext_qdq.onnxio.errors import QdqModelError
 from sphinxext_qdq.render.cost import layout_shape
@@ -106,34 +117,60 @@ def resolved_links(node: qdq_graph) -> dict[str, str]:
     return urls
 
 
-def svg_href(translator: HTML5Translator, url: str) -> str:
+class Page(NamedTuple):
+    """The page a picture is drawn for: its builder, its document name (the folder an
+    SVG's relative links start from) and the image folder's path from it (the builder's
+    ``imgpath`` while it writes that page)."""
+
+    builder: Any
+    docname: str
+    imgpath: str
+
+
+def page_of(translator: Any) -> Page:
+    """The page *translator* is writing."""
+    builder = translator.builder
+    source = translator.document.get("source", "")
+    return Page(builder, (builder.env.path2doc(source) if source else None)
+                or builder.current_docname, builder.imgpath or "")
+
+
+def page_before_writing(builder: Any, docname: str, doctree: nodes.document) -> Page:
+    """The page *docname* as its translator will see it, before the builder writes it
+    (an HTML builder sets ``imgpath`` for each page as :func:`relative_uri` does here)."""
+    source = doctree.get("source", "")
+    docname = (builder.env.path2doc(source) if source else None) or docname
+    imgpath = relative_uri(builder.get_target_uri(docname), builder.imagedir) \
+        if builder.format == "html" else builder.imgpath or ""
+    return Page(builder, docname, imgpath)
+
+
+def svg_href(page: Page, url: str, known: dict[str, str]) -> str:
     """The URL to put in DOT so that, inside the SVG in ``_images/``, it reaches ``url``
     (given relative to the page). ``sphinx.ext.graphviz.fix_svg_relative_paths``
     rewrites relative links from where it believes the page lives, which is wrong
     for ``dirhtml``; we hand it the one input that comes out right for every builder.
-    The path part is worked out once per page (a graph has a link per node, most of
-    them to a few pages)."""
+    The path part is worked out once per page and path (*known*: a graph has a link per
+    node, most of them to a few pages)."""
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
         return url
-    known: dict[str, str] = translator.__dict__.setdefault("_qdq_svg_paths", {})
     href = known.get(parts.path)
     if href is None:
-        href = known[parts.path] = _svg_path(translator, parts.path)
+        href = known[parts.path] = _svg_path(page, parts.path)
     fragment = parts.fragment.rsplit("#", 1)[-1]
     return href + (f"#{fragment}" if fragment else "")
 
 
-def _svg_path(translator: HTML5Translator, path: str) -> str:
-    builder = translator.builder
-    page = Path(builder.get_outfilename(builder.current_docname))
-    target = page if not path else Path(os.path.normpath(page.parent / path))
+def _svg_path(page: Page, path: str) -> str:
+    builder, docname, imgpath = page
+    written = Path(builder.get_outfilename(docname))
+    target = written if not path else Path(os.path.normpath(written.parent / path))
     images = Path(builder.outdir) / builder.imagedir
     final = posixpath.join(*Path(os.path.relpath(target, images)).parts)
     # what fix_svg_relative_paths will take as the page directory and image directory
-    docname = builder.env.path2doc(translator.document["source"]) or builder.current_docname
     sphinx_dir = Path(builder.outdir).joinpath(docname).resolve().parent
-    sphinx_images = sphinx_dir / builder.imgpath
+    sphinx_images = sphinx_dir / imgpath
     href = os.path.relpath(os.path.normpath(sphinx_images / final), sphinx_dir)
     return Path(href).as_posix()
 
@@ -141,18 +178,15 @@ def _svg_path(translator: HTML5Translator, path: str) -> str:
 _SVG_HREF = re.compile(rb'xlink:href="([^"]*)"')
 
 
-def retarget_svg_links(translator: Any, data: bytes) -> bytes:
+def retarget_svg_links(page: Page, data: bytes) -> bytes:
     """What ``sphinx.ext.graphviz.fix_svg_relative_paths`` does to a drawing, at a
     fraction of its cost for a graph with a link per node: every relative
     ``xlink:href`` made relative to the image folder (the same arithmetic, done once per
     distinct link instead of once per element), dot's own text otherwise left as it is
     (no XML tree is built and written again)."""
-    builder = translator.builder
-    docname = builder.env.path2doc(translator.document["source"])
-    if docname is None:
-        return data
-    doc_dir = builder.outdir.joinpath(docname).resolve().parent
-    img_path = doc_dir / builder.imgpath
+    builder, docname, imgpath = page
+    doc_dir = Path(builder.outdir).joinpath(docname).resolve().parent
+    img_path = doc_dir / imgpath
     done: dict[bytes, bytes] = {}
 
     def retarget(match: re.Match[bytes]) -> bytes:
@@ -190,13 +224,13 @@ def svg_root_start(data: bytes) -> int:
     return starts[0]
 
 
-def finish_svg(translator: Any, path: Path, style: str | None) -> None:
+def finish_svg(page: Page, path: Path, style: str | None) -> None:
     """dot's SVG, checked, with its links made relative to the image folder and, with
     *style*, the light / dark style inside (:mod:`render.svg_theme`); one read, one
     write, no XML tree."""
     data = path.read_bytes()
     root = svg_root_start(data)
-    changed = retarget_svg_links(translator, data)  # links lie after the root's start
+    changed = retarget_svg_links(page, data)  # links lie after the root's start
     if style is not None:
         changed = add_theme_style(changed, root, style)
     if changed != data:
@@ -207,41 +241,54 @@ class DotProblem(Exception):
     """dot failed, or took longer than ``qdq_dot_timeout``: the message is one line."""
 
 
-def picture_name(translator: Any, code: str, fmt: str, style: str | None) -> str:
+def picture_name(page: Page, code: str, fmt: str, style: str | None) -> str:
     """Our own name for a picture: a hash of everything its bytes depend on (the DOT
     text, the style inside an SVG, the folder its relative links start from, the dot
     program and its arguments). The same drawing on two pages is one file."""
-    builder = translator.builder
-    config = builder.config
-    base = posixpath.dirname(builder.current_docname or "") if fmt == "svg" else ""
+    config = page.builder.config
+    base = posixpath.dirname(page.docname or "") if fmt == "svg" else ""
     key = "\0".join((code, style or "", base, str(config.graphviz_dot),
                      str(config.graphviz_dot_args), fmt))
     return f"{PREFIX}-{sha256(key.encode('utf-8')).hexdigest()[:40]}.{fmt}"
 
 
-def draw_picture(translator: Any, code: str, fmt: str, timeout: float | None,
-                 style: str | None = None) -> tuple[str, Path]:
-    """(URI from the page, file) of the picture in the builder's image folder, as
-    ``sphinx.ext.graphviz`` keeps its own: dot is run (with a time limit) only when the
-    file is not there yet, into temporary files renamed into place, so two pages (or
-    two writing processes) drawing the same graph never read a half-written file."""
-    builder = translator.builder
-    name = picture_name(translator, code, fmt, style)
-    target = Path(builder.outdir, builder.imagedir, name)
-    uri = posixpath.join(builder.imgpath or "", name)
-    if target.is_file():
-        return uri, target
+def picture_file(page: Page, code: str, fmt: str, style: str | None) -> tuple[str, Path]:
+    """(URI from the page, file in the builder's image folder) of a picture."""
+    builder = page.builder
+    name = picture_name(page, code, fmt, style)
+    return posixpath.join(page.imgpath, name), Path(builder.outdir,
+                                                             builder.imagedir, name)
+
+
+def run_dot_for(page: Page, code: str, fmt: str, style: str | None, *, target: Path,
+                timeout: float | None) -> None:
+    """Draw *code* into *target* (and its image map for a PNG): the one dot run of a
+    picture, in the page writer or ahead of it (:func:`draw_ahead`); a
+    :class:`DotRunError` when dot fails."""
+    builder = page.builder
     target.parent.mkdir(parents=True, exist_ok=True)
     outputs = [(fmt, target)] + ([("cmapx", Path(f"{target}.map"))] if fmt == "png" else [])
 
     def finish(written: dict[Path, Path]) -> None:
         if fmt == "svg":
-            finish_svg(translator, written[target], style)
+            finish_svg(page, written[target], style)
 
+    draw_files(code, outputs, dot=builder.config.graphviz_dot,
+               dot_args=builder.config.graphviz_dot_args, timeout=timeout,
+               cwd=str(builder.srcdir), check=finish)
+
+
+def draw_picture(page: Page, code: str, fmt: str, timeout: float | None,
+                 style: str | None = None) -> tuple[str, Path]:
+    """(URI from the page, file) of the picture in the builder's image folder, as
+    ``sphinx.ext.graphviz`` keeps its own: dot is run (with a time limit) only when the
+    file is not there yet (or was started ahead, :func:`draw_ahead`: then its result is
+    awaited), into temporary files renamed into place, so two pages (or two writing
+    processes) drawing the same graph never read a half-written file."""
+    uri, target = picture_file(page, code, fmt, style)
     try:
-        draw_files(code, outputs, dot=builder.config.graphviz_dot,
-                   dot_args=builder.config.graphviz_dot_args, timeout=timeout,
-                   cwd=str(builder.srcdir), check=finish)
+        if not ahead.wait(target) and not target.is_file():
+            run_dot_for(page, code, fmt, style, target=target, timeout=timeout)
     except DotRunError as error:
         advice = {"timeout": " (qdq_dot_timeout); draw less with :depth: or :from: / :to:, "
                              "or raise qdq_dot_timeout",
@@ -271,7 +318,7 @@ def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
     the reader saying what happened and what to write instead."""
     limit = translator.builder.config.qdq_dot_timeout
     try:
-        return Picture(*draw_picture(translator, code, fmt, limit, style), code)
+        return Picture(*draw_picture(page_of(translator), code, fmt, limit, style), code)
     except DotProblem as exc:
         warn_at_graph(translator, node, f"the graph of {node['qdq_model']} is not drawn: "
                                         f"{backend.one_line(str(exc))}", "dot")
@@ -282,7 +329,8 @@ def render_checked(translator: Any, node: qdq_graph, code: str, fmt: str,
         timeout = NOTE_TIMEOUT if not limit or limit <= 0 else min(NOTE_TIMEOUT,
                                                                    max(5.0, limit))
         try:
-            return Picture(*draw_picture(translator, note, fmt, timeout, style), note)
+            return Picture(*draw_picture(page_of(translator), note, fmt, timeout, style),
+                           note)
         except DotProblem:
             raise nodes.SkipNode from exc
 
@@ -313,29 +361,49 @@ def dot_problem_note(translator: Any, model: QdqModel, options: DotOptions,
     return lines
 
 
-def graph_palette(translator: Any, node: qdq_graph) -> dict[str, str] | None:
+def graph_palette(config: Any, node: qdq_graph | None) -> dict[str, str] | None:
     """The dark palette of an SVG (``qdq_graph_dark_palette``; None: no dark mode);
-    a wrong entry is a located warning and the default palette is used."""
-    overrides = translator.builder.config.qdq_graph_dark_palette
+    a wrong entry is a located warning at *node* (none without one) and the default
+    palette is used."""
+    overrides = config.qdq_graph_dark_palette
     if overrides is None:
         return None
     try:
         return dark_palette(overrides)
     except PaletteError as exc:
-        logger.warning("qdq_graph_dark_palette: %s; the default palette is used", exc,
-                       location=node, type="qdq", subtype="palette")
+        if node is not None:
+            logger.warning("qdq_graph_dark_palette: %s; the default palette is used", exc,
+                           location=node, type="qdq", subtype="palette")
         return dark_palette({})
 
 
-def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
-    fmt = "png" if self.builder.config.graphviz_output_format == "png" else "svg"
+class Drawing(NamedTuple):
+    """What a builder draws for a graph on a page: the DOT with the page's links, the
+    picture format, and the style inside an SVG (None otherwise)."""
+
+    code: str
+    fmt: str
+    style: str | None
+
+
+def html_drawing(page: Page, node: qdq_graph, known: dict[str, str],
+                 palette: dict[str, str] | None) -> Drawing:
+    """An HTML page's drawing: SVG (links made to work from the image folder, the light /
+    dark style inside: part of the picture and of its name) or PNG with an image map."""
+    fmt = "png" if page.builder.config.graphviz_output_format == "png" else "svg"
     urls = resolved_links(node)
     style = None
     if fmt == "svg":
-        urls = {key: svg_href(self, url) for key, url in urls.items()}
-        # the light / dark style inside the SVG is part of the picture (and of its name)
-        style = theme_style(graph_palette(self, node))
-    picture = render_checked(self, node, drawing_code(node, urls), fmt, style)
+        urls = {key: svg_href(page, url, known) for key, url in urls.items()}
+        style = theme_style(palette)
+    return Drawing(drawing_code(node, urls), fmt, style)
+
+
+def html_visit_qdq_graph(self: HTML5Translator, node: qdq_graph) -> None:
+    known = self.__dict__.setdefault("_qdq_svg_paths", {})
+    drawing = html_drawing(page_of(self), node, known, graph_palette(self.builder.config, node))
+    picture = render_checked(self, node, *drawing)
+    fmt = drawing.fmt
     markup = picture_html(self, node, picture, fmt)
     if fmt == "svg":  # a PNG and its image map: no pan-and-zoom frame
         markup = zoom_start(self, node) + markup + zoom_end(self, picture.uri)
@@ -404,9 +472,19 @@ LATEX_ALIGN = {"left": ("{", r"\hspace*{\fill}}"), "right": (r"{\hspace*{\fill}"
                "center": (r"{\hfill", r"\hspace*{\fill}}")}
 
 
+def latex_drawing(_page: Page, node: qdq_graph, _known: dict[str, str],
+                  _palette: dict[str, str] | None) -> Drawing:
+    """LaTeX drops links inside included PDF images: drawn without them."""
+    return Drawing(drawing_code(node, {}), "pdf", None)
+
+
+def texinfo_drawing(_page: Page, node: qdq_graph, _known: dict[str, str],
+                    _palette: dict[str, str] | None) -> Drawing:
+    return Drawing(drawing_code(node, {}), "png", None)
+
+
 def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
-    # LaTeX drops links inside included PDF images: draw without them.
-    picture = render_checked(self, node, drawing_code(node, {}), "pdf")
+    picture = render_checked(self, node, *latex_drawing(page_of(self), node, {}, None))
     include = r"\sphinxincludegraphics[]{" + picture.uri + "}"
     if not self.is_inline(node):
         pre, post = LATEX_ALIGN.get(node.get("align"), ("", ""))
@@ -416,7 +494,7 @@ def latex_visit_qdq_graph(self: LaTeXTranslator, node: qdq_graph) -> None:
 
 
 def texinfo_visit_qdq_graph(self: TexinfoTranslator, node: qdq_graph) -> None:
-    picture = render_checked(self, node, drawing_code(node, {}), "png")
+    picture = render_checked(self, node, *texinfo_drawing(page_of(self), node, {}, None))
     self.body.append(f"@image{{{picture.uri[:-4]},,,[graphviz],png}}\n")
     raise nodes.SkipNode
 
@@ -435,6 +513,89 @@ def outline_visit_qdq_graph(self: TextTranslator | ManualPageTranslator, node: q
     block.document = node.document
     block.walkabout(self)
     raise nodes.SkipNode
+
+
+#: What each builder format draws for a graph (the visitors and :func:`draw_ahead`).
+DRAWINGS = {"html": html_drawing, "latex": latex_drawing, "texinfo": texinfo_drawing}
+
+
+# -- drawing ahead --------------------------------------------------------------------
+class _Ahead:
+    """Pictures whose ``dot`` runs were started before their page's writer reached them,
+    in a few threads (each waits on its own ``dot`` process), by file; only those
+    started in this process are awaited (a forked writer draws its own)."""
+
+    def __init__(self) -> None:
+        self.pool: ThreadPoolExecutor | None = None
+        self.pid = 0
+        self.pending: dict[Path, Future[None]] = {}
+        #: pictures started ahead since the process began (tests count them)
+        self.started = 0
+
+    def submit(self, jobs: int, target: Path, run: Callable[[], None]) -> None:
+        if self.pool is None or self.pid != os.getpid():
+            self.pool, self.pid, self.pending = (
+                ThreadPoolExecutor(jobs, thread_name_prefix="qdq-dot"), os.getpid(), {})
+        if target not in self.pending:
+            self.pending[target] = self.pool.submit(run)
+            self.started += 1
+
+    def wait(self, target: Path) -> bool:
+        """Whether *target* was started ahead here; then wait for it (its
+        :class:`DotRunError`, if dot failed, is raised)."""
+        future = self.pending.pop(target, None) if self.pid == os.getpid() else None
+        if future is None:
+            return False
+        future.result()
+        return True
+
+    def close(self) -> None:
+        """Wait for the runs still going (none is left behind), forget the rest."""
+        if self.pool is not None and self.pid == os.getpid():
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.pool, self.pending = None, {}
+
+
+ahead = _Ahead()
+
+
+def dot_jobs(config: Any) -> int:
+    """``qdq_dot_jobs``: 0 is one per processor, at most :data:`MAX_AUTO_DOT_JOBS`."""
+    jobs = int(config.qdq_dot_jobs)
+    return jobs if jobs > 0 else min(MAX_AUTO_DOT_JOBS, os.cpu_count() or 1)
+
+
+#: ``dot`` processes a build runs at once by default (``qdq_dot_jobs = 0``).
+MAX_AUTO_DOT_JOBS = 4
+
+
+def draw_ahead(app: Any, doctree: nodes.document, docname: str) -> None:
+    """``doctree-resolved``: the page's links are known, so start ``dot`` for each of its
+    graphs now, ``qdq_dot_jobs`` at a time, while the page is written; each visitor then
+    takes its picture (or its failure, reported as before). Not in a parallel (``-j``)
+    build, whose writers are forked processes, nor with ``qdq_dot_jobs = 1``."""
+    drawing_of = DRAWINGS.get(app.builder.format)
+    jobs = dot_jobs(app.config)
+    if drawing_of is None or jobs <= 1 or app.parallel > 1:
+        return
+    graphs = list(doctree.findall(qdq_graph))
+    if not graphs:
+        return
+    page = page_before_writing(app.builder, docname, doctree)
+    known: dict[str, str] = {}
+    palette = graph_palette(app.config, None)  # its warning comes from the visitor
+    timeout = app.config.qdq_dot_timeout
+    for node in graphs:
+        drawing = drawing_of(page, node, known, palette)
+        _, target = picture_file(page, *drawing)
+        if not target.is_file():
+            ahead.submit(jobs, target, functools.partial(run_dot_for, page, *drawing,
+                                                         target=target, timeout=timeout))
+
+
+def stop_drawing_ahead(_app: Any, _exception: BaseException | None) -> None:
+    """``build-finished``: no ``dot`` started ahead outlives the build."""
+    ahead.close()
 
 
 VISITORS = {
