@@ -46,6 +46,15 @@ GLUE_SUBTYPE_MEANINGS = {
               "`:qdq-ops:`, `:compute-ops:`, `:roles:`, `:tensors:`) match nothing in a model that has such rows: "
               "no table. (A model with nothing to table at all is reported once, by its own "
               "warning.)",
+    "option": "An option that does not fit the model or the other options: a `qdq-graph` "
+              "`:scope:` no node lies in, a `:from:` / `:to:` name that is no node or tensor "
+              "(with the close matches), an option another one needs (`qdq-requant :show: "
+              "example` without `:node:` or `:inputs:`, `qdq-error` without `:float:` or "
+              "`:inputs:`, `qdq-histogram :roles: activation` without `:inputs:`), a "
+              "`:position:` outside the output, or a `qdq_graph_*` default in `conf.py` that "
+              "is not one of its choices. The directive draws nothing (`:color-by: sqnr` "
+              "without `:float:` and `:inputs:`: the graph without the colours). A value "
+              "an option cannot take at all (`:mode: sideways`) is docutils' own error.",
     "deprecated": "An option under its old name (`:ops:`, now `:qdq-ops:` in `qdq-params` "
                   "and `:compute-ops:` in `qdq-requant`); it still works.",
     "palette": "An entry of `qdq_graph_dark_palette` is not a colour; the built-in palette "

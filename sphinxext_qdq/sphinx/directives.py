@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from docutils import nodes
-from docutils.parsers.rst import DirectiveError, directives
+from docutils.parsers.rst import directives
 from sphinx import addnodes
 from sphinx.ext.graphviz import align_spec, figure_wrapper
 from sphinx.util import logging
@@ -66,6 +66,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+
+
+class OptionProblem(Exception):
+    """An option that does not fit the model, the other options or the configuration; the
+    directive's ``run`` reports it as a ``qdq.option`` warning and draws nothing."""
 
 
 class LoadedModel(NamedTuple):
@@ -174,6 +179,12 @@ class QdqModelDirective(SphinxDirective):
         logger.warning("%s", message, location=self.get_location(), type="qdq",
                        subtype=subtype)
         page_record(self.env).warned = True
+
+    def warn_option(self, message: str) -> list[Node]:
+        """A ``qdq.option`` warning at this directive (an option that does not fit the
+        model or the other options); returns the nothing a directive then returns."""
+        self.warn(message, "option")
+        return []
 
     def resolve_model_path(self, argument: str | None = None) -> tuple[str, Path]:
         """(model key, absolute path) for the directive's argument (or *argument*)."""
@@ -308,7 +319,10 @@ class QdqGraphDirective(QdqModelDirective):
         loaded = self.load_model()
         if loaded is None:
             return []
-        options = self.drawing_options(loaded)
+        try:
+            options = self.drawing_options(loaded)
+        except OptionProblem as problem:
+            return self.warn_option(str(problem))
         self.check_size(loaded, options)
         node = self.graph_node(loaded, options, self.options.get("alt"))
         node["classes"] += self.options.get("class", [])
@@ -408,7 +422,8 @@ class QdqGraphDirective(QdqModelDirective):
             depth = self.options.get("depth") or depth_option(
                 self.qdq_config("qdq_graph_depth"))
         except ValueError as exc:  # qdq_graph_mode / _rankdir / _pairs / _depth nonsense
-            raise self.error(f"qdq-graph: {exc}") from None
+            raise OptionProblem(f"qdq-graph: {exc} (the default of an option, from conf.py: "
+                                "qdq_graph_mode, _rankdir, _pairs or _depth)") from None
         return self.depth_for(analysis, options, depth)
 
     def scope(self, analysis: QdqModel) -> tuple[str, ...]:
@@ -417,9 +432,9 @@ class QdqGraphDirective(QdqModelDirective):
         if scope and not backend.scope_paths(analysis).members(scope):
             grouping = backend.scope_paths(analysis)
             known = sorted({path[0] for path in grouping.paths.values() if path})[:8]
-            raise self.error(f"qdq-graph: no node lies in scope {'/'.join(scope)!r} "
-                             f"(grouping: {grouping.kind}; top-level scopes: "
-                             f"{', '.join(known) or 'none'})")
+            raise OptionProblem(f"qdq-graph: :scope: no node lies in scope "
+                                f"{'/'.join(scope)!r} (grouping: {grouping.kind}; top-level "
+                                f"scopes: {', '.join(known) or 'none'})")
         return scope
 
     def drawing_options(self, loaded: LoadedModel) -> DotOptions:
@@ -447,7 +462,8 @@ class QdqGraphDirective(QdqModelDirective):
         try:
             return backend.select_region(analysis, sources or [], targets or [])
         except backend.QdqSelectionError as exc:
-            raise self.error(f"qdq-graph: {exc}") from None
+            option = "from" if exc.name in (sources or []) else "to"
+            raise OptionProblem(f"qdq-graph: :{option}: {exc}") from None
 
 
 def add_link_requests(_app: object, doctree: nodes.document) -> None:
@@ -753,10 +769,11 @@ class QdqRequantDirective(QdqParamsDirective):
     def run(self) -> list[Node]:
         show = self.options.get("show", "table")
         if show != "table" and "inputs" not in self.options:
-            raise self.error(f"qdq-requant: :show: {show} needs :inputs: (module:attribute or "
-                             "a .npy file of model inputs)")
+            return self.warn_option(f"qdq-requant: :show: {show} needs :inputs: "
+                                    "(module:attribute or a .npy file of model inputs)")
         if show == "example" and "node" not in self.options:
-            raise self.error("qdq-requant: :show: example needs :node: (a Conv or Gemm node)")
+            return self.warn_option("qdq-requant: :show: example needs :node: (a Conv or "
+                                    "Gemm node)")
         loaded = self.load_model()
         if loaded is None:
             return []
@@ -764,8 +781,6 @@ class QdqRequantDirective(QdqParamsDirective):
             return self.recipe_table(loaded)
         try:
             return self.example(loaded) if show == "example" else self.agreement(loaded)
-        except DirectiveError:
-            raise  # a malformed option: docutils reports it at the directive
         except ImportError as exc:
             self.warn_reference(f"the integer reference needs {exc.name or exc}")
         except Exception as exc:  # noqa: BLE001  (the one boundary of the integer reference)
@@ -847,8 +862,9 @@ class QdqRequantDirective(QdqParamsDirective):
         except IndexError:
             if "position" not in self.options:
                 raise  # not the reader's position: the model's (a warning, below)
-            raise self.error(f"qdq-requant: :position: {self.options['position']} lies outside "
-                             f"the output of {step.recipe.name}") from None
+            position = ", ".join(map(str, self.options["position"]))
+            return self.warn_option(f"qdq-requant: :position: {position} lies outside the "
+                                    f"output of {step.recipe.name}")
         per_line = step.weight.shape[-1] * step.weight.shape[-2] \
             if step.op_type == "Conv" and step.weight is not None else 16
         rows = example_rows(example, step.recipe, per_line)

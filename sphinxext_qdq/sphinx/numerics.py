@@ -288,8 +288,9 @@ class QdqErrorDirective(NumericsDirective):
     def run(self) -> list[Node]:
         for required in ("float", "inputs"):
             if required not in self.options:
-                raise self.error(f"qdq-error: :{required}: is required (:float: the float "
-                                 "model, :inputs: a .npy file or module:attribute)")
+                return self.warn_option(f"qdq-error: :{required}: is required (:float: the "
+                                        "float model, :inputs: a .npy file or "
+                                        "module:attribute)")
         found = self.error_report()
         if found is None:
             return []
@@ -516,8 +517,9 @@ class QdqHistogramDirective(NumericsDirective):
                       f"matches the filters in {self.arguments[0]}; nothing drawn", "filter")
         if backend.Role.ACTIVATION in roles and "inputs" not in self.options \
                 and any(qdq.role == backend.Role.ACTIVATION for qdq in chosen):
-            raise self.error("qdq-histogram: activations need :inputs: (a .npy file or "
-                             "module:attribute)")
+            self.warn_option("qdq-histogram: :roles: lists activation, and activations "
+                             "need :inputs: (a .npy file or module:attribute)")
+            return []
         return chosen
 
     def statistics(self, loaded: LoadedModel, qdqs: list[QdqNode]) -> list[GridStats]:
@@ -640,7 +642,9 @@ def sqnr_fills(directive: QdqModelDirective, loaded: LoadedModel
     with ``:float:`` on ``:inputs:``; None (warned) when the report cannot be made."""
     options = directive.options
     if "float" not in options or "inputs" not in options:
-        raise directive.error(f"{directive.name}: :color-by: sqnr needs :float: and :inputs:")
+        directive.warn_option(f"{directive.name}: :color-by: sqnr needs :float: and :inputs: "
+                              "(drawn without the colours)")
+        return None
     found = error_report(directive, loaded, options["float"], options["inputs"],
                          options.get("images"))
     if found is None:
