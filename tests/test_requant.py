@@ -383,11 +383,44 @@ REQUANT_PAGE = """# Requantization
 """
 
 
+#: Options that do not fit the other options or the model: one qdq.option warning each
+#: (lines 3, 8, 12, 17), nothing drawn; the page goes on (the table of line 24).
+OPTIONS_PAGE = """# Options
+
+```{qdq-requant} tiny
+:show: example
+:node: conv1
+```
+
+```{qdq-requant} tiny
+:show: agreement
+```
+
+```{qdq-requant} tiny
+:show: example
+:inputs: images.npy
+```
+
+```{qdq-requant} tiny
+:show: example
+:node: conv1
+:inputs: images.npy
+:position: 99, 0, 0
+```
+
+```{qdq-requant} tiny
+:compute-ops: Gemm
+:no-index:
+```
+"""
+
+
 @pytest.fixture(scope="module")
 def requant_build(tmp_path_factory: pytest.TempPathFactory):
     src = make_project(tmp_path_factory.mktemp("requant") / "src", root=None, pages={
-        "index.md": "# Root\n\n```{toctree}\nrequant\nrefs\n```\n",
+        "index.md": "# Root\n\n```{toctree}\nrequant\nrefs\noptions\n```\n",
         "requant.md": REQUANT_PAGE,
+        "options.md": OPTIONS_PAGE,
         "refs.md": "# Refs\n\n{qdq:node}`tiny:conv1` and {qdq:node}`fc`.\n",
     })
     images = np.random.default_rng(4).normal(0, 1, (4, *factories.TINY_INPUT_SHAPE[1:]))
@@ -430,7 +463,7 @@ def test_requant_rows_are_node_targets(requant_build) -> None:
 
 def test_requant_warnings_are_located_and_typed(requant_build) -> None:
     _, result, _ = requant_build
-    lines = [line for line in result.warnings.splitlines() if line.strip()]
+    lines = [line for line in result.warnings.splitlines() if "requant.md:" in line]
     assert len(lines) == 2, result.warnings
     assert "requant.md" in lines[0] and "no quantized-op group matches" in lines[0]
     assert "[qdq.filter]" in lines[0]
@@ -466,8 +499,26 @@ def test_agreement_table_covers_every_integer_tensor(requant_build) -> None:
                for p in paragraphs)
 
 
-def test_example_without_inputs_is_a_located_error(tmp_path: Path) -> None:
-    src = make_project(tmp_path / "src", root=None, pages={
-        "index.md": "# Root\n\n```{qdq-requant} tiny\n:show: example\n:node: conv1\n```\n"})
-    result = build(src, "html")
-    assert "index.md:3" in result.warnings and "needs :inputs:" in result.warnings
+@pytest.mark.parametrize(("line", "message"), [
+    (3, "qdq-requant: :show: example needs :inputs: (module:attribute or a .npy file"),
+    (8, "qdq-requant: :show: agreement needs :inputs:"),
+    (12, "qdq-requant: :show: example needs :node: (a Conv or Gemm node)"),
+    (17, "qdq-requant: :position: 99, 0, 0 lies outside the output of conv1"),
+])
+def test_an_option_problem_is_one_located_option_warning(requant_build, line: int,
+                                                         message: str) -> None:
+    _, result, _ = requant_build
+    matches = [w for w in result.warnings.splitlines() if f"options.md:{line}:" in w]
+    assert len(matches) == 1, result.warnings
+    assert "WARNING:" in matches[0] and message in matches[0], matches[0]
+    assert matches[0].endswith("[qdq.option]"), matches[0]
+
+
+def test_option_problems_draw_nothing_and_the_page_goes_on(requant_build) -> None:
+    _, result, _ = requant_build
+    assert "ERROR" not in result.warnings
+    assert sum("options.md:" in line for line in result.warnings.splitlines()) == 4
+    doctree = result.app.env.get_doctree("options")
+    assert [row[0] for row in table_rows(doctree, 0)] == ["fc"]  # the only table
+    assert len(list(doctree.findall(nodes.table))) == 1
+    assert (result.outdir / "options.html").is_file()

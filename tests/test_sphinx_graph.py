@@ -170,12 +170,50 @@ def test_bad_option_is_a_located_error(tmp_path):
     assert 'invalid option value: (option: "mode"; value: \'sideways\')' in warnings
 
 
-def test_unknown_from_name_lists_close_matches(tmp_path):
-    src = make_project(tmp_path / "src", root=None, pages={
-        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n   :from: conv_1\n   :to: add\n"})
-    lines = warning_lines(build(src, "html").warnings)
-    assert len(lines) == 1
-    assert "index.rst:4: ERROR:" in lines[0] and "conv_1" in lines[0] and "conv1" in lines[0]
+#: Options naming what the model does not hold: one qdq.option warning each (lines 4, 8,
+#: 11), nothing drawn; the page goes on (the drawing of line 14).
+OPTIONS_PAGE = PAGE_HEADER + """.. qdq-graph:: tiny
+   :from: conv_1
+   :to: add
+
+.. qdq-graph:: tiny
+   :to: ad
+
+.. qdq-graph:: tiny
+   :scope: no/such/scope
+
+.. qdq-graph:: tiny
+   :mode: full
+
+After the drawings.
+"""
+
+
+@pytest.fixture(scope="module")
+def options_build(tmp_path_factory):
+    src = make_project(tmp_path_factory.mktemp("options") / "src", root=None,
+                       pages={"index.rst": OPTIONS_PAGE})
+    return build(src, "html")
+
+
+@pytest.mark.parametrize(("line", "message"), [
+    (4, "qdq-graph: :from: no node or tensor named 'conv_1' in the model; did you mean "
+        "'conv1'"),
+    (8, "qdq-graph: :to: no node or tensor named 'ad' in the model; did you mean 'add'"),
+    (11, "qdq-graph: :scope: no node lies in scope 'no/such/scope' (grouping: "),
+])
+def test_an_option_naming_nothing_is_one_located_option_warning(options_build, line, message):
+    matches = [w for w in warning_lines(options_build.warnings) if f"index.rst:{line}:" in w]
+    assert len(matches) == 1, options_build.warnings
+    assert "WARNING:" in matches[0] and message in matches[0], matches[0]
+    assert matches[0].endswith("[qdq.option]")
+
+
+def test_option_problems_draw_nothing_and_the_page_goes_on(options_build):
+    assert len(warning_lines(options_build.warnings)) == 3
+    assert len(list(options_build.app.env.get_doctree("index").findall(qdq_graph))) == 1
+    assert len(graph_svgs(options_build.outdir)) == 1
+    assert "After the drawings." in (options_build.outdir / "index.html").read_text()
 
 
 def test_from_to_draws_only_the_region(tmp_path):
@@ -243,13 +281,17 @@ def test_pairs_option_and_config_choose_how_pairs_are_drawn(tmp_path, option, co
         assert nodes == activation_qs and edges == 0
 
 
-def test_bad_pairs_config_is_a_located_error(tmp_path):
+def test_bad_pairs_config_is_a_located_option_warning(tmp_path):
     src = make_project(tmp_path / "src", root=None, pages={
-        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n"})
+        "index.rst": PAGE_HEADER + ".. qdq-graph:: tiny\n\nAfter.\n"})
     result = build(src, "html", confoverrides={"qdq_graph_pairs": "sideways"})
     lines = warning_lines(result.warnings)
     assert len(lines) == 1
-    assert "index.rst:4: ERROR:" in lines[0] and "pairs must be one of edges, nodes" in lines[0]
+    assert "index.rst:4: WARNING: qdq-graph: pairs must be one of edges, nodes, not " \
+           "'sideways' (the default of an option, from conf.py: " in lines[0]
+    assert lines[0].endswith("[qdq.option]")
+    assert "After." in (result.outdir / "index.html").read_text()
+    assert not list(result.app.env.get_doctree("index").findall(qdq_graph))
 
 
 class Counters:
