@@ -197,8 +197,7 @@ def options_build(tmp_path_factory):
 
 
 @pytest.mark.parametrize(("line", "message"), [
-    (4, "qdq-graph: :from: no node or tensor named 'conv_1' in the model; did you mean "
-        "'conv1'"),
+    (4, "qdq-graph: :from: no node or tensor named 'conv_1' in the model; did you mean 'conv1'"),
     (8, "qdq-graph: :to: no node or tensor named 'ad' in the model; did you mean 'add'"),
     (11, "qdq-graph: :scope: no node lies in scope 'no/such/scope' (grouping: "),
 ])
