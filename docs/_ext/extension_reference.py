@@ -52,9 +52,9 @@ GLUE_SUBTYPE_MEANINGS = {
               "example` without `:node:` or `:inputs:`, `qdq-error` without `:float:` or "
               "`:inputs:`, `qdq-histogram :roles: activation` without `:inputs:`), a "
               "`:position:` outside the output, or a `qdq_graph_*` default in `conf.py` that "
-              "is not one of its choices. The directive draws nothing (`:color-by: sqnr` "
-              "without `:float:` and `:inputs:`: the graph without the colours). A value "
-              "an option cannot take at all (`:mode: sideways`) is docutils' own error.",
+              "is not one of its choices. The directive draws nothing (a `:color-by: sqnr` "
+              "lacking `:float:` or `:inputs:`: the graph is drawn without the colours). A "
+              "value an option can never take (`:mode: sideways`) is docutils' own error.",
     "deprecated": "An option under its old name (`:ops:`, now `:qdq-ops:` in `qdq-params` "
                   "and `:compute-ops:` in `qdq-requant`); it still works.",
     "palette": "An entry of `qdq_graph_dark_palette` is not a colour; the built-in palette "
