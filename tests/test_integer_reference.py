@@ -197,6 +197,21 @@ def test_worked_example_recomputes_one_output(test_images: np.ndarray, node: str
     assert example.product == example.accumulator * example.multiplier.multiplier
 
 
+@pytest.mark.parametrize(("node", "position"), [
+    ("conv/Conv", (0, 32, 0)),  # one row past a 32-row output: the window reads padding only
+    ("conv/Conv", (16, 0, 0)),  # the first conv has 16 channels
+    ("conv/Conv", (0, 0)),
+    ("dense/Gemm", (0, 3)),  # a Gemm element is a column
+    ("dense/Gemm", (10,)),  # ten classes
+])
+def test_worked_example_refuses_a_position_outside_the_output(test_images: np.ndarray,
+                                                              node: str, position) -> None:
+    program = build_integer_program(RESNET8)
+    values = program.run(test_images[:1])
+    with pytest.raises(IndexError, match="below"):
+        worked_example(program, values, node, position=position)
+
+
 def test_worked_example_refuses_an_add(test_images: np.ndarray) -> None:
     program = build_integer_program(RESNET8)
     values = program.run(test_images[:1])

@@ -384,7 +384,7 @@ REQUANT_PAGE = """# Requantization
 
 
 #: Options that do not fit the other options or the model: one qdq.option warning each
-#: (lines 3, 8, 12, 17), nothing drawn; the page goes on (the table of line 24).
+#: (lines 3, 8, 12, 17, 24), nothing drawn; the page goes on (the table of line 31).
 OPTIONS_PAGE = """# Options
 
 ```{qdq-requant} tiny
@@ -406,6 +406,13 @@ OPTIONS_PAGE = """# Options
 :node: conv1
 :inputs: images.npy
 :position: 99, 0, 0
+```
+
+```{qdq-requant} tiny
+:show: example
+:node: conv1
+:inputs: images.npy
+:position: 0, 8, 0
 ```
 
 ```{qdq-requant} tiny
@@ -504,6 +511,9 @@ def test_agreement_table_covers_every_integer_tensor(requant_build) -> None:
     (8, "qdq-requant: :show: agreement needs :inputs:"),
     (12, "qdq-requant: :show: example needs :node: (a Conv or Gemm node)"),
     (17, "qdq-requant: :position: 99, 0, 0 lies outside the output of conv1"),
+    # one row past the end: the window would read padding only (tiny's conv1: 4 x 8 x 8)
+    (24, ("qdq-requant: :position: 0, 8, 0 lies outside the output of conv1 (channel, row, "
+          "column below 4, 8, 8)")),
 ])
 def test_an_option_problem_is_one_located_option_warning(requant_build, line: int,
                                                          message: str) -> None:
@@ -517,7 +527,7 @@ def test_an_option_problem_is_one_located_option_warning(requant_build, line: in
 def test_option_problems_draw_nothing_and_the_page_goes_on(requant_build) -> None:
     _, result, _ = requant_build
     assert "ERROR" not in result.warnings
-    assert sum("options.md:" in line for line in result.warnings.splitlines()) == 4
+    assert sum("options.md:" in line for line in result.warnings.splitlines()) == 5
     doctree = result.app.env.get_doctree("options")
     assert [row[0] for row in table_rows(doctree, 0)] == ["fc"]  # the only table
     assert len(list(doctree.findall(nodes.table))) == 1

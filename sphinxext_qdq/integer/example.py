@@ -58,6 +58,7 @@ def worked_example(program: IntegerProgram, values: dict[str, np.ndarray], node:
                                     "MatMul only")
     output = values[step.outputs[0]][image]
     position = tuple(position) if position is not None else _centre(output.shape)
+    _check_position(step.op_type, output.shape, position)
     x = values[step.inputs[0]][image]
     inputs, weights, channel = _receptive_field(step, x, position)
     z_x = recipe.inputs[0].zero_points[0]
@@ -85,6 +86,15 @@ def worked_example(program: IntegerProgram, values: dict[str, np.ndarray], node:
 
 def _centre(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (0, *(size // 2 for size in shape[1:]))
+
+
+def _check_position(op_type: str, shape: tuple[int, ...], position: tuple[int, ...]) -> None:
+    """IndexError unless *position* is an element of an output of *shape* (per input): a
+    Conv's (channel, row, column), another kernel's (column,). Past the last row a Conv's
+    window would read padding only, and the example would show an element that is not."""
+    wanted, what = (shape, "channel, row, column") if op_type == "Conv" else (shape[-1:], "column")
+    if len(position) != len(wanted) or not all(0 <= p < s for p, s in zip(position, wanted)):
+        raise IndexError(f"{what} below {', '.join(map(str, wanted))}")
 
 
 def _receptive_field(step: IntegerStep, x: np.ndarray, position: tuple[int, ...]

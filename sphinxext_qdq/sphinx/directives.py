@@ -859,12 +859,12 @@ class QdqRequantDirective(QdqParamsDirective):
             example = backend.worked_example.worked_example(program, values, step.node, image=image,
                                                rounding=rounding,
                                                position=self.options.get("position"))
-        except IndexError:
+        except IndexError as exc:
             if "position" not in self.options:
                 raise  # not the reader's position: the model's (a warning, below)
             position = ", ".join(map(str, self.options["position"]))
             return self.warn_option(f"qdq-requant: :position: {position} lies outside the "
-                                    f"output of {step.recipe.name}")
+                                    f"output of {step.recipe.name} ({exc})")
         per_line = step.weight.shape[-1] * step.weight.shape[-2] \
             if step.op_type == "Conv" and step.weight is not None else 16
         rows = example_rows(example, step.recipe, per_line)
