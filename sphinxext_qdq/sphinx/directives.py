@@ -761,7 +761,8 @@ class QdqRequantDirective(QdqParamsDirective):
             "images": ("positive integer", "How many inputs `agreement` runs."),
             "image": ("non-negative integer", "Which input `example` uses."),
             "position": ("integers, comma-separated",
-                         "The output element of `example`: channel, row, column (or column)."),
+                         ("The output element of `example`: channel, row, column of a Conv; "
+                          "column of a Gemm (outside the output: a `qdq.option` warning).")),
             "rounding": ("`half_even` or `half_up`", "Rounding of the requantization."),
             **CAPTION_OPTION_DOCS,
         }
