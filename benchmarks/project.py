@@ -224,3 +224,20 @@ def write_graph_page_projects(model_path: Path, folder: Path) -> tuple[Path, Pat
     with open(floor / "conf.py", "a") as conf:
         conf.write(FLOOR_CONF)
     return ext, static
+
+
+def write_auto_page_project(model_path: Path, folder: Path) -> Path:
+    """One page with one ``qdq-graph`` of the whole model at the default ``:depth: auto``:
+    the model collapsed to what lays out within the budget, and a drawing per box below
+    it (up to ``qdq_max_scope_drawings``): many pictures on one page."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "models").mkdir(parents=True)
+    shutil.copyfile(model_path, folder / "models" / "model.onnx")
+    (folder / "conf.py").write_text(CONF.format(extra=', "sphinxext_qdq"') + EXT_CONF)
+    (folder / "index.md").write_text("# Benchmark model\n\nOne page.\n\n"
+                                     "```{toctree}\ngraph\n```\n")
+    (folder / "graph.md").write_text(
+        "# Graph\n\nThe whole model, collapsed, with its scopes below.\n\n"
+        "```{qdq-graph} /models/model.onnx\n:caption: The whole model\n```\n")
+    return folder

@@ -142,12 +142,12 @@ def tables(results: dict) -> str:
              *([_s(r["floor_wall"]), f"{r['floor_ratio']:.2f}"] if floor else [])]
             for r in results["graph_page"]])
         if floor:
-            lines += ["", ("*Floor*: the twin whose `conf.py` also imports onnx (and numpy with "
+            lines += [("*Floor*: the twin whose `conf.py` also imports onnx (and numpy with "
                            "it), loads the model and runs dot once on the same DOT: the least "
                            "any build that draws the model at build time pays, none of it our "
                            "code. *Floor ratio* = floor / twin: where it is above 1.25 the "
-                           "target is out of reach of anything done in the extension.")]
-        lines += ["", _load(results, "graph_page"), ""]
+                           "target is out of reach of anything done in the extension."), ""]
+        lines += [_load(results, "graph_page"), ""]
     noop = results.get("noop")
     if noop:
         lines += [(f"**B. Rebuild with nothing changed ({noop['model']} graph page project, new "
@@ -185,6 +185,16 @@ def tables(results: dict) -> str:
              f"{r['ratio']:.2f}", f"{r['cpu_ratio']:.2f}", _ok(r["ratio"] <= 1.25)]
             for r in results["build"]])
         lines += [_load(results, "build"), ""]
+    ahead = results.get("ahead")
+    if ahead:
+        lines += [(f"**1b. Many pictures on one page: dot started ahead ({ahead['model']}, "
+                   f"default `:depth: auto`, {ahead['pictures']} pictures)**"), ""]
+        lines += _table(["dot runs", "time", "CPU time", "ratio"], [
+            ["started ahead, `qdq_dot_jobs` = 0 (default)", _s(ahead["ahead_wall"]),
+             _s(ahead["ahead_cpu"]), f"{ahead['ratio']:.2f}"],
+            ["one after another in the writer, `qdq_dot_jobs` = 1", _s(ahead["serial_wall"]),
+             _s(ahead["serial_cpu"]), "1"]])
+        lines += [_load(results, "ahead"), ""]
     if results.get("analysis"):
         limits = _analysis_limits(results["targets"])
         size = {m["name"]: m["file_bytes"] for m in results["models"]}

@@ -15,6 +15,8 @@ every ratio from medians of the same run:
                   (in a virtual environment of its own under ``_build/bench-peers``)
 1. ``build``      cold ``sphinx-build`` of the project using the directives vs its static
                   twin (pre-rendered SVG, plain tables); target ratio <= 1.25
+   ``ahead``      a page with many pictures (2,000 nodes at ``:depth: auto``): dot runs
+                  started ahead of the writer (``qdq_dot_jobs``) vs one after another
 2. ``analysis``   ``load_qdq_model`` (cold) vs ``onnx.load`` of the same file; target
                   <= 3 on the 5 MB model and <= 1.0 on the 50 MB model
 3. ``layout``     dot layout of the compact vs the full drawing; compact >= 5x faster on
@@ -56,8 +58,8 @@ import resnets
 
 RESULTS = HERE / "results.json"
 MODEL_DIR = HERE / ".models"
-SECTIONS = ("graph_page", "noop", "peers", "build", "analysis", "layout", "capped",
-            "directives", "memory")
+SECTIONS = ("graph_page", "noop", "peers", "build", "ahead", "analysis", "layout",
+            "capped", "directives", "memory")
 #: The 10,000-node model is left out of the four-page builds (over the node cap it shows a
 #: note; ``capped`` times that): its builds alone took ten minutes of ``make bench``.
 BUILD_MODELS = ("resnet-250", "resnet-700", "resnet-2k", "resnet-50mb")
@@ -151,13 +153,15 @@ def machine() -> dict:
 
 
 # -- 1. builds --------------------------------------------------------------------------
-def timed_build(srcdir: Path, outdir: Path) -> tuple[float, float]:
-    """(wall, CPU) seconds of one cold ``sphinx-build`` into an empty *outdir*."""
+def timed_build(srcdir: Path, outdir: Path, *extra: str) -> tuple[float, float]:
+    """(wall, CPU) seconds of one cold ``sphinx-build`` (with *extra* arguments) into an
+    empty *outdir*."""
     shutil.rmtree(outdir, ignore_errors=True)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([SPHINX_BUILD, "-b", "html", "-q", "-E", "-W", "-d", str(outdir / ".doctrees"),
-                    str(srcdir), str(outdir)], check=True, capture_output=True, env=ENVIRONMENT)
+    subprocess.run([SPHINX_BUILD, "-b", "html", "-q", "-E", "-W", *extra, "-d",
+                    str(outdir / ".doctrees"), str(srcdir), str(outdir)], check=True,
+                   capture_output=True, env=ENVIRONMENT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -217,6 +221,33 @@ def bench_graph_page(paths: dict[str, Path], work: Path, runs: int) -> list[dict
             f"ratio {row['ratio']:.2f}, floor ratio {row['floor_ratio']:.2f}")
         rows.append(row)
     return rows
+
+
+def bench_ahead(paths: dict[str, Path], work: Path, runs: int) -> dict:
+    """The 2,000-node model at the default ``:depth: auto`` (a collapsed drawing and a
+    drawing per box on one page): cold builds with the dot runs of the page started ahead
+    (``qdq_dot_jobs`` default) against one after another in the writer
+    (``qdq_dot_jobs = 1``), interleaved."""
+    import project
+
+    name = "resnet-2k"
+    src = project.write_auto_page_project(paths[name], work / "ahead")
+    kinds = (("ahead", ()), ("serial", ("-D", "qdq_dot_jobs=1")))
+    times: dict[str, list[tuple[float, float]]] = {kind: [] for kind, _ in kinds}
+    for _, extra in kinds:  # untimed: byte code, page cache
+        timed_build(src, work / "out-ahead-warm-up", *extra)
+    for _ in range(runs):
+        for kind, extra in kinds:
+            times[kind].append(timed_build(src, work / f"out-ahead-{kind}", *extra))
+    pictures = len(list((work / "out-ahead-serial" / "_images").glob("qdq-*.svg")))
+    row: dict = {"model": name, "pictures": pictures}
+    for kind, _ in kinds:
+        row[f"{kind}_wall"] = [w for w, _ in times[kind]]
+        row[f"{kind}_cpu"] = [c for _, c in times[kind]]
+    row["ratio"] = median(row["ahead_wall"]) / median(row["serial_wall"])
+    log(f"ahead {name} ({pictures} pictures): {median(row['ahead_wall']):.2f} s against "
+        f"{median(row['serial_wall']):.2f} s, ratio {row['ratio']:.2f}")
+    return row
 
 
 def bench_noop(paths: dict[str, Path], work: Path, runs: int) -> dict:
@@ -435,6 +466,7 @@ def main(argv: list[str] | None = None) -> int:
         "noop": lambda: bench_noop(paths, work, args.runs),
         "peers": lambda: bench_peers(paths, work, args.runs),
         "build": lambda: bench_build(paths, work, args.runs),
+        "ahead": lambda: bench_ahead(paths, work, args.runs),
         "analysis": lambda: bench_analysis(paths, args.runs),
         "layout": lambda: bench_layout(paths, args.runs),
         "capped": lambda: bench_capped(paths, args.runs),
