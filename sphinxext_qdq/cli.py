@@ -682,14 +682,15 @@ def run_histogram(argv: Sequence[str]) -> int:
     if args.float_model is not None:
         load_model(args.float_model, **load_limits(args))  # the same checks as the model
     try:
-        values = _activation_values(args, model, activations)
+        grids = _activation_grids(args, model, activations)
         limits = {"max_elements": args.max_elements, "max_bytes": args.max_bytes}
         constants = grid.ModelConstants(args.model, **limits)
         float_constants = grid.ModelConstants(args.float_model, **limits) \
             if args.float_model else None
-        stats = [grid.grid_stats(model, qdq, constants, bins=args.bins,
-                                 float_constants=float_constants, values=values.get(qdq.input))
-                 for qdq in chosen if qdq.role != Role.ACTIVATION or qdq.input in values]
+        stats = [grids[qdq.key].stats() if qdq.role == Role.ACTIVATION
+                 else grid.grid_stats(model, qdq, constants, bins=args.bins,
+                                      float_constants=float_constants)
+                 for qdq in chosen if qdq.role != Role.ACTIVATION or qdq.key in grids]
     except NumericsError as error:
         raise CliError(f"{args.model}: {error}") from None
     folder = output_folder(args.output_dir)
@@ -711,15 +712,16 @@ def run_histogram(argv: Sequence[str]) -> int:
     return 0
 
 
-def _activation_values(args: argparse.Namespace, model: QdqModel, activations: list[Any]
-                       ) -> dict[str, np.ndarray]:
+def _activation_grids(args: argparse.Namespace, model: QdqModel, activations: list[Any]
+                      ) -> dict[str, Any]:
+    """Q node key -> the activation's grid statistics over ``--inputs``, batch by batch."""
     if not activations:
         return {}
-    from sphinxext_qdq.numerics.error import activation_values
+    from sphinxext_qdq.numerics.activations import activation_grids
 
     try:
-        return activation_values(args.model, _float_inputs(args.inputs, args.max_bytes),
-                                 [qdq.input for qdq in activations], model=model)
+        return activation_grids(args.model, _float_inputs(args.inputs, args.max_bytes),
+                                activations, model=model, bins=args.bins)
     except ImportError as error:
         raise CliError(f"ONNX Runtime is needed ({error.name or error})") from None
 

@@ -1,18 +1,25 @@
 """How much each tensor of a quantized model loses against its float model.
 
 Both models run in ONNX Runtime (CPU, no graph optimisation) on the same inputs, every
-float activation exposed, with ONNX Runtime's own debugging helpers
-(:mod:`onnxruntime.quantization.qdq_loss_debug`): ``modify_model_output_intermediate_tensors``
-and ``collect_activations`` collect the activations, ``create_activation_matching`` pairs
-each quantized activation (the DequantizeLinear output) with the float model's tensor of
-the same name, and ``compute_signal_to_quantization_noice_ratio`` gives the SQNR::
+float activation exposed by ONNX Runtime's own debugging helpers
+(:mod:`onnxruntime.quantization.qdq_loss_debug`, through
+:class:`~sphinxext_qdq.numerics.activations.ExposedModel`: one session per model, one
+batch at a time). ``create_activation_matching`` pairs each quantized activation (the
+DequantizeLinear output) with the float model's tensor of the same name (given the
+tensors' names once, it pairs names), and every batch is folded into running sums per
+pair and dropped: Σx², Σ(x - x̂)², the largest |x - x̂|, the values Q saturates. The
+SQNR is ``compute_signal_to_quantization_noice_ratio``'s definition::
 
-    SQNR = 20 log10(||x_float|| / ||x_float - x_quantized||)   (dB, all inputs at once)
+    SQNR = 20 log10(max(||x||, eps) / max(||x - x̂||, eps))   (dB, all inputs at once)
 
-Where they do not fit, this module does the work itself: the helpers write a
+with the norms from those sums in float64 (eps: float64's; ONNX Runtime's function takes
+the norms of all values at once, in their float32).
+
+Where the helpers do not fit, this module does the work itself: they write a
 ``-inferred`` copy next to the model they read (so they read copies in a temporary
 folder), their matching relies on ONNX Runtime's tensor names (``_QuantizeLinear_Input``,
-``_DequantizeLinear_Output``: other producers match nothing), and their pre/post Q→DQ
+``_DequantizeLinear_Output``: other producers match nothing), ``collect_activations``
+keeps every activation of every input (so batches are run here), and their pre/post Q→DQ
 SQNR counts a fused Relu's clipping as noise (so the local figure reported here is the
 fraction of values outside the representable range instead). The data-flow order, the
 largest absolute error and the relative error come from the analysis records and numpy.
@@ -26,17 +33,16 @@ import math
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from sphinxext_qdq.analysis.records import Role
-from sphinxext_qdq.integer.inputs import ModelInputs, input_count, input_feeds
-from sphinxext_qdq.integer.kernels import IntegerReferenceError
+from sphinxext_qdq.integer.inputs import ModelInputs, input_count
 from sphinxext_qdq.integer.requant import side_of
 from sphinxext_qdq.numerics import NumericsError
+from sphinxext_qdq.numerics.activations import ExposedModel, input_batches
 from sphinxext_qdq.onnxio.dtypes import integer_range, is_integer
-from sphinxext_qdq.onnxio.proto import parse_model_bytes, uses_external_data
 
 if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
@@ -98,10 +104,10 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: Mo
                   quantized: QdqModel, reference: QdqModel, batch_size: int = 32
                   ) -> ErrorReport:
     """Run both models on *inputs* (batch first, the quantized model's one graph input) and
-    compare every quantized activation with the float model's (*reference*: its analysis)."""
+    compare every quantized activation with the float model's (*reference*: its analysis),
+    one batch at a time."""
     global _run_count
     import onnxruntime
-    from onnxruntime.quantization import qdq_loss_debug
 
     if len(quantized.inputs) != 1:
         raise NumericsError(f"the quantized model has {len(quantized.inputs)} inputs; "
@@ -109,29 +115,23 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: Mo
     if reference.inputs != quantized.inputs:
         raise NumericsError(f"the float model's inputs {list(reference.inputs)} are not the "
                             f"quantized model's {list(quantized.inputs)}")
-    feeds = _feeds(quantized, inputs, batch_size)
+    feeds = input_batches(quantized, inputs, batch_size)
     with tempfile.TemporaryDirectory(prefix="qdq-error-") as folder:
-        collected = []
-        for role, path in (("float", float_path), ("quantized", quantized_path)):
-            copy = Path(folder) / f"{role}.onnx"  # the helpers write next to what they read
-            copy_model(path, copy, role)
-            augmented = Path(folder) / f"{role}-augmented.onnx"
-            try:
-                collected.append(_collect_activations(copy, augmented, feeds))
-            except Exception as exc:  # noqa: BLE001  (ONNX Runtime's errors have no common base)
-                raise NumericsError(f"ONNX Runtime cannot run the {role} model on these "
-                                    f"inputs: {_first_line(exc)}") from None
+        floating = ExposedModel(float_path, "float", Path(folder))
+        integer = ExposedModel(quantized_path, "quantized", Path(folder))
+    pairs, unmatched = _pairs(floating, integer)
+    sums = {tensor: ErrorSums(_saturation(quantized, _quantize_node(quantized, tensor)))
+            for tensor in pairs}
+    for feed in feeds:
+        _fold(floating.run(feed, [pair.float_tensor for pair in pairs.values()]),
+              integer.run(feed, [name for pair in pairs.values()
+                                 for name in (pair.pre_qdq, pair.post_qdq)]),
+              pairs, sums)
     _run_count += 1
-    float_values, quantized_values = collected
-    matching = qdq_loss_debug.create_activation_matching(quantized_values, float_values)
-    rows, unmatched = [], []
     producers = _producers(quantized)
-    for tensor, match in matching.items():
-        if "float" not in match:
-            unmatched.append(tensor)
-            continue
-        row = _tensor_error(quantized, tensor, match, producers)
-        (rows if row is not None else unmatched).append(row or tensor)
+    rows = [_tensor_error(quantized, tensor, sums[tensor], producers)
+            for tensor in pairs if sums[tensor].sizes_agree]
+    unmatched += [tensor for tensor in pairs if not sums[tensor].sizes_agree]
     if not any(row.producer for row in rows):
         raise NumericsError("no activation of the quantized model has a counterpart of the "
                             "same name and shape in the float model beyond the graph input (not the "
@@ -143,86 +143,94 @@ def tensor_errors(float_path: str | Path, quantized_path: str | Path, inputs: Mo
                        tensors=tuple(rows), unmatched=tuple(sorted(unmatched)))
 
 
-def copy_model(path: str | Path, target: Path, role: str) -> None:
-    """Copy a model file for ONNX Runtime's helpers, refusing external data: they would
-    load it from wherever its ``location`` points (an absolute path, ``..``)."""
-    data = Path(path).read_bytes()
-    try:
-        proto = parse_model_bytes(data, path)
-    except Exception as exc:  # noqa: BLE001  (the loader has read it before; be safe)
-        raise NumericsError(f"the {role} model cannot be read: {_first_line(exc)}") from None
-    tensors = list(proto.graph.initializer)
-    tensors += [attribute.t for node in proto.graph.node for attribute in node.attribute
-                if attribute.HasField("t")]
-    if any(uses_external_data(tensor) for tensor in tensors):
-        raise NumericsError(f"the {role} model keeps tensors in external data files, which "
-                            "ONNX Runtime's helpers would follow; not supported here")
-    target.write_bytes(data)
+class Pair(NamedTuple):
+    """The exposed tensors compared for one activation."""
+
+    float_tensor: str  # the float model's tensor
+    pre_qdq: str  # the quantized model's tensor entering the QuantizeLinear
+    post_qdq: str  # ... leaving the DequantizeLinear
 
 
-def _collect_activations(copy: Path, augmented: Path, feeds: list[dict]
-                         ) -> dict[str, list[np.ndarray]]:
-    """Every activation of the model at *copy* on *feeds* (ONNX Runtime's helpers: the
-    model with them as outputs written to *augmented*, run without graph optimisation)."""
+def _pairs(floating: ExposedModel, integer: ExposedModel) -> tuple[dict[str, Pair], list[str]]:
+    """Activation -> its :class:`Pair` (ONNX Runtime's ``create_activation_matching``, given
+    each exposed tensor's name as its one value), and the activations without a float
+    counterpart."""
     from onnxruntime.quantization import qdq_loss_debug
 
-    from sphinxext_qdq.integer.onnxruntime_check import session_options
-
-    qdq_loss_debug.modify_model_output_intermediate_tensors(copy, augmented)
-    return qdq_loss_debug.collect_activations(str(augmented), feeds,
-                                              session_options(optimize=False))
-
-
-def _feeds(model: QdqModel, inputs: ModelInputs, batch_size: int) -> list[dict]:
-    """ONNX Runtime feeds of *inputs* for *model*'s one input, in batches of the size its
-    input declares (else *batch_size*)."""
-    try:
-        feeds = input_feeds(list(model.inputs), inputs)
-    except IntegerReferenceError as error:
-        raise NumericsError(str(error)) from None
-    count = input_count(feeds)
-    if count == 0:
-        raise NumericsError("no inputs (an empty array)")
-    size = _batch_size(model, batch_size)
-    return [{name: array[i:i + size] for name, array in feeds.items()}
-            for i in range(0, count, size)]
+    matching = qdq_loss_debug.create_activation_matching(
+        {name: (name,) for name in integer.outputs}, {name: (name,) for name in floating.outputs})
+    pairs = {tensor: Pair(match["float"][0], match["pre_qdq"][0], match["post_qdq"][0])
+             for tensor, match in matching.items() if "float" in match}
+    return pairs, [tensor for tensor, match in matching.items() if "float" not in match]
 
 
-def _batch_size(model: QdqModel, default: int) -> int:
-    tensor = model.tensors.get(model.inputs[0])
-    if tensor is not None and tensor.shape and isinstance(tensor.shape[0], int) \
-            and tensor.shape[0] > 0:
-        return tensor.shape[0]
-    return default
+def _fold(float_values: dict[str, np.ndarray], quantized_values: dict[str, np.ndarray],
+          pairs: dict[str, Pair], sums: dict[str, ErrorSums]) -> None:
+    """One batch of both models into the running sums of every pair."""
+    for tensor, pair in pairs.items():
+        sums[tensor].add(float_values[pair.float_tensor], quantized_values[pair.post_qdq],
+                         quantized_values[pair.pre_qdq])
 
 
-def _first_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return text if len(text) <= 300 else text[:299] + "…"
+@dataclass
+class ErrorSums:
+    """Running figures of one activation over the batches: the reference x (float model),
+    the approximation x̂ (after Q→DQ) and the values entering Q."""
+
+    #: (scale, zero point, q_min, q_max) of its per-tensor integer Q, else None.
+    saturation: tuple[float, int, int, int] | None
+    elements: int = 0
+    signal: float = 0.0  # Σ x²  (float64)
+    noise: float = 0.0  # Σ (x - x̂)²
+    largest: float = 0.0  # max |x - x̂| (NaN once a difference is NaN)
+    before: int = 0  # values entering Q
+    saturated: int = 0  # of which Q saturates
+    sizes_agree: bool = True
+
+    def add(self, reference: np.ndarray, approximation: np.ndarray, before: np.ndarray
+            ) -> None:
+        x = np.asarray(reference, np.float64).reshape(-1)
+        y = np.asarray(approximation, np.float64).reshape(-1)
+        if x.size != y.size:
+            self.sizes_agree = False
+        if not self.sizes_agree:
+            return
+        difference = x - y
+        self.elements += x.size
+        self.signal += _sum_of_squares(x)
+        self.noise += _sum_of_squares(difference)
+        self.largest = float(np.maximum(self.largest, np.abs(difference).max(initial=0.0)))
+        self.before += before.size
+        self.saturated += _saturated_count(self.saturation, before)
+
+    @property
+    def sqnr_db(self) -> float:
+        """ONNX Runtime's ``compute_signal_to_quantization_noice_ratio`` of the sums."""
+        epsilon = np.finfo(float).eps
+        ratio = max(math.sqrt(self.signal), epsilon) / max(math.sqrt(self.noise), epsilon)
+        return 20 * math.log10(ratio) if ratio != 0 else -math.inf
+
+    @property
+    def relative_error(self) -> float:
+        norm = math.sqrt(self.signal)
+        return math.sqrt(self.noise) / norm if norm else math.inf
 
 
-def _tensor_error(model: QdqModel, tensor: str, match: dict, producers: dict[str, str]
-                  ) -> TensorError | None:
-    reference = np.concatenate([np.asarray(a).reshape(-1) for a in match["float"]])
-    approximation = np.concatenate([np.asarray(a).reshape(-1) for a in match["post_qdq"]])
-    before = np.concatenate([np.asarray(a).reshape(-1) for a in match["pre_qdq"]])
-    if reference.shape != approximation.shape:
-        return None
-    from onnxruntime.quantization import qdq_loss_debug
+def _sum_of_squares(values: np.ndarray) -> float:
+    """Σ v² of a flat float64 array (numpy's own loop: BLAS's dot starts threads per call)."""
+    return float(np.einsum("i,i->", values, values))
 
-    difference = reference.astype(np.float64) - approximation.astype(np.float64)
-    norm = float(np.linalg.norm(reference.astype(np.float64)))
+
+def _tensor_error(model: QdqModel, tensor: str, sums: ErrorSums, producers: dict[str, str]
+                  ) -> TensorError:
     quantize = _quantize_node(model, tensor)
     producer = producers.get(quantize.input if quantize else tensor)
     return TensorError(
         tensor=tensor, quantize_node=quantize.key if quantize else None, producer=producer,
         producer_op=model.node(producer).op_type if producer else "graph input",
-        elements=int(reference.size),
-        sqnr_db=float(qdq_loss_debug.compute_signal_to_quantization_noice_ratio(
-            list(match["float"]), list(match["post_qdq"]))),
-        max_abs_error=float(np.abs(difference).max(initial=0.0)),
-        relative_error=float(np.linalg.norm(difference) / norm) if norm else math.inf,
-        outside_range=_outside(model, quantize, before),
+        elements=sums.elements, sqnr_db=sums.sqnr_db, max_abs_error=sums.largest,
+        relative_error=sums.relative_error,
+        outside_range=sums.saturated / sums.before if sums.before else 0.0,
     )
 
 
@@ -240,41 +248,28 @@ def _quantize_node(model: QdqModel, tensor: str) -> QdqNode | None:
     return None
 
 
-def _outside(model: QdqModel, quantize: QdqNode | None, values: np.ndarray) -> float:
-    if quantize is None or not values.size:
-        return 0.0
+def _saturation(model: QdqModel, quantize: QdqNode | None
+                ) -> tuple[float, int, int, int] | None:
+    """(scale, zero point, q_min, q_max) of a per-tensor integer Q, else None."""
+    if quantize is None:
+        return None
     side = side_of(model, quantize)
     if not side.known or side.per_channel or side.dtype is None or not is_integer(side.dtype):
-        return 0.0
-    q_min, q_max = integer_range(side.dtype)
-    codes = np.rint(values.astype(np.float32) / np.float32(side.scales[0])) + side.zero_points[0]
-    return float(np.count_nonzero((codes < q_min) | (codes > q_max)) / values.size)
+        return None
+    return (side.scales[0], side.zero_points[0], *integer_range(side.dtype))
+
+
+def _saturated_count(saturation: tuple[float, int, int, int] | None, values: np.ndarray
+                     ) -> int:
+    """How many of *values* QuantizeLinear saturates (round(x / s) + z off the grid)."""
+    if saturation is None or not values.size:
+        return 0
+    scale, zero_point, q_min, q_max = saturation
+    codes = np.rint(values.astype(np.float32) / np.float32(scale)) + zero_point
+    return int(np.count_nonzero((codes < q_min) | (codes > q_max)))
 
 
 def _flow_position(model: QdqModel, row: TensorError) -> tuple[int, str]:
     if row.producer is None:
         return -1, row.tensor
     return model.node(row.producer).index, row.tensor
-
-
-def activation_values(path: str | Path, inputs: ModelInputs, tensors: list[str], *,
-                      model: QdqModel, batch_size: int = 32) -> dict[str, np.ndarray]:
-    """The float values of *tensors* (activations of the model at *path*) on *inputs*,
-    collected with ONNX Runtime's ``collect_activations``."""
-    from onnxruntime.quantization import qdq_loss_debug  # noqa: F401  (missing: ImportError here)
-
-    if len(model.inputs) != 1:
-        raise NumericsError(f"the model has {len(model.inputs)} inputs; only models with "
-                            "one input are fed")
-    feeds = _feeds(model, inputs, batch_size)
-    with tempfile.TemporaryDirectory(prefix="qdq-activations-") as folder:
-        copy = Path(folder) / "model.onnx"
-        copy_model(path, copy, "quantized")
-        augmented = Path(folder) / "augmented.onnx"
-        try:
-            collected = _collect_activations(copy, augmented, feeds)
-        except Exception as exc:  # noqa: BLE001  (ONNX Runtime's errors have no common base)
-            raise NumericsError(f"ONNX Runtime cannot run the model on these inputs: "
-                                f"{_first_line(exc)}") from None
-    return {name: np.concatenate([np.asarray(a) for a in collected[name]])
-            for name in tensors if name in collected}

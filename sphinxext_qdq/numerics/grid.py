@@ -9,7 +9,10 @@ against the range its own scale allows.
 
 Float values come from, in order: the float model (``float_weights``), a float weight
 kept in the model (Q→DQ pair), or the dequantized integers (a weight stored quantized:
-nothing is clipped by construction then). Pure: numpy and onnx only.
+nothing is clipped by construction then). An activation's values arrive batch by batch
+(:class:`ActivationGrid`: running counts, extremes, one count per integer code and the
+float histogram, never the values themselves; the same statistics as :func:`grid_stats`
+would give on all of them at once). Pure: numpy and onnx only.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
     import onnx
 
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode
+    from sphinxext_qdq.integer.requant import TensorQuantization
 
 #: Roles whose values are constants of the model (no inputs needed).
 CONSTANT_ROLES = frozenset({Role.WEIGHT, Role.WEIGHT_PAIR, Role.BIAS})
@@ -47,6 +51,10 @@ PER_CODE_LEVELS = 256
 
 #: Most channels drawn in a strip (the statistics use them all).
 STRIP_CHANNELS = 64
+
+#: Most distinct integer codes an activation's statistics count (one count per code:
+#: only a type of more than 20 bits, which no quantizer gives activations, can reach it).
+MAX_DISTINCT_CODES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -269,22 +277,31 @@ def weight_consumer(model: QdqModel, qdq: QdqNode) -> tuple[str, int] | None:
     return None
 
 
-def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins: int = 64,
-               float_constants: ModelConstants | None = None,
-               values: np.ndarray | None = None) -> GridStats:
-    """Statistics of the tensor *qdq* quantizes. *values*: its float values (activations
-    collected on inputs); else read from the model (and *float_constants*, the float model)."""
+def integer_side(model: QdqModel, qdq: QdqNode) -> tuple[TensorQuantization, int, int]:
+    """(scales and zero points, q_min, q_max) of *qdq*; unknown or not integer: an error."""
     side = side_of(model, qdq)
     if not side.known:
         raise NumericsError(f"{qdq.key}: the scale or zero point is not known from the file")
     if not is_integer(side.dtype) or side.dtype is None:
         raise NumericsError(f"{qdq.key}: {side.dtype or 'unknown'} is not an integer type")
-    q_min, q_max = integer_range(side.dtype)
+    return (side, *integer_range(side.dtype))
+
+
+def saturated(floats: np.ndarray, scale: np.ndarray | np.float64,
+              zero: np.ndarray | np.int64, q_min: int, q_max: int) -> np.ndarray:
+    """Where QuantizeLinear saturates: ``round(x / s) + z`` (float32 division) off the grid."""
+    unsaturated = np.rint(floats.astype(np.float32) / np.asarray(scale).astype(np.float32)) \
+        + zero
+    return (unsaturated < q_min) | (unsaturated > q_max)
+
+
+def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins: int = 64,
+               float_constants: ModelConstants | None = None) -> GridStats:
+    """Statistics of the constant tensor *qdq* quantizes, read from the model (and
+    *float_constants*, the float model); activations: :class:`ActivationGrid`."""
+    side, q_min, q_max = integer_side(model, qdq)
     consumer = weight_consumer(model, qdq) if qdq.role in CONSTANT_ROLES else None
-    if values is not None:
-        floats, codes, source = np.asarray(values, np.float32), None, "inputs"
-    else:
-        floats, codes, source = _constant_values(model, qdq, consumer, constants, float_constants)
+    floats, codes, source = _constant_values(model, qdq, consumer, constants, float_constants)
     shape = tuple((codes if codes is not None else floats).shape)
     scale, zero, channel = broadcast_params(qdq, side.scales, side.zero_points, shape)
     if not np.all(np.isfinite(scale) & (scale > 0)):
@@ -301,8 +318,7 @@ def grid_stats(model: QdqModel, qdq: QdqNode, constants: ModelConstants, *, bins
         codes = quantize(floats, scale, zero, q_min, q_max)
     low_bound = scale * (q_min - zero)
     high_bound = scale * (q_max - zero)
-    unsaturated = np.rint(floats.astype(np.float32) / scale.astype(np.float32)) + zero
-    outside = (unsaturated < q_min) | (unsaturated > q_max)  # QuantizeLinear saturates them
+    outside = saturated(floats, scale, zero, q_min, q_max)
     count = len(side.scales)
     if count == 1 and consumer is not None:  # the output channels of a per-tensor weight
         axis = output_channel_axis(model, consumer[0], len(shape))
@@ -415,14 +431,149 @@ def _channel_ranges(floats: np.ndarray, codes: np.ndarray, channel: np.ndarray,
                  for i in range(count))
 
 
-def _code_histogram(codes: np.ndarray, q_min: int, q_max: int, bins: int
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """One bin per code for types of at most 256 levels, else *bins* bins over the codes."""
+def _code_histogram(codes: np.ndarray, q_min: int, q_max: int, bins: int,
+                    weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """One bin per code for types of at most 256 levels, else *bins* bins over the codes
+    (*weights*: how many values each of *codes*, then distinct, stands for)."""
     if q_max - q_min + 1 <= PER_CODE_LEVELS:
-        counts = np.bincount((codes - q_min).reshape(-1), minlength=q_max - q_min + 1)
+        counts = np.bincount((codes - q_min).reshape(-1), weights=weights,
+                             minlength=q_max - q_min + 1)
         return counts, np.arange(q_min, q_max + 2, dtype=np.float64) - 0.5
     low, high = (int(codes.min()), int(codes.max())) if codes.size else (0, 1)
-    return np.histogram(codes, bins=bins, range=(low - 0.5, high + 0.5))
+    return np.histogram(codes, bins=bins, range=(low - 0.5, high + 0.5), weights=weights)
+
+
+class CodeTally:
+    """How many values fell on each integer code: the distinct codes (sorted) and their
+    counts, merged batch by batch; more than :data:`MAX_DISTINCT_CODES` is an error."""
+
+    def __init__(self, qdq: QdqNode) -> None:
+        self.qdq = qdq
+        self.codes = np.zeros(0, np.int64)
+        self.counts = np.zeros(0, np.int64)
+
+    def add(self, codes: np.ndarray) -> None:
+        new, counts = np.unique(codes, return_counts=True)
+        merged, where = np.unique(np.concatenate([self.codes, new]), return_inverse=True)
+        if merged.size > MAX_DISTINCT_CODES:
+            raise NumericsError(f"{self.qdq.key}: more than {MAX_DISTINCT_CODES:,} distinct "
+                                "integer codes, each of which the activation's statistics "
+                                "would count")
+        total = np.zeros(merged.size, np.int64)
+        np.add.at(total, where, np.concatenate([self.counts, counts]))
+        self.codes, self.counts = merged, total
+
+
+class ActivationGrid:
+    """:func:`grid_stats` of an activation (one scale) whose values arrive batch by batch
+    (:meth:`add`), kept as running figures: the float histogram's range is the
+    representable range widened to the values' extremes, known only once all have been
+    seen. Counted over the representable range as they arrive, it is exact when nothing
+    fell outside; otherwise :attr:`needs_second_pass` asks for the values again
+    (:meth:`recount`). A problem is kept, and raised by :meth:`stats`."""
+
+    def __init__(self, model: QdqModel, qdq: QdqNode, bins: int) -> None:
+        self.qdq, self.bins = qdq, bins
+        self.failure: NumericsError | None = None
+        self.elements = self.outside = 0
+        self.smallest, self.largest = math.inf, -math.inf
+        self.tally = CodeTally(qdq)
+        self.counts: np.ndarray | None = None
+        self.recounted = False
+        try:
+            self._read_side(model)
+        except NumericsError as error:
+            self.failure = error
+
+    def _read_side(self, model: QdqModel) -> None:
+        side, self.q_min, self.q_max = integer_side(model, self.qdq)
+        if len(side.scales) != 1:
+            raise NumericsError(f"{self.qdq.key}: an activation with {len(side.scales)} "
+                                "scales; its values are collected flattened, so only a "
+                                "per-tensor activation is drawn")
+        self.side = side
+        self.scale, self.zero = np.float64(side.scales[0]), np.int64(side.zero_points[0])
+        if not (np.isfinite(self.scale) and self.scale > 0):
+            raise NumericsError(f"{self.qdq.key}: a scale is zero, negative, NaN or infinite")
+        self.bounds = (float(self.scale * (self.q_min - self.zero)),
+                       float(self.scale * (self.q_max - self.zero)))
+        try:  # a representable range numpy cannot cut: counted in the second pass
+            _float_histogram(self.qdq, np.zeros(0), self.bins, *self.bounds)
+            self.counts = np.zeros(self.bins, np.int64)
+        except NumericsError:
+            self.counts = None
+
+    def add(self, values: np.ndarray) -> None:
+        """Fold one batch of float values in."""
+        if self.failure is None:
+            try:
+                self._add(np.asarray(values, np.float32).reshape(-1))
+            except NumericsError as error:
+                self.failure, self.tally = error, CodeTally(self.qdq)
+
+    def _add(self, floats: np.ndarray) -> None:
+        if not np.all(np.isfinite(floats)):
+            raise NumericsError(f"{self.qdq.key}: the float values hold NaN or infinity")
+        self.tally.add(quantize(floats, self.scale, self.zero, self.q_min, self.q_max))
+        self.outside += int(np.count_nonzero(saturated(floats, self.scale, self.zero,
+                                                       self.q_min, self.q_max)))
+        self.elements += int(floats.size)
+        if floats.size:
+            self.smallest = min(self.smallest, float(floats.min()))
+            self.largest = max(self.largest, float(floats.max()))
+        if self.counts is not None:
+            self.counts += _float_histogram(self.qdq, floats, self.bins, *self.bounds)[0]
+
+    def float_range(self) -> tuple[float, float]:
+        """The float histogram's range: the representable range and the values' extremes."""
+        if not self.elements:
+            return math.inf, -math.inf  # as grid_stats: no finite histogram
+        return min(self.smallest, self.bounds[0]), max(self.largest, self.bounds[1])
+
+    @property
+    def needs_second_pass(self) -> bool:
+        """Values fell outside the representable range: the histogram is counted again."""
+        if self.failure is not None or not self.elements or self.recounted:
+            return False
+        return self.counts is None or self.float_range() != self.bounds
+
+    def recount(self, values: np.ndarray) -> None:
+        """Second pass: count one batch of the same values again over the final range."""
+        if self.failure is not None:
+            return
+        if not self.recounted:
+            self.counts, self.recounted = np.zeros(self.bins, np.int64), True
+        try:
+            self.counts += _float_histogram(self.qdq, np.asarray(values, np.float32),
+                                            self.bins, *self.float_range())[0]
+        except NumericsError as error:
+            self.failure = error
+
+    def stats(self) -> GridStats:
+        """The statistics of every value added (the failure kept, if any, is raised)."""
+        if self.failure is not None:
+            raise self.failure
+        if self.needs_second_pass:
+            raise RuntimeError(f"{self.qdq.key}: the values were not given again")
+        _empty, edges = _float_histogram(self.qdq, np.zeros(0), self.bins, *self.float_range())
+        levels = self.q_max - self.q_min + 1
+        span = _span(self.tally.codes, levels)
+        code_counts, code_edges = _code_histogram(self.tally.codes, self.q_min, self.q_max,
+                                                  self.bins, weights=self.tally.counts)
+        return GridStats(
+            tensor=tensor_name(self.qdq), qdq=self.qdq.key, consumer=None,
+            role=self.qdq.role.value, dtype=str(self.side.dtype),
+            granularity=self.qdq.granularity.value, axis=self.side.axis, q_min=self.q_min,
+            q_max=self.q_max, elements=self.elements, float_source="inputs",
+            low=min(self.smallest, 0.0), high=max(self.largest, 0.0),
+            representable_low=min(self.bounds[0], 0.0),
+            representable_high=max(self.bounds[1], 0.0),
+            clipped=self.outside / max(1, self.elements), grid_used=span, grid_used_min=span,
+            channel_grid_mean=span, codes_used=int(self.tally.codes.size),
+            float_edges=tuple(float(e) for e in edges),
+            float_counts=tuple(int(c) for c in self.counts),  # type: ignore[union-attr]
+            code_edges=tuple(float(e) for e in code_edges),
+            code_counts=tuple(int(c) for c in code_counts), channels=())
 
 
 def caption_numbers(stats: GridStats) -> str:

@@ -38,7 +38,6 @@ from sphinxext_qdq.sphinx.presentation import table_box
 from sphinxext_qdq.sphinx.tables import Row, build_table, code, node_link
 
 if TYPE_CHECKING:
-    import numpy as np
     from docutils.nodes import Node
     from sphinx.util.typing import OptionSpec
     from sphinx.writers.html5 import HTML5Translator
@@ -47,7 +46,7 @@ if TYPE_CHECKING:
     from sphinxext_qdq.analysis.records import QdqModel, QdqNode, Role
     from sphinxext_qdq.integer.inputs import ModelInputs
     from sphinxext_qdq.numerics.error import ErrorReport, TensorError
-    from sphinxext_qdq.numerics.grid import GridStats, ModelConstants
+    from sphinxext_qdq.numerics.grid import ActivationGrid, GridStats, ModelConstants
     from sphinxext_qdq.render.dot import DotOptions
 
 logger = logging.getLogger(__name__)
@@ -532,32 +531,35 @@ class QdqHistogramDirective(NumericsDirective):
             if reference is None:
                 return []
             float_constants = self.constants(reference.path)
-        values = self.activations(loaded, [q for q in qdqs if q.role == backend.Role.ACTIVATION])
-        if values is None:
-            return []
         bins = self.options.get("bins", DEFAULT_BINS)
+        grids = self.activations(loaded, [q for q in qdqs if q.role == backend.Role.ACTIVATION],
+                                 bins)
+        if grids is None:
+            return []
         results = []
         for qdq in qdqs:
-            if qdq.role == backend.Role.ACTIVATION and qdq.input not in values:
+            if qdq.role != backend.Role.ACTIVATION:
+                results.append(grid_stats(loaded.analysis, qdq, constants, bins=bins,
+                                          float_constants=float_constants))
+            elif qdq.key in grids:
+                results.append(grids[qdq.key].stats())
+            else:
                 self.warn_numerics(f"{loaded.key}: no values collected for {qdq.input!r}")
-                continue
-            results.append(grid_stats(loaded.analysis, qdq, constants, bins=bins,
-                                      float_constants=float_constants,
-                                      values=values.get(qdq.input)))
         return results
 
-    def activations(self, loaded: LoadedModel, qdqs: list[QdqNode]
-                    ) -> dict[str, np.ndarray] | None:
+    def activations(self, loaded: LoadedModel, qdqs: list[QdqNode], bins: int
+                    ) -> dict[str, ActivationGrid] | None:
+        """Q node key -> its activation's statistics over ``:inputs:`` (batch by batch)."""
         if not qdqs:
             return {}
         inputs = self.model_inputs()
         if inputs is None:
             return None
         try:
-            from sphinxext_qdq.numerics.error import activation_values
+            from sphinxext_qdq.numerics.activations import activation_grids
 
-            return activation_values(loaded.path, inputs, [q.input for q in qdqs],
-                                     model=loaded.analysis)
+            return activation_grids(loaded.path, inputs, qdqs, model=loaded.analysis,
+                                    bins=bins)
         except ImportError as exc:
             self.warn_numerics(f"ONNX Runtime is needed ({exc.name or exc})")
         except NumericsError as exc:
