@@ -79,6 +79,8 @@ class ExposedModel:
             ) -> dict[str, np.ndarray]:
         """The flattened values of *tensors* (exposed ones) on one batch *feed*."""
         names = list(dict.fromkeys(tensors))
+        if not names:  # ONNX Runtime would return every output
+            return {}
         try:
             values = self.session.run([self.outputs[name] for name in names], feed)
         except Exception as exc:  # noqa: BLE001  (ONNX Runtime's errors have no common base)
