@@ -31,7 +31,7 @@ from sphinxext_qdq.analysis.loader import load_qdq_model
 from sphinxext_qdq.analysis.records import Role
 from sphinxext_qdq.numerics import NumericsError, activations, grid
 from sphinxext_qdq.numerics.activations import activation_grids
-from sphinxext_qdq.numerics.error import tensor_errors
+from sphinxext_qdq.numerics.error import ErrorSums, tensor_errors
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 FLOAT = MODELS / "resnet8_fp32.onnx"
@@ -151,6 +151,27 @@ def test_error_report_equals_numpy_over_all_activations_at_once() -> None:
         assert abs(row.sqnr_db - figures["sqnr_db"]) <= 1e-9, row.tensor
         assert row.relative_error == pytest.approx(figures["relative_error"], rel=1e-10)
     assert any(row.outside_range > 0 for row in report.tensors)  # the count is exercised
+
+
+@pytest.mark.parametrize("case", ["noisy", "exact", "silent", "infinite"])
+def test_sqnr_of_the_sums_is_onnx_runtimes_definition(case: str) -> None:
+    """ONNX Runtime's function on float64 arrays (norms floored at float64's eps) against
+    the sums folded in three batches."""
+    from onnxruntime.quantization.qdq_loss_debug import (
+        compute_signal_to_quantization_noice_ratio as onnxruntime_sqnr,
+    )
+
+    x = np.random.default_rng(11).normal(0, 1, 1000)
+    y = {"noisy": x + 0.01, "exact": x, "silent": x, "infinite": np.full(1000, np.inf)}[case]
+    x = np.zeros(1000) if case == "silent" else x
+    sums = ErrorSums(saturation=None)
+    for part in (slice(0, 300), slice(300, 301), slice(301, None)):
+        sums.add(x[part], y[part], np.zeros(0, np.float32))
+    if case == "infinite":  # ONNX Runtime: log10(0), a ValueError
+        assert sums.sqnr_db == -math.inf and sums.largest == math.inf
+    else:
+        assert abs(sums.sqnr_db - onnxruntime_sqnr(x, y)) <= 1e-9
+    assert sums.elements == 1000
 
 
 @pytest.mark.parametrize(("factory", "bins"), [
