@@ -403,6 +403,10 @@ Cases
 .. qdq-error:: tiny
    :inputs: /inputs.npy
 
+.. qdq-graph:: tiny
+   :float: /models/tiny_fp32.onnx
+   :images: 2
+
 After the cases.
 """,
 }
@@ -440,6 +444,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory):
     (37, "option", "qdq-histogram: :roles: lists activation, and activations need :inputs:"),
     (44, "option", "qdq-graph: :color-by: sqnr needs :float: and :inputs:"),
     (53, "option", "qdq-error: :float: is required"),
+    (56, "option", "qdq-graph: :float:, :images: ignored: used only with :color-by: sqnr"),
 ])
 def test_hostile_input_is_one_located_warning(hostile, line: int, subtype: str,
                                               fragment: str) -> None:
@@ -452,13 +457,13 @@ def test_hostile_builds_finish_without_a_traceback(hostile) -> None:
     assert "Traceback" not in hostile.warnings + hostile.status
     assert "ERROR" not in hostile.warnings  # every case is a qdq warning
     lines = [line for line in hostile.warnings.splitlines() if "WARNING" in line]
-    assert len(lines) == 14 and all(line.endswith("]") and "[qdq." in line for line in lines)
+    assert len(lines) == 15 and all(line.endswith("]") and "[qdq." in line for line in lines)
     assert hostile.warnings.count("<object") == 0
     text = (hostile.outdir / "cases.html").read_text(encoding="utf-8")
-    # lines 44 and 48: drawn without the overlay; the page goes on after the cases
-    assert text.count('class="qdq-graph graphviz"') == 2 and "After the cases." in text
+    # lines 44, 48 and 56: drawn without the overlay; the page goes on after the cases
+    assert text.count('class="qdq-graph graphviz"') == 3 and "After the cases." in text
     graphs = hostile.app.env.get_doctree("cases").findall(qdq_graph)
-    assert [graph["qdq_options"].fills for graph in graphs] == [(), ()]
+    assert [graph["qdq_options"].fills for graph in graphs] == [(), (), ()]
 
 
 # -- command line -----------------------------------------------------------------------------

@@ -656,6 +656,12 @@ def sqnr_fills(directive: QdqModelDirective, loaded: LoadedModel
                         if node in groups))
 
 
+#: The options of ``qdq-graph`` that only ``:color-by: sqnr`` reads.
+OVERLAY_INPUTS = ("float", "inputs", "images")
+ONLY_WITH_SQNR = (" (read only with it: without `:color-by:` it is a `qdq.option` warning and "
+                  "the graph is drawn without colours).")
+
+
 class QdqGraphOverlayDirective(QdqGraphDirective):
     """``.. qdq-graph:: MODEL`` draws the annotated QDQ graph; with ``:color-by: sqnr``,
     ``:float:`` and ``:inputs:`` each quantized group is filled by the SQNR of its output."""
@@ -675,10 +681,12 @@ class QdqGraphOverlayDirective(QdqGraphDirective):
             "color-by": ("`sqnr`", ("Fill each quantized group (its compute node) by the SQNR "
                                    "of its output against `:float:` on `:inputs:` (as "
                                    "`qdq-error` computes it), with a legend of the colours.")),
-            "float": ("model", "The float model of `:color-by: sqnr`."),
+            "float": ("model", "The float model of `:color-by: sqnr`" + ONLY_WITH_SQNR),
             "inputs": ("`module:attribute` or a `.npy` file", ("The inputs of "
-                                                              "`:color-by: sqnr`.")),
-            "images": ("positive integer", "Use the first N inputs for `:color-by: sqnr`."),
+                                                              "`:color-by: sqnr`"
+                                                              + ONLY_WITH_SQNR)),
+            "images": ("positive integer", ("Use the first N inputs for `:color-by: sqnr`"
+                                           + ONLY_WITH_SQNR)),
         }
         shared = ("align", "alt", *CAPTION_OPTION_DOCS)  # listed last, as for every directive
         return {**{name: doc for name, doc in drawing.items() if name not in shared},
@@ -687,8 +695,18 @@ class QdqGraphOverlayDirective(QdqGraphDirective):
     def drawing_options(self, loaded: LoadedModel) -> DotOptions:
         options = super().drawing_options(loaded)
         if "color-by" not in self.options:
+            self.warn_unused_overlay_options()
             return options
         fills = sqnr_fills(self, loaded)
         if fills is None:  # warned: the graph is drawn without the overlay
             return options
         return dataclasses.replace(options, fills=fills, fill_legend=sqnr_legend())
+
+    def warn_unused_overlay_options(self) -> None:
+        """A ``qdq.option`` warning naming the overlay's options given without
+        ``:color-by:`` (they feed only ``:color-by: sqnr``); the graph is drawn."""
+        unused = [f":{name}:" for name in OVERLAY_INPUTS if name in self.options]
+        if unused:
+            self.warn_option(f"{self.name}: {', '.join(unused)} ignored: used only with "
+                             ":color-by: sqnr, which is not given (drawn without colours)")
+
