@@ -123,6 +123,21 @@ def tiny_resnet_qdq(*, per_channel: bool = False, activation_type: str = "QUInt8
                                 extra_options))
 
 
+def tiny_resnet_qdq_with_stray_zero_scale() -> onnx.ModelProto:
+    """:func:`tiny_resnet_qdq` plus a stray DequantizeLinear ``stray_dq`` of the constant
+    ``stray_q`` (four INT8 values) whose scale ``stray_scale`` is zero: a ``qdq.scale``
+    diagnostic of the analysis; ONNX Runtime still runs the model."""
+    model = tiny_resnet_qdq()
+    model.graph.initializer.extend([
+        numpy_helper.from_array(np.arange(4, dtype=np.int8), "stray_q"),
+        numpy_helper.from_array(np.array(0.0, np.float32), "stray_scale"),
+        numpy_helper.from_array(np.array(0, np.int8), "stray_zp")])
+    model.graph.node.append(helper.make_node(
+        "DequantizeLinear", ["stray_q", "stray_scale", "stray_zp"], ["stray_out"],
+        name="stray_dq"))
+    return model
+
+
 def tiny_resnet_qdq_int16() -> onnx.ModelProto:
     """16-bit activations (QInt16) with INT8 weights: opset 21 Q/DQ."""
     return tiny_resnet_qdq(activation_type="QInt16", weight_type="QInt8")

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import qdq_factories as factories
-from onnx import helper, numpy_helper
 
 from sphinxext_qdq import cli
 
@@ -27,14 +26,7 @@ WARNING_FRAGMENTS = ("qdq-graph: warning: ", "'stray_scale'", "'stray_dq'", "zer
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("cli-diagnostics")
-    model = factories.tiny_resnet_qdq()
-    model.graph.initializer.extend([
-        numpy_helper.from_array(np.arange(4, dtype=np.int8), "stray_q"),
-        numpy_helper.from_array(np.array(0.0, np.float32), "stray_scale"),
-        numpy_helper.from_array(np.array(0, np.int8), "stray_zp")])
-    model.graph.node.append(helper.make_node(
-        "DequantizeLinear", ["stray_q", "stray_scale", "stray_zp"], ["stray_out"],
-        name="stray_dq"))
+    model = factories.tiny_resnet_qdq_with_stray_zero_scale()
     (output,) = model.graph.output
     output.type.tensor_type.shape.dim[-1].dim_value = factories.TINY_CLASSES + 94
     inputs = np.random.default_rng(3).normal(0, 1, (2, *factories.TINY_INPUT_SHAPE[1:]))
@@ -92,3 +84,18 @@ def test_a_refusal_still_follows_the_warning(files, tmp_path, capfd) -> None:
     assert status == 2 and out == ""
     assert len(err) == 2 and all(fragment in err[0] for fragment in WARNING_FRAGMENTS)
     assert err[1].startswith("qdq-graph: error: ") and "stray_dq" in err[1]
+
+
+def test_histogram_skips_the_stray_weight_and_draws_the_others(files, tmp_path, capfd) -> None:
+    """Without --nodes the zero scale costs its own picture only: one warning naming the
+    tensor and why, the model's four weights drawn, exit 0."""
+    status, out, err = run(capfd, "histogram", files["model"], "-o", tmp_path)
+    assert status == 0
+    assert len(err) == 2 and all(fragment in err[0] for fragment in WARNING_FRAGMENTS)
+    skipped = err[1]
+    assert skipped.startswith("qdq-graph: warning: ") and skipped.endswith("[qdq.numerics]")
+    assert "'stray_q'" in skipped and "scale is zero" in skipped and "skipped" in skipped
+    written = sorted(Path(line.split("\t")[0]).name for line in out.splitlines())
+    assert written == ["conv1_weight_quantized.svg", "conv2_weight_quantized.svg",
+                       "fc_weight_quantized.svg", "skip_weight_quantized.svg"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == written

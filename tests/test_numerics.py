@@ -407,6 +407,8 @@ Cases
    :float: /models/tiny_fp32.onnx
    :images: 2
 
+.. qdq-histogram:: /models/stray.onnx
+
 After the cases.
 """,
 }
@@ -422,6 +424,8 @@ def hostile(tmp_path_factory: pytest.TempPathFactory):
         [factories.tensor_input("input", factories.TINY_INPUT_SHAPE)],
         [factories.tensor_input("out", factories.TINY_INPUT_SHAPE)]),
         source / "models" / "unrelated.onnx")
+    factories.save(factories.tiny_resnet_qdq_with_stray_zero_scale(),
+                   source / "models" / "stray.onnx")
     (source / "models" / "garbage.onnx").write_bytes(b"\x00 not a model \xff" * 10)
     np.save(source / "wrong_shape.npy", np.zeros((2, 5), np.float32))
     np.save(source / "pickled.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
@@ -457,13 +461,31 @@ def test_hostile_builds_finish_without_a_traceback(hostile) -> None:
     assert "Traceback" not in hostile.warnings + hostile.status
     assert "ERROR" not in hostile.warnings  # every case is a qdq warning
     lines = [line for line in hostile.warnings.splitlines() if "WARNING" in line]
-    assert len(lines) == 15 and all(line.endswith("]") and "[qdq." in line for line in lines)
+    assert len(lines) == 17 and all(line.endswith("]") and "[qdq." in line for line in lines)
     assert hostile.warnings.count("<object") == 0
     text = (hostile.outdir / "cases.html").read_text(encoding="utf-8")
     # lines 44, 48 and 56: drawn without the overlay; the page goes on after the cases
     assert text.count('class="qdq-graph graphviz"') == 3 and "After the cases." in text
     graphs = hostile.app.env.get_doctree("cases").findall(qdq_graph)
     assert [graph["qdq_options"].fills for graph in graphs] == [(), (), ()]
+
+
+def test_a_histogram_skips_the_tensor_it_cannot_compute_and_draws_the_others(hostile) -> None:
+    """The stray DequantizeLinear's scale is zero: the analysis says so (qdq.scale), the
+    histogram names the tensor it skips (qdq.numerics), and the model's four weights are
+    tabled and drawn, as the command line does."""
+    found = [w for w in hostile.warnings.splitlines() if "cases.rst:60:" in w]
+    assert len(found) == 2 and found[0].endswith("[qdq.scale]"), found
+    assert "'stray_scale'" in found[0] and "zero" in found[0]
+    assert found[1].endswith("[qdq.numerics]") and "'stray_q'" in found[1]
+    assert "scale is zero" in found[1] and "skipped" in found[1]
+    (table,) = [t for t in html_tables(hostile.outdir / "cases.html")
+                if "qdq-histogram" in t.classes]
+    assert sorted(row[0] for row in table.rows) == [
+        "conv1.weight_quantized", "conv2.weight_quantized", "fc.weight_quantized",
+        "skip.weight_quantized"]
+    text = (hostile.outdir / "cases.html").read_text(encoding="utf-8")
+    assert len(re.findall(r'<img src="_images/qdq-plot-[0-9a-f]{40}\.svg"', text)) == 4
 
 
 # -- command line -----------------------------------------------------------------------------

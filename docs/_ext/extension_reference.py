@@ -53,7 +53,9 @@ GLUE_SUBTYPE_MEANINGS = {
               "`:inputs:`, `qdq-histogram :roles: activation` without `:inputs:`), a "
               "`:position:` outside the output, or a `qdq_graph_*` default in `conf.py` that "
               "is not one of its choices. The directive draws nothing (a `:color-by: sqnr` "
-              "lacking `:float:` or `:inputs:`: the graph is drawn without the colours). A "
+              "lacking `:float:` or `:inputs:`, or `qdq-graph`'s `:float:`, `:inputs:` or "
+              "`:images:` without `:color-by: sqnr`, which alone reads them: the graph is "
+              "drawn without the colours). A "
               "value an option can never take (`:mode: sideways`) is docutils' own error.",
     "deprecated": "An option under its old name (`:ops:`, now `:qdq-ops:` in `qdq-params` "
                   "and `:compute-ops:` in `qdq-requant`); it still works.",
@@ -70,7 +72,9 @@ GLUE_SUBTYPE_MEANINGS = {
                   "select a region with `:from:` / `:to:`.",
     "numerics": "`qdq-error` or `qdq-histogram` cannot compute their numbers: unreadable "
                 "inputs, a float model with other inputs or no tensor in common, ONNX Runtime "
-                "failing on the inputs, a scale unknown from the file.",
+                "failing on the inputs, a scale unknown from the file. A `qdq-histogram` tensor "
+                "whose numbers cannot be computed (a scale of zero, unreadable data) is "
+                "named and skipped; the others are drawn.",
     "plot": "A `qdq-histogram` or `qdq-error` picture could not be drawn (matplotlib missing "
             "or failing); its alternative text is shown instead.",
     "reference": "`qdq-requant` could not run the integer reference: unreadable inputs "
