@@ -687,12 +687,10 @@ def run_histogram(argv: Sequence[str]) -> int:
         constants = grid.ModelConstants(args.model, **limits)
         float_constants = grid.ModelConstants(args.float_model, **limits) \
             if args.float_model else None
-        stats = [grids[qdq.key].stats() if qdq.role == Role.ACTIVATION
-                 else grid.grid_stats(model, qdq, constants, bins=args.bins,
-                                      float_constants=float_constants)
-                 for qdq in chosen if qdq.role != Role.ACTIVATION or qdq.key in grids]
     except NumericsError as error:
         raise CliError(f"{args.model}: {error}") from None
+    stats = _histogram_stats(args, model, chosen, grids,
+                             {"constants": constants, "float_constants": float_constants})
     folder = output_folder(args.output_dir)
     used: set[str] = set()
     for item in stats:
@@ -710,6 +708,23 @@ def run_histogram(argv: Sequence[str]) -> int:
                            f"({error.strerror or error})") from None
         print(f"{path}\t{one_line(grid.caption_numbers(item))}")
     return 0
+
+
+def _histogram_stats(args: argparse.Namespace, model: QdqModel, chosen: list[Any],
+                     grids: dict[str, Any], constants: dict[str, Any]) -> list[Any]:
+    """The grid statistics of every chosen tensor that has them; each other one is named
+    in a warning and skipped, unless none has them: then the first is the error."""
+    from sphinxext_qdq.numerics import grid
+
+    stats, skipped = grid.each_grid_stats(model, chosen, bins=args.bins, grids=grids,
+                                          **constants)
+    if not stats:
+        more = f"; {len(skipped) - 1} more tensor(s) fail too" if len(skipped) > 1 else ""
+        raise CliError(f"{args.model}: {skipped[0]}{more}")
+    for message in skipped:
+        report_warning(f"{args.model}: {message}; skipped, the others are drawn "
+                       "[qdq.numerics]")
+    return stats
 
 
 def _activation_grids(args: argparse.Namespace, model: QdqModel, activations: list[Any]

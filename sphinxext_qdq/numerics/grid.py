@@ -254,20 +254,23 @@ def select_qdq_nodes(model: QdqModel, roles: frozenset[Role], pattern: object = 
 
 def each_grid_stats(model: QdqModel, qdqs: list[QdqNode], constants: ModelConstants, *,
                     bins: int = 64, float_constants: ModelConstants | None = None,
-                    values: dict[str, np.ndarray] | None = None
+                    grids: dict[str, ActivationGrid] | None = None
                     ) -> tuple[list[GridStats], list[str]]:
     """(statistics of every tensor of *qdqs* that has them, and a "no histogram of …
     (why)" message for each other one: a scale of zero, unreadable data, an activation
-    without *values*). One tensor's problem does not cost the others their pictures."""
-    values = values or {}
+    without statistics in *grids* (Q node key -> :class:`ActivationGrid`)). One tensor's
+    problem does not cost the others their pictures."""
+    grids = grids or {}
     stats, skipped = [], []
     for qdq in qdqs:
         try:
-            if qdq.role == Role.ACTIVATION and qdq.input not in values:
+            if qdq.role != Role.ACTIVATION:
+                stats.append(grid_stats(model, qdq, constants, bins=bins,
+                                        float_constants=float_constants))
+            elif qdq.key in grids:
+                stats.append(grids[qdq.key].stats())
+            else:
                 raise NumericsError("no values collected on the inputs")
-            stats.append(grid_stats(model, qdq, constants, bins=bins,
-                                    float_constants=float_constants,
-                                    values=values.get(qdq.input)))
         except NumericsError as error:
             skipped.append(f"no histogram of {tensor_name(qdq)!r} ({error})")
     return stats, skipped

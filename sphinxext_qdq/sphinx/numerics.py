@@ -491,7 +491,7 @@ class QdqHistogramDirective(NumericsDirective):
             return []
         try:
             stats = self.statistics(loaded, qdqs)
-        except NumericsError as exc:
+        except NumericsError as exc:  # the model's or the float model's constants
             self.warn_numerics(f"{loaded.key}: {exc}")
             return []
         if not stats:
@@ -522,7 +522,9 @@ class QdqHistogramDirective(NumericsDirective):
         return chosen
 
     def statistics(self, loaded: LoadedModel, qdqs: list[QdqNode]) -> list[GridStats]:
-        from sphinxext_qdq.numerics.grid import grid_stats
+        """The grid statistics of each tensor; one that has none (a scale of zero,
+        unreadable data) is named in a warning and skipped, the others are drawn."""
+        from sphinxext_qdq.numerics.grid import each_grid_stats
 
         constants = self.constants(loaded.path)
         float_constants = None
@@ -536,16 +538,11 @@ class QdqHistogramDirective(NumericsDirective):
                                  bins)
         if grids is None:
             return []
-        results = []
-        for qdq in qdqs:
-            if qdq.role != backend.Role.ACTIVATION:
-                results.append(grid_stats(loaded.analysis, qdq, constants, bins=bins,
-                                          float_constants=float_constants))
-            elif qdq.key in grids:
-                results.append(grids[qdq.key].stats())
-            else:
-                self.warn_numerics(f"{loaded.key}: no values collected for {qdq.input!r}")
-        return results
+        stats, skipped = each_grid_stats(loaded.analysis, qdqs, constants, bins=bins,
+                                         float_constants=float_constants, grids=grids)
+        for message in skipped:
+            self.warn_numerics(f"{loaded.key}: {message}; skipped")
+        return stats
 
     def activations(self, loaded: LoadedModel, qdqs: list[QdqNode], bins: int
                     ) -> dict[str, ActivationGrid] | None:
