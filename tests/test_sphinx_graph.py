@@ -459,6 +459,26 @@ def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):
     assert all(len(ref.children) == 1 and ref.astext() == "" for ref in stored)
 
 
+def test_link_requests_come_in_groups_so_resolving_them_stays_linear(monkeypatch):
+    """Sphinx replaces each resolved request in its parent's list of children (a search
+    of that list): thousands of requests under one parent would cost a quadratic time.
+    They are held in ``inline`` groups of at most ``LINK_GROUP``."""
+    from docutils.utils import new_document
+    from sphinx import addnodes
+
+    from sphinxext_qdq.sphinx import directives
+
+    document = new_document("page")
+    graph = qdq_graph(qdq_model="m", qdq_link_keys=[f"node:n{i}" for i in range(1000)])
+    document += graph
+    directives.add_link_requests(None, document)
+    requests = list(graph.findall(addnodes.pending_xref))
+    assert [r["reftarget"] for r in requests] == [f"m:n{i}" for i in range(1000)]
+    parents = {id(r.parent): r.parent for r in requests}.values()
+    assert max(len(parent.children) for parent in parents) == directives.LINK_GROUP
+    assert len(graph.children) == -(-1000 // directives.LINK_GROUP)
+
+
 def test_the_drawing_is_planned_and_written_once_per_directive(tmp_path, monkeypatch):
     """The directive writes a drawing's DOT once; the HTML and then the LaTeX writer of
     the same environment only put their links in: neither writes DOT nor reads the

@@ -475,7 +475,15 @@ def add_link_requests(_app: object, doctree: nodes.document) -> None:
     for graph in doctree.findall(qdq_graph):
         keys = graph.attributes.pop("qdq_link_keys", None)
         if keys:
-            graph.extend(link_requests(graph["qdq_model"], keys))
+            requests = link_requests(graph["qdq_model"], keys)
+            # in groups: Sphinx replaces each resolved request in its parent's list of
+            # children (a search of that list), quadratic for thousands of siblings
+            graph.extend(nodes.inline("", "", *requests[start:start + LINK_GROUP])
+                         for start in range(0, len(requests), LINK_GROUP))
+
+
+#: Link requests held by one ``inline`` inside a graph (see :func:`add_link_requests`).
+LINK_GROUP = 64
 
 
 def link_requests(model_key: str, keys: list[str]) -> list[addnodes.pending_xref]:
