@@ -10,6 +10,7 @@ from xml.etree import ElementTree
 import onnx
 import pytest
 import sphinx.ext.graphviz
+from docutils import nodes
 from sphinx_helpers import build, follow, has_id, make_project, svg_links, svg_targets
 
 import sphinxext_qdq.sphinx.directives
@@ -457,6 +458,34 @@ def test_link_requests_join_the_graph_after_the_read_transforms(tmp_path):
     assert seen_by_transforms == [0]
     assert len(stored) > 5 and "qdq_link_keys" not in graph
     assert all(len(ref.children) == 1 and ref.astext() == "" for ref in stored)
+
+
+def test_every_link_the_drawing_offers_is_requested_and_resolved(html_build):
+    """Each link key of the drawing's placeholders (its slots' chains, written by the
+    directive) has its ``pending_xref`` in the stored page, and after Sphinx resolved the
+    page every placeholder has a link (the test project documents every Q/DQ node and op
+    type; a compute node's own key falls back to its op's): none is lost on the way."""
+    from sphinx import addnodes
+
+    env = html_build.app.env
+    model = loader.load_qdq_model(Path(html_build.app.srcdir) / "models" / "tiny.onnx")
+    for docname in ("sub/graph_rst", "sub/graph_md"):
+        stored = env.get_doctree(docname)
+        graph = next(iter(stored.findall(qdq_graph)))
+        chains = graph["qdq_link_chains"]
+        offered = {key for chain in chains for key in chain if not key.startswith("scope:")}
+        requested = [ref["qdq_link_key"] for ref in graph.findall(addnodes.pending_xref)]
+        assert len(requested) == len(set(requested))
+        assert set(requested) == offered
+        assert any(key.startswith("node:") for key in offered)
+        resolved = env.get_and_resolve_doctree(docname, html_build.app.builder)
+        graph = next(iter(resolved.findall(qdq_graph)))
+        linked = {ref["qdq_link_key"] for ref in graph.findall(nodes.reference)
+                  if ref.get("qdq_link_key")}
+        assert linked <= offered
+        assert all(set(chain) & linked for chain in chains)
+        documented = {f"node:{qdq.key}" for qdq in model.qdq_nodes}  # sub/params.rst
+        assert offered & documented and offered & documented <= linked
 
 
 def test_link_requests_come_in_groups_so_resolving_them_stays_linear(monkeypatch):
