@@ -626,6 +626,22 @@ def test_escape_dot_round_trips_any_text_through_graphviz():
         assert "".join(node.lines) == expected
 
 
+def test_text_without_special_characters_is_returned_as_it_is():
+    """The quick path (no character to escape: one search, no ``translate``) agrees with
+    the escape tables on every code point of the Basic Multilingual Plane, alone and
+    inside other text."""
+    from sphinxext_qdq.render import dot
+
+    def by_table(text: str, table: dict) -> str:
+        return dot._SURROGATES.sub("\ufffd", text.translate(table))
+
+    for code in range(0x10000):
+        text = f"a{chr(code)}b"
+        assert escape_dot(text) == by_table(text, dot._DOT_ESCAPES), hex(code)
+        assert escape_tooltip(text) == by_table(text, dot._TOOLTIP_ESCAPES), hex(code)
+    assert escape_dot("conv1/Relu_output_0 = 0.023") == "conv1/Relu_output_0 = 0.023"
+
+
 #: graphviz's escapes in labels and tooltips: node, graph, object label, edge, tail, head.
 GRAPHVIZ_ESCAPES = "NGLETH"
 

@@ -143,6 +143,9 @@ _SURROGATES = re.compile("[\ud800-\udfff\ufffe\uffff]")
 #: In a tooltip graphviz replaces ``\\N``, ``\\G``... *after* reading ``\\\\`` as one
 #: backslash: a literal backslash takes four.
 _TOOLTIP_ESCAPES = {**_DOT_ESCAPES, ord("\\"): "\\\\\\\\"}
+#: A character :func:`escape_dot` or :func:`escape_tooltip` changes: most text has none,
+#: and one search costs less than ``translate`` and the surrogate pass.
+_NEEDS_ESCAPE = re.compile('[\\\\"&\x00-\x1f\x7f\ud800-\udfff\ufffe\uffff]')
 
 
 def escape_dot(text: str) -> str:
@@ -153,15 +156,19 @@ def escape_dot(text: str) -> str:
     not decoded, control characters (newlines included) appear as visible
     ``\\n``-style text, and lone surrogates and U+FFFE / U+FFFF become U+FFFD.
     """
-    escaped = str(text).translate(_DOT_ESCAPES)
-    return _SURROGATES.sub("\ufffd", escaped)
+    text = str(text)
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text
+    return _SURROGATES.sub("\ufffd", text.translate(_DOT_ESCAPES))
 
 
 def escape_tooltip(text: str) -> str:
     """:func:`escape_dot` for a ``tooltip``, where graphviz expands ``\\N`` (the node's
     DOT name), ``\\G``... even after an escaped backslash."""
-    escaped = str(text).translate(_TOOLTIP_ESCAPES)
-    return _SURROGATES.sub("\ufffd", escaped)
+    text = str(text)
+    if _NEEDS_ESCAPE.search(text) is None:
+        return text
+    return _SURROGATES.sub("\ufffd", text.translate(_TOOLTIP_ESCAPES))
 
 
 #: URL characters kept as they are; anything else (quotes, spaces, <, >, backslashes,
