@@ -55,9 +55,9 @@ class Target:
 
 TARGETS = (
     Target("escaping", "sphinxext_qdq/render/dot.py",
-           ("_DOT_ESCAPES", "_SURROGATES", "_TOOLTIP_ESCAPES", "escape_dot", "escape_tooltip",
-            "escape_url", "_clip", "_clip_name", "_lines", "_url_attribute"),
-           ("tests/test_dot.py", "-k", "escape or hostile or cut or url or link"),
+           ("_DOT_ESCAPES", "_SURROGATES", "_TOOLTIP_ESCAPES", "_NEEDS_ESCAPE", "escape_dot",
+            "escape_tooltip", "escape_url", "_clip", "_clip_name", "_lines", "_url_attribute"),
+           ("tests/test_dot.py", "-k", "escape or hostile or cut or url or link or special"),
            note="DOT and tooltip escaping, and the cuts that keep a DOT string below "
                 "graphviz's limit"),
     Target("requantization", "sphinxext_qdq/integer/requant.py",
