@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -19,17 +20,20 @@ from test_performance_counts import DotCounter
 
 from sphinxext_qdq.sphinx import nodes as qdq_nodes
 
-#: One page, three different drawings of the tiny model; a second page in a sub-folder
-#: (its SVG links start from another folder) with a fourth.
+#: One page, three different drawings of the tiny model (the first one twice: one
+#: picture); a second page in a sub-folder (its SVG links start from another folder)
+#: with a fourth.
 PAGES = {
     "index.md": "# Index\n\n```{toctree}\ngraphs\nsub/more\nparams\n```\n",
     "graphs.md": ("# Graphs\n\n```{qdq-graph} tiny\n```\n\n"
                   "```{qdq-graph} tiny\n:mode: full\n```\n\n"
-                  "```{qdq-graph} tiny\n:mode: full\n:from: conv1\n:to: add\n```\n"),
+                  "```{qdq-graph} tiny\n:mode: full\n:from: conv1\n:to: add\n```\n\n"
+                  "The first again.\n\n```{qdq-graph} tiny\n```\n"),
     "sub/more.md": "# More\n\n```{qdq-graph} tiny\n:rankdir: LR\n```\n",
     "params.md": "# Parameters\n\n```{qdq-params} tiny\n```\n",
 }
 PICTURES = 4
+GRAPHS = 5
 
 
 def project(tmp_path: Path, conf: str = "") -> Path:
@@ -75,10 +79,13 @@ def test_a_latex_build_draws_its_pdfs_ahead_too(tmp_path, monkeypatch):
     assert len(pdfs) == PICTURES
 
 
-def test_a_parallel_build_draws_in_its_writers(tmp_path, monkeypatch):
-    result, _, started = built(tmp_path, "parallel", monkeypatch, jobs=2, parallel=2)
+@pytest.mark.parametrize(("parallel", "ahead"), [(2, 0), (1, PICTURES)])
+def test_a_parallel_build_draws_in_its_writers(tmp_path, monkeypatch, parallel, ahead):
+    """``-j 2`` forks its writers: nothing is started ahead; ``-j 1`` is a serial build."""
+    result, _, started = built(tmp_path, "parallel", monkeypatch, jobs=2,
+                                  parallel=parallel)
     assert result.warnings == ""
-    assert started == 0
+    assert started == ahead
     assert len(list(result.outdir.glob("_images/qdq-*.svg"))) == PICTURES
 
 
@@ -126,7 +133,7 @@ def test_a_failure_ahead_is_the_located_warning_of_the_writer(tmp_path, monkeypa
     assert started == PICTURES
     warnings = [line.split("src", 1)[-1] for line in ahead.warnings.splitlines()]
     assert warnings == [line.split("src", 1)[-1] for line in serial.warnings.splitlines()]
-    assert len([w for w in warnings if "[qdq.dot]" in w]) == PICTURES
+    assert len([w for w in warnings if "[qdq.dot]" in w]) == GRAPHS  # one per directive
     assert "graphs.md:3: WARNING" in ahead.warnings
     assert "Traceback" not in ahead.warnings
     assert (ahead.outdir / "graphs.html").is_file()
@@ -140,5 +147,30 @@ def test_qdq_dot_jobs_zero_is_one_per_processor_at_most_four(monkeypatch):
     assert qdq_nodes.dot_jobs(Config) == qdq_nodes.MAX_AUTO_DOT_JOBS == 4
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     assert qdq_nodes.dot_jobs(Config) == 2
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # "undetermined"
+    assert qdq_nodes.dot_jobs(Config) == 1
     Config.qdq_dot_jobs = 3
     assert qdq_nodes.dot_jobs(Config) == 3
+
+
+def test_closing_waits_for_the_runs_going_and_drops_the_queued_ones():
+    """``build-finished``: a run still going is waited for (no ``dot`` outlives the build),
+    one not started yet never starts, and nothing is kept."""
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        started.set()
+        release.wait(30)
+        ran.append("first")
+
+    ahead = qdq_nodes._Ahead()
+    ahead.submit(1, Path("first.svg"), first)
+    ahead.submit(1, Path("queued.svg"), lambda: ran.append("queued"))
+    assert started.wait(30)
+    releasing = threading.Timer(0.2, release.set)  # lets close() begin to wait first
+    releasing.start()
+    ahead.close()
+    assert ran == ["first"]  # before close() returned
+    releasing.join()
+    assert ran == ["first"]
+    assert (ahead.pool, ahead.pending) == (None, {})

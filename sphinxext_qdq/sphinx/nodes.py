@@ -135,13 +135,11 @@ def page_of(translator: Any) -> Page:
                 or builder.current_docname, builder.imgpath or "")
 
 
-def page_before_writing(builder: Any, docname: str, doctree: nodes.document) -> Page:
+def page_before_writing(builder: Any, docname: str) -> Page:
     """The page *docname* as its translator will see it, before the builder writes it
     (an HTML builder sets ``imgpath`` for each page as :func:`relative_uri` does here)."""
-    source = doctree.get("source", "")
-    docname = (builder.env.path2doc(source) if source else None) or docname
     imgpath = relative_uri(builder.get_target_uri(docname), builder.imagedir) \
-        if builder.format == "html" else builder.imgpath or ""
+        if builder.format == "html" else builder.imgpath
     return Page(builder, docname, imgpath)
 
 
@@ -287,7 +285,8 @@ def draw_picture(page: Page, code: str, fmt: str, timeout: float | None,
     processes) drawing the same graph never read a half-written file."""
     uri, target = picture_file(page, code, fmt, style)
     try:
-        if not ahead.wait(target) and not target.is_file():
+        ahead.wait(target)
+        if not target.is_file():
             run_dot_for(page, code, fmt, style, target=target, timeout=timeout)
     except DotRunError as error:
         advice = {"timeout": " (qdq_dot_timeout); draw less with :depth: or :from: / :to:, "
@@ -540,14 +539,12 @@ class _Ahead:
             self.pending[target] = self.pool.submit(run)
             self.started += 1
 
-    def wait(self, target: Path) -> bool:
-        """Whether *target* was started ahead here; then wait for it (its
-        :class:`DotRunError`, if dot failed, is raised)."""
+    def wait(self, target: Path) -> None:
+        """If *target* was started ahead here, wait for it (its :class:`DotRunError`, if
+        dot failed, is raised)."""
         future = self.pending.pop(target, None) if self.pid == os.getpid() else None
-        if future is None:
-            return False
-        future.result()
-        return True
+        if future is not None:
+            future.result()
 
     def close(self) -> None:
         """Wait for the runs still going (none is left behind), forget the rest."""
@@ -581,7 +578,7 @@ def draw_ahead(app: Any, doctree: nodes.document, docname: str) -> None:
     graphs = list(doctree.findall(qdq_graph))
     if not graphs:
         return
-    page = page_before_writing(app.builder, docname, doctree)
+    page = page_before_writing(app.builder, docname)
     known: dict[str, str] = {}
     palette = graph_palette(app.config, None)  # its warning comes from the visitor
     timeout = app.config.qdq_dot_timeout

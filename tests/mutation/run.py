@@ -94,6 +94,12 @@ TARGETS = (
             "ambiguous or target or anchor or removing or fallback or link or refs"),
            timeout=120.0,
            note="how qdq:op / qdq:param / qdq:node references and graph links resolve"),
+    Target("drawing-ahead", "sphinxext_qdq/sphinx/nodes.py",
+           ("page_before_writing", "_Ahead.submit", "_Ahead.wait", "_Ahead.close",
+            "dot_jobs", "MAX_AUTO_DOT_JOBS", "draw_ahead", "draw_picture"),
+           ("tests/test_dot_ahead.py",),
+           timeout=120.0,
+           note="the dot runs of a page started ahead of its writer (qdq_dot_jobs)"),
 )
 
 #: Selective mutation: each binary operator is replaced by its nearest neighbour, each
